@@ -1,0 +1,50 @@
+"""Kafka topic names, defined once."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["TopicNames"]
+
+
+class TopicNames(BaseModel):
+    """The five topics of a deployment, all under one prefix.
+
+    >>> TopicNames().scored
+    'finsentinel.scored'
+    >>> TopicNames.with_prefix("test1").raw
+    ('test1.raw.news', 'test1.raw.comments')
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    raw_news: str = "finsentinel.raw.news"
+    raw_comments: str = "finsentinel.raw.comments"
+    scored: str = "finsentinel.scored"
+    alerts: str = "finsentinel.alerts"
+    deadletter: str = "finsentinel.deadletter"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        """All five names under ``prefix`` (tests give each test its own prefix)."""
+        return cls(
+            raw_news=f"{prefix}.raw.news",
+            raw_comments=f"{prefix}.raw.comments",
+            scored=f"{prefix}.scored",
+            alerts=f"{prefix}.alerts",
+            deadletter=f"{prefix}.deadletter",
+        )
+
+    @property
+    def raw(self) -> tuple[str, str]:
+        """The raw topics a scorer consumes."""
+        return (self.raw_news, self.raw_comments)
+
+    def raw_for(self, kind: str) -> str:
+        """The raw topic for a document kind (``news`` or ``comment``)."""
+        return self.raw_news if kind == "news" else self.raw_comments
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every topic, for creating them at start-up."""
+        return (self.raw_news, self.raw_comments, self.scored, self.alerts, self.deadletter)
