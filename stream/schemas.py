@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
@@ -72,8 +72,8 @@ REJECT_REASONS: Final = (
     "processing_error",
 )
 
-_EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
-_LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 Kind = Literal["news", "comment"]
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -84,7 +84,7 @@ ShortStr = Annotated[str, Field(max_length=512)]
 def _utc(value: datetime) -> datetime:
     if not _EARLIEST <= value <= _LATEST:
         raise ValueError(f"timestamp {value.isoformat()} is outside 1990..2200")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 class _Message(BaseModel):

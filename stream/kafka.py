@@ -1,0 +1,212 @@
+"""Kafka connection settings and client factories shared by every service.
+
+Settings come from explicit arguments first, then ``KAFKA_*`` environment
+variables. When no bootstrap address is configured, :func:`kafka_connection`
+starts the embedded broker (see :mod:`stream.broker`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.broker import EmbeddedBroker
+from stream.errors import BrokerError, ConfigError
+
+__all__ = [
+    "KafkaSettings",
+    "ensure_topics",
+    "kafka_connection",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka. Environment variables: ``KAFKA_<FIELD>`` (upper case).
+
+    >>> KafkaSettings(bootstrap_servers="k1:9092").client_kwargs()["bootstrap_servers"]
+    ['k1:9092']
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="forbid", frozen=True)
+
+    #: Comma-separated ``host:port`` list; empty means "start the embedded broker".
+    bootstrap_servers: str | None = None
+    client_id: str = "finsentinel"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    #: How long a client waits for the first broker to answer before giving up.
+    bootstrap_timeout_ms: int = Field(default=30_000, ge=1_000)
+    #: Partitions for topics FinSentinel creates itself (existing topics are left alone).
+    default_partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL"):
+            missing = [
+                n
+                for n in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, n) is None
+            ]
+            if missing:
+                raise ConfigError(
+                    f"security_protocol={self.security_protocol} needs "
+                    + ", ".join(f"KAFKA_{n.upper()}" for n in missing)
+                )
+        elif self.sasl_mechanism is not None:
+            raise ConfigError(
+                "sasl_mechanism is set but security_protocol is not SASL_PLAINTEXT or SASL_SSL"
+            )
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap list; raises if none is configured."""
+        if not self.bootstrap_servers:
+            raise ConfigError("no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS")
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments common to kafka-python producers, consumers and admins."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
+        }
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if "SSL" in self.security_protocol:
+            kwargs["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, name)
+                if value is not None:
+                    kwargs[name] = str(value)
+        return kwargs
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    """An idempotent ``acks=all`` producer with compression; overrides win."""
+    config: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": "gzip",
+        "linger_ms": 5,
+        "max_in_flight_requests_per_connection": 5,
+        "retries": 2**31 - 1,
+        "delivery_timeout_ms": 120_000,
+        **settings.client_kwargs(),
+        **overrides,
+    }
+    try:
+        return KafkaProducer(**config)
+    except KafkaError as exc:
+        raise BrokerError(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
+
+
+def make_consumer(
+    settings: KafkaSettings,
+    *,
+    group_id: str | None,
+    topics: Iterable[str] = (),
+    **overrides: Any,
+) -> KafkaConsumer:
+    """A consumer with manual commits; subscribes to ``topics`` when given.
+
+    Session and heartbeat defaults (6 s / 1 s) keep group joins fast and are
+    within Apache Kafka's allowed range (``group.min.session.timeout.ms``).
+    """
+    config: dict[str, Any] = {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 6_000,
+        "heartbeat_interval_ms": 1_000,
+        "max_poll_interval_ms": 300_000,
+        **settings.client_kwargs(),
+        **overrides,
+    }
+    try:
+        consumer = KafkaConsumer(**config)
+    except KafkaError as exc:
+        raise BrokerError(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
+    topics = list(topics)
+    if topics:
+        consumer.subscribe(topics)
+    return consumer
+
+
+def make_admin(settings: KafkaSettings) -> KafkaAdminClient:
+    """An admin client (topic creation, offsets inspection)."""
+    try:
+        return KafkaAdminClient(**settings.client_kwargs())
+    except KafkaError as exc:
+        raise BrokerError(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[str], *, partitions: int | None = None
+) -> None:
+    """Create the missing ``topics``; existing ones are left as they are."""
+    admin = make_admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(t, partitions or settings.default_partitions, settings.replication_factor)
+            for t in dict.fromkeys(topics)
+            if t not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: that is the goal
+            logger.info("created topics %s", ", ".join(t.name for t in new))
+    except KafkaError as exc:
+        raise BrokerError(f"could not create topics: {exc}") from exc
+    finally:
+        admin.close()
+
+
+@contextmanager
+def kafka_connection(
+    settings: KafkaSettings | None = None, *, broker_log: Path | None = None
+) -> Iterator[KafkaSettings]:
+    """Yield settings with a usable bootstrap address.
+
+    If ``settings`` names bootstrap servers they are used as they are; otherwise
+    an embedded broker is started for the duration of the block.
+    """
+    settings = settings or KafkaSettings()
+    if settings.bootstrap_servers:
+        yield settings
+        return
+    logger.info("KAFKA_BOOTSTRAP_SERVERS is not set: starting the embedded broker")
+    with EmbeddedBroker(log_path=broker_log) as broker:
+        yield settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})

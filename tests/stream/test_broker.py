@@ -1,0 +1,78 @@
+"""The embedded broker and the Kafka helpers, against the real Tansu binary."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from stream.broker import EmbeddedBroker
+from stream.errors import BrokerError
+from stream.kafka import KafkaSettings, kafka_connection, make_consumer, make_producer
+from stream.topics import TopicNames
+
+pytestmark = pytest.mark.integration
+
+
+def test_produce_and_consume_through_session_broker(
+    kafka_settings: KafkaSettings, topics: TopicNames, group_id: str
+) -> None:
+    producer = make_producer(kafka_settings)
+    for i in range(5):
+        producer.send(topics.scored, key=b"k", value=f"m{i}".encode()).get(timeout=10)
+    producer.close()
+    consumer = make_consumer(kafka_settings, group_id=group_id, topics=[topics.scored])
+    values: list[bytes] = []
+    for _ in range(30):
+        for records in consumer.poll(timeout_ms=500).values():
+            values.extend(r.value for r in records)
+        if len(values) == 5:
+            break
+    consumer.close()
+    assert values == [f"m{i}".encode() for i in range(5)]  # one key, one partition: in order
+
+
+def test_embedded_broker_starts_and_stops() -> None:
+    broker = EmbeddedBroker().start()
+    assert broker.running
+    assert broker.port > 0
+    broker.stop()
+    assert not broker.running
+    broker.stop()  # idempotent
+
+
+def test_kafka_connection_starts_embedded_only_without_bootstrap(broker: str) -> None:
+    configured = KafkaSettings(bootstrap_servers=broker)
+    with kafka_connection(configured) as settings:
+        assert settings is configured
+    with kafka_connection(KafkaSettings(bootstrap_servers=None)) as settings:
+        assert settings.bootstrap_servers and settings.bootstrap_servers != broker
+
+
+# kafka-python leaks its wakeup socketpair when bootstrapping fails; collect it here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_unreachable_broker_is_a_retriable_broker_error() -> None:
+    settings = KafkaSettings(
+        bootstrap_servers="127.0.0.1:1", request_timeout_ms=1_000, bootstrap_timeout_ms=1_000
+    )
+    with pytest.raises(BrokerError) as info:
+        make_producer(settings)
+    assert info.value.retriable
+    gc.collect()
+
+
+def test_sasl_settings_are_checked_at_start_up() -> None:
+    with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME"):
+        KafkaSettings(
+            bootstrap_servers="k:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512"
+        )
+    ok = KafkaSettings(
+        bootstrap_servers="k:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="s3cret",
+    )
+    assert ok.client_kwargs()["sasl_plain_password"] == "s3cret"
+    assert "s3cret" not in repr(ok)
