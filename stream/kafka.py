@@ -7,6 +7,7 @@ starts the embedded broker (see :mod:`stream.broker`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -183,10 +184,9 @@ def ensure_topics(
             if t not in existing
         ]
         if new:
-            try:
+            # Another process may create the same topics concurrently: that is the goal.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: that is the goal
             logger.info("created topics %s", ", ".join(t.name for t in new))
     except KafkaError as exc:
         raise BrokerError(f"could not create topics: {exc}") from exc
