@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from stream.errors import FinSentinelError
 
-__all__ = ["DataError", "ModelDirError", "ModelError", "ProviderError"]
+__all__ = [
+    "DataError",
+    "ExportError",
+    "ModelDirError",
+    "ModelError",
+    "ProviderError",
+    "TrainingError",
+]
 
 
 class ModelError(FinSentinelError):
@@ -21,3 +28,11 @@ class DataError(ModelError, ValueError):
 
 class ProviderError(ModelError):
     """The requested ONNX Runtime execution provider could not be used."""
+
+
+class ExportError(ModelError):
+    """An exported ONNX model fails its parity checks against PyTorch or fp32."""
+
+
+class TrainingError(ModelError):
+    """Training cannot proceed (bad hyper-parameters, a head without data)."""

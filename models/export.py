@@ -1,0 +1,110 @@
+"""Export a trained :class:`~models.network.MultiTaskModel` to ONNX (torch, onnx).
+
+fp32 through the legacy TorchScript exporter (``dynamo=False``; the model uses
+eager attention so the BERT optimizer can fuse it), then onnxruntime's BERT
+graph optimizer; int8 by dynamic quantization (per channel, reduced range,
+which keeps argmax agreement with fp32 near 100%); fp16 by onnxruntime's
+float16 conversion with fp32 inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.transformers.optimizer import optimize_model
+
+from models.encoding import pad_batch
+from models.network import MultiTaskModel
+
+__all__ = ["OPSET", "export_fp16", "export_fp32", "export_int8"]
+
+logger = logging.getLogger(__name__)
+
+OPSET = 17
+_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+_OUTPUTS = ["sentiment_logits", "topic_logits"]
+
+
+def _dummy_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ids, mask, types = pad_batch([[101, 2000, 2001, 2002, 102], [101, 2003, 102]])
+    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types)
+
+
+def _torch_export(model: MultiTaskModel, path: Path) -> None:
+    axes = {name: {0: "batch", 1: "sequence"} for name in _INPUTS}
+    axes.update({name: {0: "batch"} for name in _OUTPUTS})
+    model.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The legacy exporter warns about tracing and its own deprecation; both are expected.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            _dummy_inputs(),
+            str(path),
+            input_names=_INPUTS,
+            output_names=_OUTPUTS,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _optimize(path: Path, model: MultiTaskModel, out: Path) -> onnx.ModelProto:
+    config = model.config
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimized = optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size),
+            opt_level=1,
+        )
+    fused = optimized.get_fused_operator_statistics()
+    logger.info("BERT optimizer fused operators: %s", fused)
+    optimized.save_model_to_file(str(out))
+    return optimized
+
+
+def export_fp32(model: MultiTaskModel, out: Path) -> Path:
+    """Export and BERT-optimize the fp32 ONNX model to ``out``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        _torch_export(model, raw)
+        _optimize(raw, model, out)
+    onnx.checker.check_model(str(out))
+    return out
+
+
+def export_int8(fp32_path: Path, out: Path) -> Path:
+    """Dynamic int8 quantization of the fp32 model (per channel, reduced range)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(
+            str(fp32_path),
+            str(out),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    return out
+
+
+def export_fp16(fp32_path: Path, out: Path) -> Path:
+    """fp16 weights and compute for CUDA, keeping fp32 inputs and outputs."""
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = OnnxModel(onnx.load(str(fp32_path)))
+        model.convert_float_to_float16(keep_io_types=True)
+        model.save_model_to_file(str(out))
+    return out

@@ -1,0 +1,94 @@
+"""The multi-task network: a shared BERT-style encoder with two linear heads (torch).
+
+The encoder's token states are mean-pooled over the attention mask (as the
+MiniLM sentence encoder was pre-trained), then each head is a dropout and a
+linear layer. A checkpoint directory holds the encoder's ``config.json``,
+``heads.json`` and ``model.pt`` (the whole state dict).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+__all__ = ["MultiTaskModel", "load_checkpoint", "save_checkpoint"]
+
+_WEIGHTS = "model.pt"
+_HEADS = "heads.json"
+
+
+class MultiTaskModel(nn.Module):
+    """Encoder + sentiment head + topic head; ``forward`` returns both logits."""
+
+    def __init__(
+        self, encoder: nn.Module, n_sentiment: int, n_topic: int, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.sentiment_head = nn.Linear(hidden, n_sentiment)
+        self.topic_head = nn.Linear(hidden, n_topic)
+        self.head_config = {"n_sentiment": n_sentiment, "n_topic": n_topic, "dropout": dropout}
+
+    @property
+    def config(self) -> PretrainedConfig:
+        """The encoder's Hugging Face config."""
+        return self.encoder.config  # type: ignore[no-any-return]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sentiment_logits, topic_logits)`` for a padded batch."""
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return self.sentiment_head(pooled), self.topic_head(pooled)
+
+
+def from_pretrained(
+    base_model: Path | str, n_sentiment: int, n_topic: int, dropout: float = 0.1
+) -> MultiTaskModel:
+    """A fresh multi-task model on a local Hugging Face encoder directory."""
+    encoder = AutoModel.from_pretrained(
+        str(base_model), attn_implementation="eager", add_pooling_layer=False
+    )
+    return MultiTaskModel(encoder, n_sentiment, n_topic, dropout)
+
+
+def from_config(config: PretrainedConfig, n_sentiment: int, n_topic: int) -> MultiTaskModel:
+    """A randomly initialised multi-task model (tests, tiny models)."""
+    encoder = AutoModel.from_config(config, attn_implementation="eager", add_pooling_layer=False)
+    return MultiTaskModel(encoder, n_sentiment, n_topic)
+
+
+def save_checkpoint(model: MultiTaskModel, directory: Path, extra: dict[str, Any]) -> None:
+    """Save config, head sizes plus ``extra`` (labels, max length) and weights."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.to_json_file(str(directory / "config.json"))
+    heads = {**model.head_config, **extra}
+    (directory / _HEADS).write_text(json.dumps(heads, indent=2), encoding="utf-8")
+    torch.save(model.state_dict(), directory / _WEIGHTS)
+
+
+def load_checkpoint(directory: Path) -> tuple[MultiTaskModel, dict[str, Any]]:
+    """Load what :func:`save_checkpoint` wrote; returns the model (eval mode) and extras."""
+    config = AutoConfig.from_pretrained(str(directory))
+    heads = json.loads((directory / _HEADS).read_text(encoding="utf-8"))
+    encoder = AutoModel.from_config(config, attn_implementation="eager", add_pooling_layer=False)
+    model = MultiTaskModel(encoder, heads["n_sentiment"], heads["n_topic"], heads["dropout"])
+    state = torch.load(directory / _WEIGHTS, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    model.eval()
+    return model, heads

@@ -1,0 +1,187 @@
+"""The scoring core: texts in, topic and sentiment out (ONNX Runtime, no torch).
+
+Shared by the stream scorer, ``finsentinel classify``, backtests and benchmarks.
+Texts are tokenized with the fast tokenizer, sorted by length and batched, each
+batch padded to its longest member; long texts are split into windows whose
+probabilities are averaged, weighted by token count. Logits are divided by the
+card's temperatures before the softmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.encoding import EncodedText, TextEncoder, pad_batch
+from models.modeldir import OUTPUT_NAMES, ModelCard, ModelDir, load_model_dir
+from models.providers import ProviderName, open_session
+
+__all__ = ["Classifier", "Prediction", "softmax"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's view of one text."""
+
+    sentiment: str
+    sentiment_probs: dict[str, float]
+    topic: str
+    topic_probs: dict[str, float]
+    #: P(positive) - P(negative), in [-1, 1].
+    sentiment_score: float
+    #: Tokens of the text, without special tokens.
+    n_tokens: int
+    #: Windows the text was split into (1 unless longer than ``max_length``).
+    n_chunks: int
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float64.
+
+    >>> softmax(np.array([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+    """
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """An ONNX model directory ready to score texts.
+
+    Create it with :meth:`load`; ``provider`` is the active ONNX Runtime
+    provider, ``variant`` the ONNX file in use, and ``fallback_reason`` says why
+    CUDA was asked for (or ``auto``) and not used.
+    """
+
+    def __init__(
+        self,
+        model_dir: ModelDir,
+        session: object,
+        *,
+        provider: str,
+        variant: str,
+        fallback_reason: str | None,
+    ) -> None:
+        self.model_dir = model_dir
+        self.card: ModelCard = model_dir.card
+        self.provider = provider
+        self.variant = variant
+        self.fallback_reason = fallback_reason
+        self._session = session
+        self._encoder = TextEncoder.from_file(model_dir.tokenizer_path, self.card.max_length)
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path | str | None = None,
+        *,
+        provider: ProviderName = "auto",
+        device_id: int = 0,
+        require_gpu: bool = False,
+        intra_op_threads: int | None = None,
+        variant: str | None = None,
+    ) -> Classifier:
+        """Load a model directory (``None``: the shipped default) and open a session."""
+        loaded = load_model_dir(model_dir)
+        choice = open_session(
+            loaded,
+            provider=provider,
+            device_id=device_id,
+            require_gpu=require_gpu,
+            intra_op_threads=intra_op_threads,
+            variant=variant,
+        )
+        return cls(
+            loaded,
+            choice.session,
+            provider=choice.provider,
+            variant=choice.variant,
+            fallback_reason=choice.fallback_reason,
+        )
+
+    def tokenize(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Tokenize and window ``texts`` (benchmarks pre-tokenize with this)."""
+        return self._encoder.encode(texts)
+
+    def run_batch(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bare inference: int64 inputs to ``(sentiment_logits, topic_logits)``."""
+        feeds = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        sentiment, topic = self._session.run(list(OUTPUT_NAMES), feeds)  # type: ignore[attr-defined]
+        return np.asarray(sentiment, dtype=np.float32), np.asarray(topic, dtype=np.float32)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
+        """Score ``texts``, in input order; ``ValueError`` on an empty text."""
+        if isinstance(texts, str):
+            raise TypeError("predict takes a sequence of texts, not a single string")
+        if not texts:
+            return []
+        return self.predict_encoded(self.tokenize(texts), batch_size=batch_size)
+
+    def predict_encoded(
+        self, encoded: Sequence[EncodedText], *, batch_size: int = 64
+    ) -> list[Prediction]:
+        """Score pre-tokenized texts (see :meth:`tokenize`)."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        sent_probs, topic_probs = self._chunk_probs(encoded, batch_size)
+        return self._aggregate(encoded, sent_probs, topic_probs)
+
+    def _chunk_probs(
+        self, encoded: Sequence[EncodedText], batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities of every window, in flattened input order."""
+        windows = [chunk for text in encoded for chunk in text.chunks]
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        n_sent, n_topic = len(self.card.sentiment_labels), len(self.card.topic_labels)
+        sent = np.empty((len(windows), n_sent), dtype=np.float64)
+        topic = np.empty((len(windows), n_topic), dtype=np.float64)
+        temps = self.card.temperature
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            s_logits, t_logits = self.run_batch(
+                *pad_batch([windows[i] for i in idx], self._encoder.pad_id)
+            )
+            sent[idx] = softmax(s_logits, temps["sentiment"])
+            topic[idx] = softmax(t_logits, temps["topic"])
+        return sent, topic
+
+    def _aggregate(
+        self, encoded: Sequence[EncodedText], sent: np.ndarray, topic: np.ndarray
+    ) -> list[Prediction]:
+        out: list[Prediction] = []
+        row = 0
+        for text in encoded:
+            rows = slice(row, row + text.n_chunks)
+            weights = np.array([len(c) - 2 for c in text.chunks], dtype=np.float64)
+            weights = np.maximum(weights, 1.0)
+            s = np.average(sent[rows], axis=0, weights=weights)
+            t = np.average(topic[rows], axis=0, weights=weights)
+            out.append(self._prediction(s, t, text))
+            row += text.n_chunks
+        return out
+
+    def _prediction(self, sent: np.ndarray, topic: np.ndarray, text: EncodedText) -> Prediction:
+        s_labels, t_labels = self.card.sentiment_labels, self.card.topic_labels
+        s_probs = {label: float(p) for label, p in zip(s_labels, sent, strict=True)}
+        t_probs = {label: float(p) for label, p in zip(t_labels, topic, strict=True)}
+        score = float(np.clip(s_probs["positive"] - s_probs["negative"], -1.0, 1.0))
+        return Prediction(
+            sentiment=s_labels[int(np.argmax(sent))],
+            sentiment_probs=s_probs,
+            topic=t_labels[int(np.argmax(topic))],
+            topic_probs=t_probs,
+            sentiment_score=score,
+            n_tokens=text.n_tokens,
+            n_chunks=text.n_chunks,
+        )

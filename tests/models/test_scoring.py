@@ -1,0 +1,140 @@
+"""The scoring core: order, batching, chunking, providers, errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.encoding import TextEncoder, pad_batch, split_windows
+from models.exceptions import ProviderError
+from models.scoring import Classifier, Prediction
+from models.tiny import base_tokenizer_path
+
+HEADLINES = [
+    "Acme Corp beats quarterly estimates",
+    "Fed raises rates",
+    "Oil prices slump as inventories grow sharply across the United States",
+    "Globex cuts dividend",
+]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_model_dir: Path) -> Classifier:
+    return Classifier.load(tiny_model_dir, provider="cpu", intra_op_threads=1)
+
+
+def test_predict_shapes_and_probabilities(clf: Classifier) -> None:
+    preds = clf.predict(HEADLINES)
+    assert len(preds) == len(HEADLINES)
+    for p in preds:
+        assert isinstance(p, Prediction)
+        assert p.sentiment in ("negative", "neutral", "positive")
+        assert p.topic in clf.card.topic_labels
+        assert math.isclose(sum(p.sentiment_probs.values()), 1.0, abs_tol=1e-6)
+        assert math.isclose(sum(p.topic_probs.values()), 1.0, abs_tol=1e-6)
+        expected = p.sentiment_probs["positive"] - p.sentiment_probs["negative"]
+        assert math.isclose(p.sentiment_score, expected, abs_tol=1e-9)
+        assert p.n_chunks == 1 and p.n_tokens > 0
+    assert clf.provider == "CPUExecutionProvider"
+    assert clf.variant == "int8"
+    assert clf.fallback_reason is None
+
+
+def test_order_and_batching_do_not_change_results(tiny_model_dir: Path) -> None:
+    # fp32: int8 quantizes activations per batch, so its numbers move slightly with batching.
+    clf = Classifier.load(tiny_model_dir, provider="cpu", variant="fp32")
+    together = clf.predict(HEADLINES, batch_size=64)
+    one_by_one = [clf.predict([h], batch_size=1)[0] for h in HEADLINES]
+    reversed_ = clf.predict(HEADLINES[::-1], batch_size=3)[::-1]
+    for a, b, c in zip(together, one_by_one, reversed_, strict=True):
+        for label, prob in a.sentiment_probs.items():
+            assert math.isclose(prob, b.sentiment_probs[label], abs_tol=1e-4)
+            assert math.isclose(prob, c.sentiment_probs[label], abs_tol=1e-4)
+        assert a.topic == c.topic
+
+
+def test_long_text_is_chunked_not_truncated(clf: Classifier) -> None:
+    sentence = "Acme Corp reported strong results and raised its guidance for the year. "
+    text = sentence * 40
+    (pred,) = clf.predict([text])
+    assert pred.n_chunks > 1
+    assert pred.n_tokens > clf.card.max_length
+    encoded = clf.tokenize([text])[0]
+    assert sum(len(c) - 2 for c in encoded.chunks) == encoded.n_tokens
+    assert all(len(c) <= clf.card.max_length for c in encoded.chunks)
+
+
+def test_empty_text_raises_value_error(clf: Classifier) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        clf.predict(["fine", "   "])
+    assert clf.predict([]) == []
+
+
+def test_single_string_is_rejected(clf: Classifier) -> None:
+    with pytest.raises(TypeError):
+        clf.predict("one headline")  # type: ignore[arg-type]
+
+
+def test_run_batch_is_bare_inference(clf: Classifier) -> None:
+    encoded = clf.tokenize(HEADLINES)
+    ids, mask, types = pad_batch([e.chunks[0] for e in encoded])
+    sent, topic = clf.run_batch(ids, mask, types)
+    assert sent.shape == (4, 3) and topic.shape == (4, len(clf.card.topic_labels))
+    assert sent.dtype == np.float32
+
+
+def test_cuda_falls_back_to_cpu_with_reason(tiny_model_dir: Path) -> None:
+    import onnxruntime as ort
+
+    fallback = Classifier.load(tiny_model_dir, provider="cuda")
+    if fallback.provider == "CUDAExecutionProvider":
+        pytest.skip("a usable CUDA GPU is present; the fallback cannot be tested here")
+    assert fallback.provider == "CPUExecutionProvider"
+    assert fallback.variant == "int8"
+    assert fallback.fallback_reason
+    assert "CUDAExecutionProvider" in ort.get_available_providers() or (
+        "not in this onnxruntime build" in fallback.fallback_reason
+    )
+    with pytest.raises(ProviderError, match="GPU required"):
+        Classifier.load(tiny_model_dir, provider="cuda", require_gpu=True)
+
+
+def test_explicit_fp32_variant(tiny_model_dir: Path, clf: Classifier) -> None:
+    fp32 = Classifier.load(tiny_model_dir, provider="cpu", variant="fp32")
+    assert fp32.variant == "fp32"
+    a, b = fp32.predict(HEADLINES), clf.predict(HEADLINES)
+    assert [p.sentiment for p in a] == [p.sentiment for p in b]
+
+
+def test_bad_provider_name(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="provider"):
+        Classifier.load(tiny_model_dir, provider="tpu")  # type: ignore[arg-type]
+
+
+def test_split_windows_respects_words() -> None:
+    tokens = ["acme", "##corp", "beats", "estimates", "again", "and", "again"]
+    word_ids = [0, 0, 1, 2, 3, 4, 5]
+    spans = split_windows(tokens, word_ids, 3)
+    assert [t for s in spans for t in s] == list(range(len(tokens)))
+    assert all(len(s) <= 3 for s in spans)
+    assert all(tokens[s.start] != "##corp" for s in spans)
+
+
+def test_encoder_windows_fit_max_length() -> None:
+    encoder = TextEncoder.from_file(base_tokenizer_path(), 16)
+    (enc,) = encoder.encode(["The quick brown fox jumps over the lazy dog. " * 10])
+    assert enc.n_chunks > 1
+    assert all(c[0] == encoder.cls_id and c[-1] == encoder.sep_id for c in enc.chunks)
+    assert all(len(c) <= 16 for c in enc.chunks)
+
+
+def test_scoring_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, models.scoring; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
