@@ -1,0 +1,55 @@
+# FinSentinel developer commands. Everything installs into ./.venv; nothing global
+# except Debian's Prometheus and Alertmanager for the integration tests (make system-deps).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA ?= ../shared/data
+
+.PHONY: demo test install install-dev system-deps lint typecheck model bench clean
+
+## demo: install the runtime and run the end-to-end demo on the embedded broker
+demo: $(VENV)/.runtime
+	$(VENV)/bin/finsentinel demo
+
+## test: install everything the tests need, lint, run the whole test suite
+test: $(VENV)/.dev system-deps lint
+	$(PY) -m pytest
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+$(VENV)/.runtime: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PIP) install --quiet -e '.[train,dev]'
+	touch $@
+
+## system-deps: Debian's prometheus (promtool) and prometheus-alertmanager for integration tests
+system-deps:
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			prometheus prometheus-alertmanager >/dev/null; \
+	else echo "note: install Debian's prometheus and prometheus-alertmanager (tests that need them skip)"; fi
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check ingest models stream alerts tests bench
+	$(VENV)/bin/ruff format --check ingest models stream alerts tests bench
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy ingest models stream alerts
+
+## model: rebuild the shipped model in models/default from the labeled data in $(DATA)
+model: $(VENV)/.dev
+	$(PY) -m models.reproduce --data $(DATA) --out models/default
+
+bench: $(VENV)/.dev
+	$(PY) bench/score_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
