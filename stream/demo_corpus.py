@@ -209,12 +209,13 @@ def _row(
 def _rss(items: Sequence[dict[str, Any]]) -> str:
     rows = []
     for d in items:
+        pub = datetime.fromisoformat(d["published_at"]).strftime("%a, %d %b %Y %H:%M:%S +0000")
         rows.append(
             "    <item>\n"
             f"      <title>{escape(d['title'])}</title>\n"
             f"      <link>{escape(d['url'])}</link>\n"
             f'      <guid isPermaLink="false">{d["id"]}</guid>\n'
-            f"      <pubDate>{datetime.fromisoformat(d['published_at']).strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>\n"
+            f"      <pubDate>{pub}</pubDate>\n"
             "    </item>\n"
         )
     return (
