@@ -1,0 +1,244 @@
+"""Per-series streaming baselines: EWMA mean/variance, seasonal factors, window rings.
+
+The building blocks of :mod:`alerts.detectors`, vectorised across series (one
+array entry per series; arrays grow as new series appear).
+
+>>> import numpy as np
+>>> b = EwmaBaseline(alpha_from_half_life(1.0))
+>>> for x in (1.0, 3.0):
+...     _ = b.update(np.array([x]))
+>>> mean, var = b.get()
+>>> round(float(mean[0]), 4), round(float(var[0]), 4)  # weights 0.5 and 1
+(2.3333, 0.8889)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "EwmaBaseline",
+    "SeasonalProfile",
+    "SeriesFrame",
+    "WindowRing",
+    "alpha_from_half_life",
+    "grow",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+def alpha_from_half_life(half_life: float) -> float:
+    """EWMA smoothing factor whose weights halve every ``half_life`` steps.
+
+    >>> round(alpha_from_half_life(1.0), 3)
+    0.5
+    """
+    return 1.0 - math.exp(-math.log(2.0) / half_life)
+
+
+@dataclass(frozen=True)
+class SeriesFrame:
+    """One final bucket for ``n`` series: document and negative counts per series.
+
+    ``prior_row`` names the row of the global ("all") series whose negative
+    share serves as the baseline for series too young to have their own.
+    """
+
+    start_s: int
+    total: FloatArray
+    negative: FloatArray
+    prior_row: int | None = None
+
+    @classmethod
+    def of(
+        cls, *, start_s: int, total: Any, negative: Any, prior_row: int | None = None
+    ) -> SeriesFrame:
+        """Build a frame from sequences (converted to float arrays)."""
+        return cls(
+            start_s,
+            np.asarray(total, dtype=np.float64),
+            np.asarray(negative, dtype=np.float64),
+            prior_row,
+        )
+
+    @property
+    def n(self) -> int:
+        """Number of series in the frame."""
+        return int(self.total.shape[0])
+
+
+def grow(a: NDArray[Any], n: int, fill: float = 0.0) -> NDArray[Any]:
+    """``a`` extended along its last axis to ``n`` entries with ``fill``."""
+    have = a.shape[-1]
+    if have >= n:
+        return a
+    pad = np.full((*a.shape[:-1], n - have), fill, dtype=a.dtype)
+    return np.concatenate([a, pad], axis=-1)
+
+
+class EwmaBaseline:
+    """Exponentially weighted mean and variance per series (pandas ``adjust=True``).
+
+    Matches ``Series.ewm(alpha=a, adjust=True).mean()`` and ``.var(bias=True)``.
+    With ``clip_sigma`` an observation is winsorised at ``mean + clip_sigma * sd``
+    (sd at least ``sqrt(mean)``, the Poisson floor) before it enters, so one
+    outlier cannot drag the baseline up; the first ``min_clip_obs`` observations
+    are never clipped.
+    """
+
+    def __init__(self, alpha: float, *, clip_sigma: float | None = None, min_clip_obs: int = 10):
+        self.alpha = alpha
+        self.clip_sigma = clip_sigma
+        self.min_clip_obs = min_clip_obs
+        self.w = np.zeros(0)  # sum of weights
+        self.s1 = np.zeros(0)  # weighted sum of x
+        self.s2 = np.zeros(0)  # weighted sum of x^2
+        self.n = np.zeros(0, dtype=np.int64)
+
+    def update(self, x: FloatArray, mask: NDArray[np.bool_] | None = None) -> Self:
+        """Add one observation per series (only where ``mask`` is true, if given)."""
+        self.resize(x.shape[0])
+        if self.clip_sigma is not None:
+            mean, var = self.get()
+            sd = np.sqrt(np.maximum(np.nan_to_num(var), np.nan_to_num(mean)))
+            cap = np.nan_to_num(mean) + self.clip_sigma * sd + 1.0
+            x = np.where(self.n >= self.min_clip_obs, np.minimum(x, cap), x)
+        decay = 1.0 - self.alpha
+        m = np.ones(x.shape[0], dtype=bool) if mask is None else mask
+        self.w = np.where(m, decay * self.w + 1.0, self.w)
+        self.s1 = np.where(m, decay * self.s1 + x, self.s1)
+        self.s2 = np.where(m, decay * self.s2 + x * x, self.s2)
+        self.n = self.n + m
+        return self
+
+    def get(self) -> tuple[FloatArray, FloatArray]:
+        """(mean, variance) per series; NaN where nothing was observed."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self.w > 0, self.s1 / self.w, np.nan)
+            var = np.where(self.w > 0, np.maximum(self.s2 / self.w - mean * mean, 0.0), np.nan)
+        return mean, var
+
+    def resize(self, n: int) -> None:
+        """Make room for ``n`` series (new series start empty)."""
+        self.w, self.s1, self.s2 = (grow(a, n) for a in (self.w, self.s1, self.s2))
+        self.n = grow(self.n, n)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        return {k: getattr(self, k).tolist() for k in ("w", "s1", "s2", "n")}
+
+    def load(self, state: dict[str, Any]) -> Self:
+        """Restore from :meth:`state`."""
+        for k in ("w", "s1", "s2"):
+            setattr(self, k, np.asarray(state[k], dtype=np.float64))
+        self.n = np.asarray(state["n"], dtype=np.int64)
+        return self
+
+
+class SeasonalProfile:
+    """Multiplicative seasonal factors per series (hour of day or day of week).
+
+    Each slot keeps an EWMA of the per-bucket count; the factor of a slot is its
+    mean over the mean of all slots. Factors are 1 until every slot has seen
+    ``min_obs_per_slot`` buckets, so a young series is never "seasonally adjusted"
+    from noise. Factors are clipped to [0.2, 5].
+    """
+
+    def __init__(
+        self,
+        kind: Literal["hour", "dow"],
+        *,
+        alpha: float,
+        min_obs_per_slot: int,
+        bucket_s: int,
+    ) -> None:
+        self.kind = kind
+        self.slots = 24 if kind == "hour" else 7
+        self.bucket_s = bucket_s
+        self.min_obs_per_slot = min_obs_per_slot
+        self._ewma = [EwmaBaseline(alpha) for _ in range(self.slots)]
+
+    def slot(self, start_s: int) -> int:
+        """Slot of the bucket starting at ``start_s`` (UTC)."""
+        if self.kind == "hour":
+            return (start_s // 3600) % 24
+        return (start_s // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+
+    def update(self, start_s: int, x: FloatArray) -> Self:
+        """Add the counts of the bucket starting at ``start_s``."""
+        self._ewma[self.slot(start_s)].update(x)
+        return self
+
+    def factor(self, start_s: int, n: int) -> FloatArray:
+        """Seasonal factor per series for the bucket starting at ``start_s``."""
+        for e in self._ewma:
+            e.resize(n)
+        means = np.stack([np.nan_to_num(e.get()[0]) for e in self._ewma])
+        ready = np.min(np.stack([e.n for e in self._ewma]), axis=0) >= self.min_obs_per_slot
+        overall = means.mean(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = means[self.slot(start_s)] / overall
+        f = np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0)
+        return np.where(ready & (overall > 0), f, 1.0)
+
+    def state(self) -> list[dict[str, Any]]:
+        """JSON-able state for checkpoints."""
+        return [e.state() for e in self._ewma]
+
+    def load(self, state: list[dict[str, Any]]) -> Self:
+        """Restore from :meth:`state`."""
+        for e, s in zip(self._ewma, state, strict=True):
+            e.load(s)
+        return self
+
+
+class WindowRing:
+    """The last ``w`` buckets of two per-series arrays (total, negative), for window sums."""
+
+    def __init__(self, w: int) -> None:
+        self.w = w
+        self.total = np.zeros((w, 0))
+        self.negative = np.zeros((w, 0))
+        self.starts: list[int] = []  # bucket starts in the window, oldest first
+        self._count = 0  # buckets pushed so far
+
+    def push(self, frame: SeriesFrame) -> tuple[int, FloatArray, FloatArray] | None:
+        """Add ``frame``; return ``(start, total, negative)`` of the bucket that left, if any."""
+        self.total, self.negative = grow(self.total, frame.n), grow(self.negative, frame.n)
+        pos = self._count % self.w
+        left = None
+        if self._count >= self.w:
+            left = (self.starts[0], self.total[pos].copy(), self.negative[pos].copy())
+        self.total[pos], self.negative[pos] = frame.total, frame.negative
+        self.starts = [*self.starts, frame.start_s][-self.w :]
+        self._count += 1
+        return left
+
+    def sums(self) -> tuple[FloatArray, FloatArray]:
+        """Window sums (total, negative) per series."""
+        return self.total.sum(axis=0), self.negative.sum(axis=0)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state; rows oldest first."""
+        k = len(self.starts)
+        order = [(self._count - k + i) % self.w for i in range(k)]
+        return {
+            "starts": self.starts,
+            "total": self.total[order].tolist(),
+            "negative": self.negative[order].tolist(),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state`."""
+        self.total, self.negative = np.zeros((self.w, 0)), np.zeros((self.w, 0))
+        self.starts, self._count = [], 0
+        for start, total, neg in zip(
+            state["starts"], state["total"], state["negative"], strict=True
+        ):
+            self.push(SeriesFrame.of(start_s=start, total=total, negative=neg))

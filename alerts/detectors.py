@@ -1,0 +1,342 @@
+"""Streaming detectors over per-bucket series counts, vectorised across series.
+
+Every detector follows one tiny API (river style): ``update(frame)`` consumes one
+*final* bucket for all series at once and returns ``self``; ``score()`` reads a
+score in [0, 1] per series (NaN where the detector has no opinion yet, e.g. a
+series too young for a baseline); ``get()`` reads the detector's statistic.
+Detectors never read a clock: time comes from the frames, so a replay at any
+speed, a backtest and the live service make the same decisions.
+
+Baselines are *lagged*: a windowed test at bucket ``t`` compares the window
+``(t-w, t]`` with a baseline built from buckets up to ``t-w`` only, so a burst
+never raises its own baseline.
+
+>>> import numpy as np
+>>> det = CountSpike(window_buckets=1, half_life_buckets=10, min_history_buckets=3)
+>>> for x in [1, 0, 2, 1, 1]:
+...     _ = det.update(SeriesFrame.of(start_s=0, total=[x + 5], negative=[x]))
+>>> float(det.score()[0]) < 0.2
+True
+>>> _ = det.update(SeriesFrame.of(start_s=0, total=[20], negative=[15]))
+>>> float(det.score()[0])
+1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from alerts.baseline import (
+    EwmaBaseline,
+    SeasonalProfile,
+    SeriesFrame,
+    WindowRing,
+    alpha_from_half_life,
+    grow,
+)
+from alerts.stats import binom_sf, negbin_sf, poisson_sf, tail_score
+
+__all__ = ["Combined", "CountSpike", "Cusum", "Detector", "SeriesFrame", "ShareSpike"]
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class CountSpike:
+    """Upper-tail test of the windowed negative count against its baseline.
+
+    Expected count = lagged EWMA mean per bucket x window length (x seasonal
+    factors once enough history exists); p = P(X >= observed) under a Poisson,
+    or a negative binomial when ``overdispersed`` and the baseline variance
+    exceeds its mean. Score = :func:`~alerts.stats.tail_score` of p. NaN until
+    the series has ``min_history_buckets`` of baseline.
+    """
+
+    window_buckets: int = 5
+    half_life_buckets: float = 60.0
+    min_history_buckets: int = 30
+    min_rate_per_bucket: float = 0.02
+    overdispersed: bool = True
+    full_at_p: float = 1e-8
+    clip_sigma: float | None = 4.0
+    seasonal_min_days: float | None = 2.0
+    bucket_s: int = 60
+    _ring: WindowRing = field(init=False, repr=False)
+    _base: EwmaBaseline = field(init=False, repr=False)
+    _seasons: list[SeasonalProfile] = field(init=False, repr=False)
+    _p: FloatArray = field(init=False, repr=False)
+    _expected: FloatArray = field(init=False, repr=False)
+    _observed: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ring = WindowRing(self.window_buckets)
+        self._base = EwmaBaseline(
+            alpha_from_half_life(self.half_life_buckets), clip_sigma=self.clip_sigma
+        )
+        self._seasons = []
+        if self.seasonal_min_days is not None:
+            per_day = 86400 // self.bucket_s
+            slow = alpha_from_half_life(per_day * 7 / 24)  # about a week of each hour
+            self._seasons = [
+                SeasonalProfile(
+                    "hour",
+                    alpha=slow,
+                    min_obs_per_slot=int(self.seasonal_min_days * per_day / 24),
+                    bucket_s=self.bucket_s,
+                ),
+                SeasonalProfile(
+                    "dow",
+                    alpha=alpha_from_half_life(per_day * 2),
+                    min_obs_per_slot=int(2 * per_day),
+                    bucket_s=self.bucket_s,
+                ),
+            ]
+        self._p = self._expected = self._observed = np.zeros(0)
+
+    def _factor(self, start_s: int, n: int) -> FloatArray:
+        f = np.ones(n)
+        for s in self._seasons:
+            f = f * s.factor(start_s, n)
+        return f
+
+    def update(self, frame: SeriesFrame) -> Self:
+        """Consume one final bucket."""
+        left = self._ring.push(frame)
+        self._base.resize(frame.n)
+        if left is not None:
+            start, _, neg = left
+            self._base.update(neg / self._factor(start, frame.n))
+            for s in self._seasons:
+                s.update(start, neg)
+        _, self._observed = self._ring.sums()
+        mean, var = self._base.get()
+        f = self._factor(frame.start_s, frame.n)
+        rate = np.maximum(np.nan_to_num(mean), self.min_rate_per_bucket) * f
+        self._expected = rate * self.window_buckets
+        window_var = np.maximum(np.nan_to_num(var) * f * f, rate) * self.window_buckets
+        if self.overdispersed:
+            p = negbin_sf(self._observed, self._expected, window_var)
+        else:
+            p = poisson_sf(self._observed, self._expected)
+        young = self._base.n < self.min_history_buckets
+        self._p = np.where(young, np.nan, p)
+        return self
+
+    def score(self) -> FloatArray:
+        """Score in [0, 1] per series; NaN for series without enough history."""
+        return tail_score(self._p, full_at_p=self.full_at_p)
+
+    def get(self) -> dict[str, FloatArray]:
+        """The statistic: observed window count, expected count and p-value."""
+        return {"observed": self._observed, "expected": self._expected, "p": self._p}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        return {
+            "ring": self._ring.state(),
+            "base": self._base.state(),
+            "seasons": [s.state() for s in self._seasons],
+        }
+
+    def load(self, state: dict[str, Any]) -> Self:
+        """Restore from :meth:`state`."""
+        self._ring.load(state["ring"])
+        self._base.load(state["base"])
+        for s, st in zip(self._seasons, state["seasons"], strict=True):
+            s.load(st)
+        return self
+
+
+@dataclass
+class ShareSpike:
+    """Binomial upper-tail test of the windowed negative share against its baseline.
+
+    Baseline share = lagged EWMA of negatives over lagged EWMA of totals (a
+    volume-weighted share). A series with less than ``min_history_buckets`` of
+    baseline, or with too few baseline documents, uses the global prior (the
+    share of the frame's ``prior_row``, the "all" series) so a burst on a
+    brand-new topic can still fire. Below ``min_volume`` documents in the window
+    the score is 0: a 2-of-2 negative window proves nothing.
+    """
+
+    window_buckets: int = 5
+    half_life_buckets: float = 60.0
+    min_history_buckets: int = 30
+    min_baseline_docs: float = 20.0
+    min_volume: int = 8
+    full_at_p: float = 1e-8
+    _ring: WindowRing = field(init=False, repr=False)
+    _neg: EwmaBaseline = field(init=False, repr=False)
+    _tot: EwmaBaseline = field(init=False, repr=False)
+    _p: FloatArray = field(init=False, repr=False)
+    _share: FloatArray = field(init=False, repr=False)
+    _baseline: FloatArray = field(init=False, repr=False)
+    _volume: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        alpha = alpha_from_half_life(self.half_life_buckets)
+        self._ring = WindowRing(self.window_buckets)
+        self._neg, self._tot = EwmaBaseline(alpha), EwmaBaseline(alpha)
+        self._p = self._share = self._baseline = self._volume = np.zeros(0)
+
+    def baseline_share(self, prior_row: int | None) -> FloatArray:
+        """Baseline share per series, the global prior where a series is young."""
+        # s1 of the totals is the decayed number of baseline documents.
+        own_ok = (self._tot.n >= self.min_history_buckets) & (
+            self._tot.s1 >= self.min_baseline_docs
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            own = self._neg.s1 / self._tot.s1
+        prior = np.nan
+        if prior_row is not None and prior_row < own.shape[0] and own_ok[prior_row]:
+            prior = float(own[prior_row])
+        return np.where(own_ok, own, prior)
+
+    def update(self, frame: SeriesFrame) -> Self:
+        """Consume one final bucket."""
+        left = self._ring.push(frame)
+        self._neg.resize(frame.n)
+        self._tot.resize(frame.n)
+        if left is not None:
+            _, tot, neg = left
+            self._tot.update(tot)
+            self._neg.update(neg)
+        self._volume, negative = self._ring.sums()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._share = np.where(self._volume > 0, negative / self._volume, np.nan)
+        self._baseline = self.baseline_share(frame.prior_row)
+        p = binom_sf(negative, self._volume, np.nan_to_num(self._baseline, nan=0.5))
+        p = np.where(self._volume < self.min_volume, 1.0, p)
+        self._p = np.where(np.isnan(self._baseline), np.nan, p)
+        return self
+
+    def score(self) -> FloatArray:
+        """Score in [0, 1] per series; NaN where neither own nor prior baseline exists."""
+        return tail_score(self._p, full_at_p=self.full_at_p)
+
+    def get(self) -> dict[str, FloatArray]:
+        """The statistic: window share, baseline share, window volume and p-value."""
+        return {
+            "observed": self._share,
+            "expected": self._baseline,
+            "volume": self._volume,
+            "p": self._p,
+        }
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        return {"ring": self._ring.state(), "neg": self._neg.state(), "tot": self._tot.state()}
+
+    def load(self, state: dict[str, Any]) -> Self:
+        """Restore from :meth:`state`."""
+        self._ring.load(state["ring"])
+        self._neg.load(state["neg"])
+        self._tot.load(state["tot"])
+        return self
+
+
+@dataclass
+class Cusum:
+    """One-sided upper CUSUM of standardised negative counts, for sustained shifts.
+
+    ``z_t = (x_t - mu) / sd`` with ``mu``, ``sd`` from a slow EWMA lagged one
+    bucket (sd at least ``sqrt(mu)``, the Poisson floor, and ``min_sd``);
+    ``S_t = max(0, S_{t-1} + z_t - drift)``; score ``min(1, S_t / threshold)``.
+    NaN until ``min_history_buckets`` of baseline exist.
+    """
+
+    drift: float = 0.5
+    threshold: float = 8.0
+    half_life_buckets: float = 240.0
+    min_history_buckets: int = 30
+    min_sd: float = 0.5
+    _base: EwmaBaseline = field(init=False, repr=False)
+    _s: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._base = EwmaBaseline(alpha_from_half_life(self.half_life_buckets))
+        self._s = np.zeros(0)
+
+    def update(self, frame: SeriesFrame) -> Self:
+        """Consume one final bucket."""
+        self._base.resize(frame.n)
+        x = frame.negative
+        mean, var = self._base.get()
+        sd = np.maximum(np.sqrt(np.maximum(np.nan_to_num(var), np.nan_to_num(mean))), self.min_sd)
+        z = (x - np.nan_to_num(mean)) / sd
+        ready = self._base.n >= self.min_history_buckets
+        self._s = np.where(ready, np.maximum(0.0, grow(self._s, frame.n) + z - self.drift), 0.0)
+        self._base.update(x)
+        return self
+
+    def score(self) -> FloatArray:
+        """Score in [0, 1] per series; NaN for series without enough history."""
+        ready = self._base.n >= self.min_history_buckets
+        return np.where(ready, np.minimum(self._s / self.threshold, 1.0), np.nan)
+
+    def get(self) -> FloatArray:
+        """The CUSUM statistic ``S_t`` per series."""
+        return self._s
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        return {"base": self._base.state(), "s": self._s.tolist()}
+
+    def load(self, state: dict[str, Any]) -> Self:
+        """Restore from :meth:`state`."""
+        self._base.load(state["base"])
+        self._s = np.asarray(state["s"], dtype=np.float64)
+        return self
+
+
+Detector = CountSpike | ShareSpike | Cusum
+
+
+@dataclass
+class Combined:
+    """Several detectors fed the same frames; one combined score in [0, 1].
+
+    ``mode="all"`` takes the minimum over the detectors that have an opinion
+    (every available test must be surprised), ``"any"`` the maximum. A series
+    where no detector has an opinion scores 0.
+    """
+
+    detectors: dict[str, Detector]
+    mode: Literal["all", "any"] = "all"
+
+    def update(self, frame: SeriesFrame) -> Self:
+        """Feed one final bucket to every detector."""
+        for d in self.detectors.values():
+            d.update(frame)
+        return self
+
+    def scores(self) -> dict[str, FloatArray]:
+        """Each detector's score."""
+        return {name: d.score() for name, d in self.detectors.items()}
+
+    def score(self) -> FloatArray:
+        """The combined score per series."""
+        stack = np.stack(list(self.scores().values()))
+        if np.isnan(stack).all():
+            return np.zeros(stack.shape[1])
+        filled = np.where(np.isnan(stack), np.inf if self.mode == "all" else -np.inf, stack)
+        out = filled.min(axis=0) if self.mode == "all" else filled.max(axis=0)
+        return np.where(np.isfinite(out), out, 0.0)
+
+    def get(self) -> dict[str, Any]:
+        """Each detector's statistic."""
+        return {name: d.get() for name, d in self.detectors.items()}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        return {name: d.state() for name, d in self.detectors.items()}
+
+    def load(self, state: dict[str, Any]) -> Self:
+        """Restore from :meth:`state`."""
+        for name, d in self.detectors.items():
+            d.load(state[name])
+        return self

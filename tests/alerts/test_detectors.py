@@ -1,0 +1,230 @@
+"""Detectors against pandas/scipy computations of the same statistics (math.isclose)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from alerts.baseline import EwmaBaseline, SeasonalProfile, alpha_from_half_life
+from alerts.detectors import Combined, CountSpike, Cusum, SeriesFrame, ShareSpike
+from alerts.hysteresis import Hysteresis
+from alerts.stats import binom_sf, negbin_sf, poisson_sf, tail_score
+
+RNG = np.random.default_rng(7)
+
+
+def _frames(total: np.ndarray, negative: np.ndarray, prior_row: int | None = None):
+    for t in range(total.shape[0]):
+        yield SeriesFrame.of(
+            start_s=t * 60, total=total[t], negative=negative[t], prior_row=prior_row
+        )
+
+
+def test_ewma_matches_pandas_adjusted_mean_and_biased_var() -> None:
+    x = RNG.poisson(3.0, size=(200, 4)).astype(float)
+    alpha = alpha_from_half_life(20)
+    base = EwmaBaseline(alpha)
+    for row in x:
+        base.update(row)
+    mean, var = base.get()
+    for j in range(4):
+        ew = pd.Series(x[:, j]).ewm(alpha=alpha, adjust=True)
+        assert math.isclose(mean[j], ew.mean().iloc[-1], rel_tol=1e-9)
+        assert math.isclose(var[j], ew.var(bias=True).iloc[-1], rel_tol=1e-9)
+
+
+def test_ewma_clipping_limits_an_outlier() -> None:
+    base = EwmaBaseline(alpha_from_half_life(10), clip_sigma=3.0)
+    for _ in range(50):
+        base.update(np.array([2.0]))
+    base.update(np.array([500.0]))
+    assert base.get()[0][0] < 3.0
+
+
+@pytest.mark.parametrize("k,mu", [(0, 1.0), (1, 0.5), (5, 0.5), (12, 3.2), (40, 10.0)])
+def test_poisson_tail_matches_scipy(k: int, mu: float) -> None:
+    got = float(poisson_sf(np.array([k], float), np.array([mu]))[0])
+    assert math.isclose(got, stats.poisson.sf(k - 1, mu), rel_tol=1e-9, abs_tol=1e-300)
+
+
+@pytest.mark.parametrize("k,n,p", [(0, 5, 0.2), (3, 10, 0.2), (9, 10, 0.3), (30, 40, 0.25)])
+def test_binomial_tail_matches_scipy(k: int, n: int, p: float) -> None:
+    got = float(binom_sf(np.array([k], float), np.array([n], float), np.array([p]))[0])
+    assert math.isclose(got, stats.binom.sf(k - 1, n, p), rel_tol=1e-9, abs_tol=1e-300)
+
+
+@pytest.mark.parametrize("k,mu,var", [(4, 1.0, 3.0), (10, 2.5, 9.0), (3, 2.0, 1.0)])
+def test_negative_binomial_tail_matches_scipy(k: int, mu: float, var: float) -> None:
+    got = float(negbin_sf(np.array([k], float), np.array([mu]), np.array([var]))[0])
+    if var > mu:
+        r = mu * mu / (var - mu)
+        want = stats.nbinom.sf(k - 1, r, r / (r + mu))
+    else:
+        want = stats.poisson.sf(k - 1, mu)
+    assert math.isclose(got, want, rel_tol=1e-9)
+
+
+def test_count_spike_matches_pandas_lagged_window_computation() -> None:
+    t, n, w, hl = 120, 3, 5, 30
+    neg = RNG.poisson(1.5, size=(t, n)).astype(float)
+    neg[100:106, 1] += 12  # a burst on series 1
+    det = CountSpike(
+        window_buckets=w,
+        half_life_buckets=hl,
+        min_history_buckets=20,
+        overdispersed=False,
+        clip_sigma=None,
+        seasonal_min_days=None,
+    )
+    scores = []
+    for frame in _frames(neg + 3, neg):
+        scores.append(det.update(frame).score().copy())
+    alpha = alpha_from_half_life(hl)
+    for j in range(n):
+        s = pd.Series(neg[:, j])
+        observed = s.rolling(w, min_periods=1).sum()
+        baseline = s.ewm(alpha=alpha, adjust=True).mean().shift(w)
+        history = s.expanding().count().shift(w)
+        for i in (40, 90, 103, 119):
+            expected = max(baseline.iloc[i], det.min_rate_per_bucket) * w
+            p = stats.poisson.sf(observed.iloc[i] - 1, expected)
+            want = 0.0 if p >= 1 else min(1.0, -math.log10(p) / 8)
+            assert history.iloc[i] >= 20
+            assert math.isclose(scores[i][j], want, rel_tol=1e-7, abs_tol=1e-12)
+    assert scores[103][1] == 1.0
+    assert max(s[0] for s in scores[40:]) < 0.5
+
+
+def test_count_spike_is_silent_until_enough_history() -> None:
+    det = CountSpike(window_buckets=2, min_history_buckets=10, seasonal_min_days=None)
+    for i in range(11):
+        det.update(SeriesFrame.of(start_s=i * 60, total=[50], negative=[50]))
+        assert np.isnan(det.score()[0])  # 9 baseline buckets after the 2-bucket lag
+    det.update(SeriesFrame.of(start_s=660, total=[50], negative=[50]))
+    assert not np.isnan(det.score()[0])
+
+
+def test_share_spike_matches_pandas_ratio_of_ewmas_and_binomial_tail() -> None:
+    t, w, hl = 100, 5, 20
+    total = RNG.poisson(6, size=(t, 2)).astype(float)
+    neg = RNG.binomial(total.astype(int), 0.25).astype(float)
+    det = ShareSpike(window_buckets=w, half_life_buckets=hl, min_history_buckets=10, min_volume=1)
+    scores = [det.update(f).score().copy() for f in _frames(total, neg)]
+    alpha = alpha_from_half_life(hl)
+    for j in range(2):
+        tot, ng = pd.Series(total[:, j]), pd.Series(neg[:, j])
+        base = (ng.ewm(alpha=alpha).mean() / tot.ewm(alpha=alpha).mean()).shift(w)
+        vol, k = tot.rolling(w, min_periods=1).sum(), ng.rolling(w, min_periods=1).sum()
+        for i in (30, 60, 99):
+            p = stats.binom.sf(k.iloc[i] - 1, vol.iloc[i], base.iloc[i])
+            want = min(1.0, -math.log10(p) / 8) if p < 1 else 0.0
+            assert math.isclose(scores[i][j], want, rel_tol=1e-7, abs_tol=1e-12)
+
+
+def test_share_spike_young_series_uses_global_prior_and_volume_guard() -> None:
+    det = ShareSpike(window_buckets=5, min_history_buckets=10, min_volume=8)
+    # Row 0 is "all": 30 buckets of 10 documents, 2 negative (prior share 0.2).
+    for i in range(30):
+        det.update(SeriesFrame.of(start_s=i * 60, total=[10], negative=[2], prior_row=0))
+    # Row 1 is a brand-new topic: 3 documents, all negative -> below the volume guard.
+    det.update(SeriesFrame.of(start_s=1800, total=[10, 3], negative=[2, 3], prior_row=0))
+    assert det.score()[1] == 0.0
+    assert math.isclose(det.get()["expected"][1], 0.2, rel_tol=1e-9)
+    for i in range(31, 34):
+        det.update(SeriesFrame.of(start_s=i * 60, total=[10, 5], negative=[2, 5], prior_row=0))
+    p = stats.binom.sf(18 - 1, 18, 0.2)
+    assert math.isclose(det.score()[1], min(1.0, -math.log10(p) / 8), rel_tol=1e-7)
+    assert det.score()[1] > 0.5
+
+
+def test_cusum_matches_a_reference_loop() -> None:
+    x = RNG.poisson(2.0, size=150).astype(float)
+    x[100:] += 2.0  # a sustained shift of about 1.4 sd
+    det = Cusum(drift=0.5, threshold=8.0, half_life_buckets=200, min_history_buckets=20)
+    got = [
+        det.update(SeriesFrame.of(start_s=i, total=[v], negative=[v])).get()[0]
+        for i, v in enumerate(x)
+    ]
+    alpha = alpha_from_half_life(200)
+    ew = pd.Series(x).ewm(alpha=alpha, adjust=True)
+    mean, var = ew.mean().shift(1), ew.var(bias=True).shift(1)
+    s = 0.0
+    for i in range(len(x)):
+        if i < 20:
+            s = 0.0
+        else:
+            sd = max(math.sqrt(max(var.iloc[i], mean.iloc[i])), 0.5)
+            s = max(0.0, s + (x[i] - mean.iloc[i]) / sd - 0.5)
+        assert math.isclose(got[i], s, rel_tol=1e-9, abs_tol=1e-12)
+    assert det.score()[0] == 1.0
+
+
+def test_seasonal_factors_match_groupby_means_once_ready() -> None:
+    prof = SeasonalProfile("hour", alpha=1e-9, min_obs_per_slot=2, bucket_s=3600)
+    hours = np.arange(24 * 3)
+    x = np.where(hours % 24 >= 12, 6.0, 2.0) + RNG.random(len(hours))
+    for h, v in zip(hours, x, strict=True):
+        prof.update(int(h) * 3600, np.array([v]))
+    means = pd.Series(x).groupby(hours % 24).mean()
+    for slot in (3, 15):
+        want = means.iloc[slot] / means.mean()
+        assert math.isclose(prof.factor(slot * 3600, 1)[0], want, rel_tol=1e-6)
+
+
+def test_seasonal_factor_is_one_before_every_slot_has_history() -> None:
+    prof = SeasonalProfile("hour", alpha=0.1, min_obs_per_slot=2, bucket_s=3600)
+    for h in range(30):
+        prof.update(h * 3600, np.array([float(h % 24)]))
+    assert prof.factor(5 * 3600, 1)[0] == 1.0
+
+
+def test_combined_all_takes_min_of_available_and_any_takes_max() -> None:
+    a = ShareSpike(window_buckets=1, min_history_buckets=1000)  # never has an opinion
+    c = CountSpike(window_buckets=1, min_history_buckets=1, seasonal_min_days=None)
+    comb = Combined({"share": a, "count": c}, mode="all")
+    for i in range(5):
+        comb.update(SeriesFrame.of(start_s=i, total=[1], negative=[0]))
+    comb.update(SeriesFrame.of(start_s=9, total=[30], negative=[30]))
+    assert comb.score()[0] == c.score()[0] == 1.0
+    assert Combined({"share": a}, mode="any").score()[0] == 0.0
+
+
+def test_hysteresis_hold_and_clear() -> None:
+    h = Hysteresis(threshold=0.5, hold_buckets=3, clear_buckets=2)
+    seq = [0.6, 0.6, 0.6, 0.4, 0.6, 0.4, 0.4, 0.9]
+    active, fired, resolved = [], [], []
+    for s in seq:
+        h.update(np.array([s]))
+        active.append(bool(h.active[0]))
+        fired.append(bool(h.fired[0]))
+        resolved.append(bool(h.resolved[0]))
+    assert active == [False, False, True, True, True, True, False, False]
+    assert fired.index(True) == 2 and fired.count(True) == 1
+    assert resolved.index(True) == 6
+
+
+def test_tail_score_bounds() -> None:
+    p = np.array([1.0, 1e-8, 1e-20, np.nan])
+    out = tail_score(p)
+    assert out[0] == 0.0 and out[1] == 1.0 and out[2] == 1.0 and np.isnan(out[3])
+
+
+def test_detector_state_roundtrip_continues_identically() -> None:
+    neg = RNG.poisson(1.0, size=(80, 2)).astype(float)
+    a = CountSpike(window_buckets=5, min_history_buckets=5)
+    b = CountSpike(window_buckets=5, min_history_buckets=5)
+    frames = list(_frames(neg + 1, neg))
+    for f in frames[:50]:
+        a.update(f)
+        b.update(f)
+    import json
+
+    b2 = CountSpike(window_buckets=5, min_history_buckets=5).load(json.loads(json.dumps(b.state())))
+    for f in frames[50:]:
+        a.update(f)
+        b2.update(f)
+    assert np.allclose(a.score(), b2.score())
