@@ -40,6 +40,9 @@ __all__ = ["ScorerService", "ScorerStats"]
 
 logger = logging.getLogger(__name__)
 
+#: Original bytes kept in the dead letter of an output the producer refused as too large.
+_SAFE_BYTES = 65_536
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -124,13 +127,19 @@ class ScorerService:
         self.metrics_server = server
         logger.info("scorer metrics and health on %s", server.url)
         try:
-            classifier = self._load_classifier()
+            classifier = self.load_model()
             self._consume(classifier, stop)
         finally:
             self._running = False
             server.stop()
 
-    def _load_classifier(self) -> Classifier:
+    def load_model(self) -> Classifier:
+        """Load the model (unless one was injected), log and export what runs where.
+
+        ``run`` calls it; raises :class:`~models.exceptions.ProviderError` when
+        ``require_gpu`` is set and no GPU is usable, and
+        :class:`~models.exceptions.ModelDirError` for a bad model directory.
+        """
         if self.classifier is None:
             from models.scoring import Classifier
 
@@ -262,11 +271,14 @@ class ScorerService:
         return kept
 
     def _too_large(self, outcome: Outcome, error: Exception) -> Outcome:
+        """The dead letter of an output the producer refused as too large for one message."""
+        what = "scored document" if outcome.scored is not None else "dead letter"
         letter = dead_letter(
             outcome.record,
-            SchemaError("too_large", f"scored document does not fit one Kafka message: {error}"),
+            SchemaError("too_large", f"{what} does not fit one Kafka message: {error}"),
             failed_at=self._clock(),
-            max_original_bytes=self.settings.deadletter_max_original_bytes,
+            # Small enough to fit whatever the producer's size limit is.
+            max_original_bytes=min(self.settings.deadletter_max_original_bytes, _SAFE_BYTES),
         )
         return Outcome(outcome.record, dead=letter)
 
