@@ -9,6 +9,9 @@ their token counts, so nothing is silently truncated.
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +20,26 @@ from typing import Final
 import numpy as np
 from tokenizers import Tokenizer
 
-__all__ = ["EncodedText", "TextEncoder", "pad_batch"]
+__all__ = ["EncodedText", "TextEncoder", "normalize_text", "pad_batch"]
 
 _SENTENCE_ENDS: Final = frozenset({".", "!", "?", ";", "\n"})
 _SPECIALS: Final = (("[CLS]", "[SEP]"), ("<s>", "</s>"))
+_URL: Final = re.compile(r"https?://\S+|www\.\S+")
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACE: Final = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """The text as the model was trained on it: entities decoded, URLs dropped.
+
+    Training and scoring both call this, so they see the same text.
+
+    >>> normalize_text("Q3 beat &amp; raise\x9d https://t.co/abc  ")
+    'Q3 beat & raise'
+    """
+    clean = unicodedata.normalize("NFKC", html.unescape(text))
+    clean = _SPACE.sub(" ", _CONTROL.sub("", _URL.sub(" ", clean))).strip()
+    return clean or _SPACE.sub(" ", text).strip()
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,8 @@ class TextEncoder:
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"text {i} is empty; drop or dead-letter empty texts first")
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        normalized = [normalize_text(t) for t in texts]
+        encodings = self._tokenizer.encode_batch(normalized, add_special_tokens=False)
         window = self.max_length - 2
         out: list[EncodedText] = []
         for enc in encodings:
@@ -116,7 +136,8 @@ class TextEncoder:
 
     def encode_truncated(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
         """First window of each text (for training, where labels are per headline)."""
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        normalized = [normalize_text(t) for t in texts]
+        encodings = self._tokenizer.encode_batch(normalized, add_special_tokens=False)
         keep = self.max_length - 2
         return [(self.cls_id, *enc.ids[:keep], self.sep_id) for enc in encodings]
 

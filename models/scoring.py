@@ -9,7 +9,7 @@ card's temperatures before the softmax.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,21 +132,36 @@ class Classifier:
         self, encoded: Sequence[EncodedText], *, batch_size: int = 64
     ) -> list[Prediction]:
         """Score pre-tokenized texts (see :meth:`tokenize`)."""
+        sent, topic = self.probabilities(encoded, batch_size=batch_size)
+        return [self._prediction(s, t, e) for s, t, e in zip(sent, topic, encoded, strict=True)]
+
+    def probabilities(
+        self,
+        encoded: Sequence[EncodedText],
+        *,
+        batch_size: int = 64,
+        temperature: Mapping[str, float] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-text ``(sentiment, topic)`` probabilities, windows aggregated.
+
+        ``temperature`` overrides the card's (``{"sentiment": 1.0, "topic": 1.0}``
+        gives the uncalibrated probabilities).
+        """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        sent_probs, topic_probs = self._chunk_probs(encoded, batch_size)
-        return self._aggregate(encoded, sent_probs, topic_probs)
+        temps = dict(temperature if temperature is not None else self.card.temperature)
+        sent, topic = self._chunk_probs(encoded, batch_size, temps)
+        return self._aggregate(encoded, sent), self._aggregate(encoded, topic)
 
     def _chunk_probs(
-        self, encoded: Sequence[EncodedText], batch_size: int
+        self, encoded: Sequence[EncodedText], batch_size: int, temps: Mapping[str, float]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated probabilities of every window, in flattened input order."""
+        """Probabilities of every window, in flattened input order."""
         windows = [chunk for text in encoded for chunk in text.chunks]
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         n_sent, n_topic = len(self.card.sentiment_labels), len(self.card.topic_labels)
         sent = np.empty((len(windows), n_sent), dtype=np.float64)
         topic = np.empty((len(windows), n_topic), dtype=np.float64)
-        temps = self.card.temperature
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             s_logits, t_logits = self.run_batch(
@@ -156,18 +171,14 @@ class Classifier:
             topic[idx] = softmax(t_logits, temps["topic"])
         return sent, topic
 
-    def _aggregate(
-        self, encoded: Sequence[EncodedText], sent: np.ndarray, topic: np.ndarray
-    ) -> list[Prediction]:
-        out: list[Prediction] = []
+    @staticmethod
+    def _aggregate(encoded: Sequence[EncodedText], probs: np.ndarray) -> np.ndarray:
+        """Token-count-weighted mean of each text's window probabilities."""
+        out = np.empty((len(encoded), probs.shape[1]), dtype=np.float64)
         row = 0
-        for text in encoded:
-            rows = slice(row, row + text.n_chunks)
-            weights = np.array([len(c) - 2 for c in text.chunks], dtype=np.float64)
-            weights = np.maximum(weights, 1.0)
-            s = np.average(sent[rows], axis=0, weights=weights)
-            t = np.average(topic[rows], axis=0, weights=weights)
-            out.append(self._prediction(s, t, text))
+        for i, text in enumerate(encoded):
+            weights = np.maximum([len(c) - 2 for c in text.chunks], 1).astype(np.float64)
+            out[i] = np.average(probs[row : row + text.n_chunks], axis=0, weights=weights)
             row += text.n_chunks
         return out
 

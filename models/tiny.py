@@ -7,6 +7,7 @@ Its predictions are meaningless.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Final
 
@@ -17,7 +18,13 @@ from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.network import MultiTaskModel, from_config
 from models.package import CardInfo, write_model_dir
 
-__all__ = ["PARITY_TEXTS", "base_tokenizer_path", "build_tiny_model", "tiny_network"]
+__all__ = [
+    "PARITY_TEXTS",
+    "base_tokenizer_path",
+    "build_tiny_model",
+    "save_tiny_base_model",
+    "tiny_network",
+]
 
 #: Headlines the tiny model's parity checks run on.
 PARITY_TEXTS: Final = tuple(
@@ -77,3 +84,15 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
         variants=("fp32", "int8"),
         min_agreement=0.9,
     )
+
+
+def save_tiny_base_model(out_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny random encoder saved as a local Hugging Face model directory.
+
+    Training tests use it as ``base_model`` so they run in seconds.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tiny_network(seed).encoder.save_pretrained(str(out_dir))
+    shutil.copyfile(base_tokenizer_path(), out_dir / "tokenizer.json")
+    return out_dir

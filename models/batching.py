@@ -1,0 +1,68 @@
+"""Length-grouped, head-homogeneous batches for multi-task training (numpy, torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.encoding import pad_batch
+
+__all__ = ["Batch", "HeadData", "epoch_batches", "to_tensors"]
+
+_GROUP = 50  # batches per length-sorting pool: enough grouping, still shuffled
+
+
+@dataclass(frozen=True)
+class HeadData:
+    """Token ids and integer labels of one head's training rows."""
+
+    head: str
+    sequences: list[tuple[int, ...]]
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of one head."""
+
+    head: str
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def to_tensors(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, ...]:
+    """Pad to the longest member and convert to int64 tensors."""
+    return tuple(torch.from_numpy(a) for a in pad_batch(sequences))
+
+
+def _head_batches(data: HeadData, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(len(data.sequences))
+    pool = batch_size * _GROUP
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort([len(data.sequences[i]) for i in chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return batches
+
+
+def epoch_batches(
+    heads: Sequence[HeadData], batch_size: int, rng: np.random.Generator
+) -> list[Batch]:
+    """All batches of one epoch, both heads interleaved in random order."""
+    plan = [(data, idx) for data in heads for idx in _head_batches(data, batch_size, rng)]
+    out: list[Batch] = []
+    for k in rng.permutation(len(plan)):
+        data, idx = plan[k]
+        ids, mask, types = to_tensors([data.sequences[i] for i in idx])
+        labels = torch.from_numpy(data.labels[idx].astype(np.int64))
+        out.append(Batch(data.head, ids, mask, types, labels))
+    return out

@@ -1,0 +1,251 @@
+"""Commands ``train``, ``evaluate``, ``export`` and ``classify`` for the root CLI.
+
+:func:`register` adds them to the ``finsentinel`` app. Heavy modules (torch,
+onnx, ONNX Runtime, pandas) are imported inside the commands, so ``--help``
+stays fast and the streaming services never import torch. Bad input (missing
+column, empty file, unknown label, a broken model directory) prints one line
+and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from models.exceptions import DataError, ExportError, ModelDirError, ModelError, TrainingError
+
+__all__ = ["register"]
+
+_stderr = Console(stderr=True)
+_stdout = Console()
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn expected errors into a one-line message and an exit code."""
+    try:
+        yield
+    except (DataError, ModelDirError, TrainingError) as exc:
+        _stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2) from exc
+    except (ExportError, ModelError) as exc:
+        _stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+
+
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_stderr,
+        transient=False,
+    )
+
+
+def train(
+    sentiment_data: Annotated[
+        Path | None, typer.Option(help="Labeled file for the sentiment head.")
+    ] = None,
+    topic_data: Annotated[
+        Path | None, typer.Option(help="Labeled file for the topic head.")
+    ] = None,
+    run_dir: Annotated[Path, typer.Option(help="Where the run's outputs go.")] = Path("runs/train"),
+    base_model: Annotated[
+        Path | None, typer.Option(help="Local HF encoder dir (default: MiniLM).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 8e-5,
+    max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
+    label_smoothing: Annotated[float, typer.Option()] = 0.05,
+    class_weight_power: Annotated[
+        float, typer.Option(help="0: no class weights, 1: inverse freq.")
+    ] = 0.5,
+    val_fraction: Annotated[float, typer.Option()] = 0.1,
+    patience: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+    max_train_minutes: Annotated[
+        float | None, typer.Option(help="Stop training after this long.")
+    ] = None,
+    max_train_rows: Annotated[
+        int | None, typer.Option(help="Use at most this many rows per head.")
+    ] = None,
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+) -> None:
+    """Fine-tune the topic + sentiment model; writes checkpoints and metrics to RUN_DIR."""
+    with _user_errors():
+        from models.config import TrainConfig
+        from models.train import default_base_model, run_training
+
+        files = {
+            head: path
+            for head, path in (("sentiment", sentiment_data), ("topic", topic_data))
+            if path is not None
+        }
+        if not files:
+            raise TrainingError("give --sentiment-data and/or --topic-data")
+        config = TrainConfig(
+            base_model=str(base_model or default_base_model()),
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            max_length=max_length,
+            label_smoothing=label_smoothing,
+            class_weight_power=class_weight_power,
+            val_fraction=val_fraction,
+            patience=patience,
+            seed=seed,
+            max_train_minutes=max_train_minutes,
+            max_train_rows=max_train_rows,
+        )
+        with _progress() as progress:
+            task = progress.add_task("training", total=None)
+
+            def hook(step: int, total: int) -> None:
+                progress.update(task, completed=step, total=total)
+
+            result = run_training(
+                config,
+                files,
+                run_dir,
+                text_column=text_column,
+                label_column=label_column,
+                progress=hook,
+            )
+        best = max(result.epochs, key=lambda e: e.score)
+        _stdout.print(f"best epoch {best.epoch}: {best.metrics}; checkpoint in {result.best_dir}")
+
+
+def _metrics_table(report: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{report['head']} on {report['data']} ({report['n']} rows)")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, m in report["per_class"].items():
+        table.add_row(
+            name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    table.caption = (
+        f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+        f"ECE {report['ece_before']:.4f} -> {report['ece_after']:.4f} (T={report['temperature']})"
+    )
+    return table
+
+
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Labeled CSV/JSONL/Parquet file.")],
+    head: Annotated[str, typer.Option(help="Which head the labels belong to: sentiment or topic.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: the shipped one).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for eval_<head>.json and the PNG.")
+    ] = None,
+    variant: Annotated[str | None, typer.Option(help="int8, fp32 or fp16 (default: int8).")] = None,
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+) -> None:
+    """Per-class metrics, confusion matrix and calibration of a model on a labeled file."""
+    with _user_errors():
+        from models.evaluate import evaluate_file
+
+        if head not in ("sentiment", "topic"):
+            raise DataError(f"--head must be 'sentiment' or 'topic', not {head!r}")
+        report = evaluate_file(
+            model,
+            data,
+            head,
+            text_column=text_column,
+            label_column=label_column,
+            out_dir=out,
+            variant=variant,
+        )
+        _stdout.print(_metrics_table(report))
+
+
+def export(
+    run: Annotated[Path, typer.Option(help="Training run directory (or a checkpoint directory).")],
+    out: Annotated[Path, typer.Option(help="Model directory to write.")],
+    name: Annotated[str, typer.Option()] = "finsentinel-minilm",
+    version: Annotated[str, typer.Option()] = "0.1.0",
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated ONNX variants.")
+    ] = "fp32,int8,fp16",
+) -> None:
+    """Export a run to an ONNX model directory: calibrate, quantize, check parity, write card."""
+    with _user_errors():
+        from models.ship import export_run
+
+        chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+        unknown = set(chosen) - {"fp32", "int8", "fp16"}
+        if unknown:
+            raise DataError(f"unknown variants {sorted(unknown)}; use fp32, int8, fp16")
+        export_run(run, out, name=name, version=version, variants=chosen)
+        from models.modeldir import load_model_dir
+
+        card = load_model_dir(out).card
+        _stdout.print(f"wrote {out}: {card.name} {card.version}, parity {card.parity}")
+
+
+def classify(
+    input: Annotated[Path, typer.Option("--input", help="CSV/JSONL/Parquet with a text column.")],
+    output: Annotated[Path, typer.Option("--output", help="Output file; format by extension.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: the shipped one).")
+    ] = None,
+    text_column: Annotated[str, typer.Option()] = "text",
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Classify every row's text: sentiment (+probs, score) and topic (+probs)."""
+    with _user_errors():
+        from models.classify import classify_frame
+        from models.data import read_table, table_format, write_table
+        from models.scoring import Classifier
+
+        table_format(output)
+        if provider not in ("auto", "cpu", "cuda"):
+            raise DataError(f"--provider must be auto, cpu or cuda, not {provider!r}")
+        frame = read_table(input)
+        if text_column not in frame.columns:
+            raise DataError(f"{input}: no column {text_column!r} (columns: {list(frame.columns)})")
+        classifier = Classifier.load(model, provider=provider)  # type: ignore[arg-type]
+        with _progress() as progress:
+            task = progress.add_task("classifying", total=len(frame))
+            result = classify_frame(
+                frame,
+                classifier,
+                text_column=text_column,
+                batch_size=batch_size,
+                progress=lambda n: progress.advance(task, n),
+            )
+        write_table(result, output)
+        done = f"wrote {len(result)} rows to {output}"
+        _stdout.print(f"{done} ({classifier.card.version}, {classifier.variant})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``evaluate``, ``export`` and ``classify`` to ``app``."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("export")(export)
+    app.command("classify")(classify)

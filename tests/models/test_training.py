@@ -1,0 +1,51 @@
+"""The training loop learns a separable toy task; the run directory is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.config import TrainConfig
+from models.data import LabeledSet
+from models.exceptions import TrainingError
+from models.train import run_training, split_files
+
+
+def test_toy_task_is_learned(toy_run: Path) -> None:
+    lines = (toy_run / "metrics.jsonl").read_text().splitlines()
+    history = [json.loads(line) for line in lines]
+    assert len(history) >= 2
+    best = max(history, key=lambda e: e["score"])
+    assert best["metrics"]["sentiment"]["accuracy"] >= 0.9
+    assert best["metrics"]["topic"]["accuracy"] >= 0.9
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_run_directory_contents(toy_run: Path) -> None:
+    for name in ("config.json", "data.json", "metrics.jsonl", "val_sentiment.csv", "val_topic.csv"):
+        assert (toy_run / name).is_file(), name
+    for name in ("model.pt", "heads.json", "config.json", "tokenizer.json", "val_logits.npz"):
+        assert (toy_run / "best" / name).is_file(), name
+    data = json.loads((toy_run / "data.json").read_text())
+    assert data["sentiment"]["validation_rows"] == 18  # 25% of 24 rows per class
+    with np.load(toy_run / "best" / "val_logits.npz") as arrays:
+        assert arrays["sentiment_logits"].shape == (18, 3)
+        assert arrays["topic_logits"].shape == (9, 20)
+
+
+def test_split_is_deterministic_and_stratified(toy_data: dict[str, Path]) -> None:
+    config = TrainConfig(base_model="unused", val_fraction=0.25, seed=3)
+    a = split_files(toy_data, config)
+    b = split_files(toy_data, config)
+    assert a["sentiment"].validation.texts == b["sentiment"].validation.texts
+    val: LabeledSet = a["sentiment"].validation
+    assert np.bincount(val.labels).tolist() == [6, 6, 6]
+    assert not set(val.texts) & set(a["sentiment"].train.texts)
+
+
+def test_no_files_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="at least one"):
+        run_training(TrainConfig(base_model="unused"), {}, tmp_path)
