@@ -1,0 +1,223 @@
+"""deploy/compose.yaml agrees with the code: commands, settings names, ports, volumes.
+
+No Docker engine runs here, so the file is checked as data: every environment
+variable a FinSentinel service gets must be a field of that service's settings
+class (and the values must pass its validation), metrics ports must be the
+settings defaults that Prometheus scrapes, and directories the services write to
+must be volumes (the containers' root filesystems are read-only).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from stream.topics import TopicNames
+from tests.deploy.manifests import (
+    DEPLOY,
+    KAFKA_SETTINGS,
+    REPO,
+    ROOT_CLI_ENV,
+    SERVICES,
+    ServiceSpec,
+    import_class,
+    root_cli_commands,
+    spec_for_env,
+)
+
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
+
+
+def _resolve(value: Any) -> str:
+    """Compose ``${VAR:-default}`` interpolation with the defaults (or .env.example)."""
+    example = _env_example()
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if example.get(name):
+            return example[name]
+        assert default is not None and ":?" not in m.group(0), f"${{{name}}} has no example"
+        return default
+
+    return _INTERPOLATION.sub(repl, str(value))
+
+
+def _env_example() -> dict[str, str]:
+    out = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _service(compose: dict[str, Any], spec: ServiceSpec) -> dict[str, Any]:
+    return dict(compose["services"][spec.name])
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
+def test_service_command_is_a_cli_command(compose: dict[str, Any], spec: ServiceSpec) -> None:
+    service = _service(compose, spec)
+    assert service["command"] == [spec.command]
+    commands = root_cli_commands()
+    assert spec.command in commands, f"`finsentinel {spec.command}` missing; CLI has {commands}"
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
+def test_environment_matches_settings(compose: dict[str, Any], spec: ServiceSpec) -> None:
+    """Each variable is a settings field and the values validate together."""
+    env = {k: _resolve(v) for k, v in _service(compose, spec)["environment"].items()}
+    settings = spec.settings_class()
+    kafka = import_class(KAFKA_SETTINGS)
+    own, kafka_env = {}, {}
+    for name, value in env.items():
+        if name.startswith("KAFKA_"):
+            kafka_env[name.removeprefix("KAFKA_").lower()] = value
+        elif name.startswith(spec.env_prefix):
+            own[name.removeprefix(spec.env_prefix).lower()] = value
+        else:
+            assert name in ROOT_CLI_ENV, f"{spec.name}: {name} belongs to no settings class"
+    assert set(own) <= set(settings.model_fields), set(own) - set(settings.model_fields)
+    assert set(kafka_env) <= set(kafka.model_fields), set(kafka_env) - set(kafka.model_fields)
+    parsed = settings(**own)
+    kafka(**kafka_env)
+    assert parsed.metrics_host == "0.0.0.0"
+    assert parsed.metrics_port == spec.metrics_port == settings.model_fields["metrics_port"].default
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
+def test_written_directories_are_volumes(compose: dict[str, Any], spec: ServiceSpec) -> None:
+    service = _service(compose, spec)
+    assert service["read_only"] is True
+    mounts = [v.split(":")[1] for v in service.get("volumes", [])]
+    for name, value in service["environment"].items():
+        if name.endswith("_DIR") and spec_for_env(name) is spec:
+            assert any(str(value).startswith(m) for m in mounts), f"{name}={value} not on a volume"
+    named = [v.split(":")[0] for v in service.get("volumes", []) if not v.startswith(".")]
+    assert set(named) <= set(compose["volumes"])
+    for host_path in (v.split(":")[0] for v in service.get("volumes", []) if v.startswith(".")):
+        assert (DEPLOY / host_path).exists(), host_path
+
+
+def test_scorer_scales_and_has_a_gpu_profile(compose: dict[str, Any]) -> None:
+    scorer, gpu = compose["services"]["scorer"], compose["services"]["scorer-gpu"]
+    assert "container_name" not in scorer, "replicas need generated container names"
+    assert int(_resolve(scorer["deploy"]["replicas"])) >= 1
+    assert gpu["profiles"] == ["gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert gpu["build"]["dockerfile"] == "deploy/docker/Dockerfile.cuda"
+    group = "FINSENTINEL_SCORER_GROUP_ID"
+    assert scorer["environment"][group] == gpu["environment"][group]
+
+
+def test_images_build_from_the_shipped_dockerfiles(compose: dict[str, Any]) -> None:
+    for name in ("crawler", "scorer", "alerts", "archive"):
+        build = compose["services"][name]["build"]
+        assert (DEPLOY / build["context"]).resolve() == REPO
+        assert (REPO / build["dockerfile"]).is_file()
+
+
+def test_third_party_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service.get("image", "")
+        if image.startswith("${"):
+            continue
+        assert re.search(r":[\w.-]*\d[\w.-]*$", image), (
+            f"{name}: {image} is not pinned to a version"
+        )
+        assert not image.endswith(":latest"), name
+
+
+def test_grafana_needs_a_password_from_env(compose: dict[str, Any]) -> None:
+    env = compose["services"]["grafana"]["environment"]
+    password = env.get("GF_SECURITY_ADMIN_PASSWORD", "")
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
+    assert "GRAFANA_ADMIN_PASSWORD" in _env_example()
+    assert _env_example()["GRAFANA_ADMIN_PASSWORD"] == "", "no password in the example"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_env_file_is_git_ignored() -> None:
+    ignore = (DEPLOY / ".gitignore").read_text().splitlines()
+    assert ".env" in ignore and "!.env.example" in ignore
+
+
+def test_topic_job_creates_every_topic_with_its_retention() -> None:
+    script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
+    specs = dict(
+        (m.group(1), (int(m.group(2)), int(m.group(3))))
+        for m in re.finditer(r'"(finsentinel\.[\w.]+) (\d+) (\d+)"', script)
+    )
+    names = TopicNames()
+    assert set(specs) == set(names.all)
+    days = {t: d for t, (_, d) in specs.items()}
+    assert days == {
+        names.raw_news: 7,
+        names.raw_comments: 7,
+        names.scored: 30,
+        names.alerts: 90,
+        names.deadletter: 30,
+    }
+    assert specs[names.raw_news][0] == specs[names.raw_comments][0] == specs[names.scored][0] == 12
+
+
+def test_kafka_is_kraft_and_pinned(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    init = compose["services"]["kafka-init"]
+    assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for spec in SERVICES:
+        deps = compose["services"][spec.name]["depends_on"]
+        assert deps["kafka-init"]["condition"] == "service_completed_successfully"
+
+
+def test_prometheus_scrapes_every_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    for spec in SERVICES:
+        job = jobs[spec.prometheus_job]
+        if "dns_sd_configs" in job:
+            (sd,) = job["dns_sd_configs"]
+            assert spec.name in sd["names"] and sd["port"] == spec.metrics_port
+        else:
+            targets = [t for sc in job["static_configs"] for t in sc["targets"]]
+            assert targets == [f"{spec.name}:{spec.metrics_port}"]
+        assert str(spec.metrics_port) in compose["services"][spec.name]["expose"]
+    assert "scorer-gpu" in jobs["finsentinel-scorer"]["dns_sd_configs"][0]["names"]
+
+
+def test_crawler_sources_file_is_valid() -> None:
+    config = pytest.importorskip("ingest.config")
+    sources = config.load_sources(DEPLOY / "config" / "sources.yaml")
+    assert sources.enabled
+
+
+def test_dockerfiles() -> None:
+    """Multi-stage, non-root, pinned base, model baked in, sources present in the context."""
+    missing: set[str] = set()
+    for variant in ("cpu", "cuda"):
+        dockerfile = DEPLOY / "docker" / f"Dockerfile.{variant}"
+        text = dockerfile.read_text()
+        assert text.count("\nFROM ") == 2, "build and runtime stages"
+        assert re.search(r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+\n", text)
+        assert re.search(r"\nUSER \$\{APP_UID\}:\$\{APP_UID\}\n", text)
+        assert 'ENTRYPOINT ["finsentinel"]' in text
+        assert "COPY models/default /opt/finsentinel/models/default" in text
+        assert "FINSENTINEL_SCORER_MODEL_DIR=/opt/finsentinel/models/default" in text
+        ignore = (DEPLOY / "docker" / f"Dockerfile.{variant}.dockerignore").read_text()
+        for src in re.findall(r"^COPY (?!--from)(\S+) ", text, flags=re.M):
+            top = src.split("/")[0]
+            assert f"!{top}" in ignore.splitlines(), f"{src} is not in the build context"
+            if not (REPO / src).exists():
+                missing.add(src)
+    # Files other engineers ship (the model, the README pyproject.toml names): a build
+    # fails without them, but that is theirs to land, so it skips rather than fails.
+    if missing:
+        pytest.skip(f"not in the repository yet, the images cannot be built: {sorted(missing)}")
