@@ -1,0 +1,247 @@
+"""One commit step: normalise, deduplicate, produce, then mark seen.
+
+:meth:`Pipeline.process` takes the results of one or more source passes as one
+batch, so copies of a story found by several sources in the batch are folded
+into one document with ``copies`` counted. Only documents the broker
+acknowledged are marked seen; a source's cursor may be saved only when its
+report is ``complete`` (every record of it acknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ingest.dedup import DedupStore, Seen
+from ingest.documents import Built, build_document
+from ingest.entities import EntityExtractor
+from ingest.fingerprint import similarities
+from ingest.metrics import IngestMetrics
+from ingest.producer import DocumentProducer, OutgoingRecord
+from ingest.sources.base import FetchResult, Rejected, Source
+from stream.errors import SchemaError
+from stream.schemas import REJECT_REASONS, DeadLetter, RawDocument, encode, message_key
+from stream.topics import TopicNames
+
+__all__ = ["Pipeline", "SourceReport"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceReport:
+    """What one source's pass found and what became of it."""
+
+    source: str
+    outcome: str = "ok"
+    error: str | None = None
+    found: int = 0
+    produced: int = 0
+    duplicates: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    unacknowledged: int = 0
+    documents: list[RawDocument] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when the pass succeeded and the broker acknowledged everything."""
+        return self.error is None and self.unacknowledged == 0
+
+
+@dataclass
+class _Entry:
+    source: str
+    built: Built
+
+
+@dataclass
+class _Group:
+    rep: _Entry
+    members: list[_Entry] = field(default_factory=list)
+    novelty: float = 1.0
+
+
+@dataclass
+class _Batch:
+    groups: list[_Group] = field(default_factory=list)
+    #: (duplicate, produced id it copies) for copies of already-produced documents.
+    stored_dups: list[tuple[_Entry, str]] = field(default_factory=list)
+
+
+class Pipeline:
+    """Shared by every source of a process; commits one batch at a time."""
+
+    def __init__(
+        self,
+        *,
+        topics: TopicNames,
+        producer: DocumentProducer,
+        dedup: DedupStore,
+        entities: EntityExtractor,
+        metrics: IngestMetrics,
+        near_min_similarity: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._topics = topics
+        self._producer = producer
+        self._dedup = dedup
+        self._entities = entities
+        self._metrics = metrics
+        self._near_min = near_min_similarity
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def process(
+        self, batch: Sequence[tuple[Source, FetchResult]], reports: dict[str, SourceReport]
+    ) -> None:
+        """Commit a batch of pass results, filling in ``reports`` (one per source)."""
+        with self._lock:
+            fetched_at = self._clock()
+            entries: list[_Entry] = []
+            dead: list[tuple[str, Rejected]] = []
+            for source, result in batch:
+                reports[source.name].found += len(result.candidates)
+                dead.extend((source.name, r) for r in result.rejected)
+                for cand in result.candidates:
+                    built = build_document(cand, source.spec, self._entities, fetched_at)
+                    if isinstance(built, Rejected):
+                        dead.append((source.name, built))
+                    else:
+                        entries.append(_Entry(source.name, built))
+            grouped = self._group(entries, reports)
+            self._commit(grouped, dead, reports, fetched_at)
+
+    def _group(self, entries: list[_Entry], reports: dict[str, SourceReport]) -> _Batch:
+        out = _Batch()
+        by_key: dict[str, int] = {}
+        sigs: list[np.ndarray] = []
+        for entry in entries:
+            seen = entry.built.seen
+            verdict = self._dedup.classify(seen)
+            if verdict.kind == "known" or seen.id in by_key:
+                self._count_dup(reports, entry.source, "known")
+                continue
+            if verdict.kind in ("exact", "near") and verdict.match_id is not None:
+                out.stored_dups.append((entry, verdict.match_id))
+                self._count_dup(reports, entry.source, verdict.kind)
+                continue
+            idx = by_key.get(seen.content_hash)
+            if idx is None and seen.url:
+                idx = by_key.get(seen.url)
+            kind = "exact"
+            best = 0.0
+            if idx is None and sigs and seen.signature is not None:
+                sims = similarities(np.vstack(sigs), seen.signature)
+                best = float(sims.max())
+                if best >= self._near_min:
+                    idx, kind = int(sims.argmax()), "near"
+            if idx is not None:
+                out.groups[idx].members.append(entry)
+                self._count_dup(reports, entry.source, kind)
+                continue
+            idx = len(out.groups)
+            out.groups.append(_Group(entry, novelty=round(1.0 - max(best, verdict.similarity), 4)))
+            assert seen.signature is not None
+            sigs.append(seen.signature)
+            for key in (seen.id, seen.content_hash, seen.url):
+                if key:
+                    by_key.setdefault(key, idx)
+        return out
+
+    def _count_dup(self, reports: dict[str, SourceReport], source: str, kind: str) -> None:
+        reports[source].duplicates[kind] += 1
+        self._metrics.duplicates.labels(source=source, kind=kind).inc()
+
+    def _commit(
+        self,
+        batch: _Batch,
+        dead: list[tuple[str, Rejected]],
+        reports: dict[str, SourceReport],
+        fetched_at: datetime,
+    ) -> None:
+        docs: dict[int, RawDocument] = {}
+        records: list[OutgoingRecord] = []
+        for i, group in enumerate(batch.groups):
+            doc = group.rep.built.doc.model_copy(
+                update={"copies": 1 + len(group.members), "novelty": group.novelty}
+            )
+            docs[i] = doc
+            records.append(
+                OutgoingRecord(self._topics.raw_for(doc.kind), message_key(doc), encode(doc), i)
+            )
+        for j, (source, rej) in enumerate(dead):
+            letter = _dead_letter(rej, fetched_at, source)
+            records.append(
+                OutgoingRecord(self._topics.deadletter, source.encode(), encode(letter), ("dl", j))
+            )
+        delivery = self._producer.deliver(records)
+        self._record_groups(batch, docs, delivery.acked, reports)
+        self._record_stored_dups(batch)
+        for j, (source, rej) in enumerate(dead):
+            if ("dl", j) in delivery.acked:
+                reports[source].rejected[rej.reason] += 1
+                self._metrics.rejected.labels(source=source, reason=_reason(rej.reason)).inc()
+            else:
+                reports[source].unacknowledged += 1
+        if delivery.failed:
+            logger.warning(
+                "%s records not acknowledged (e.g. %s); they will be retried",
+                len(delivery.failed),
+                next(iter(delivery.failed.values())),
+            )
+
+    def _record_groups(
+        self,
+        batch: _Batch,
+        docs: dict[int, RawDocument],
+        acked: set[object],
+        reports: dict[str, SourceReport],
+    ) -> None:
+        seen: list[Seen] = []
+        for i, group in enumerate(batch.groups):
+            if i not in acked:
+                for entry in (group.rep, *group.members):
+                    reports[entry.source].unacknowledged += 1
+                    self._metrics.unacknowledged.labels(source=entry.source).inc()
+                continue
+            doc = docs[i]
+            rep = group.rep.built.seen
+            seen.append(Seen(rep.id, rep.content_hash, rep.url, rep.signature, doc.copies))
+            # Copies are remembered by id only, so re-crawls of them are "known".
+            seen.extend(
+                Seen(m.built.seen.id, m.built.seen.content_hash, m.built.seen.url, None, 0)
+                for m in group.members
+            )
+            report = reports[group.rep.source]
+            report.produced += 1
+            report.documents.append(doc)
+            self._metrics.produced.labels(source=group.rep.source, kind=doc.kind).inc()
+        self._dedup.mark_seen(seen)
+
+    def _record_stored_dups(self, batch: _Batch) -> None:
+        for _entry, match_id in batch.stored_dups:
+            self._dedup.add_copies(match_id)
+        self._dedup.mark_seen(
+            Seen(e.built.seen.id, e.built.seen.content_hash, e.built.seen.url, None, 0)
+            for e, _ in batch.stored_dups
+        )
+
+
+def _reason(reason: str) -> str:
+    return reason if reason in REJECT_REASONS else "processing_error"
+
+
+def _dead_letter(rej: Rejected, failed_at: datetime, source: str) -> DeadLetter:
+    return DeadLetter.wrap(
+        rej.raw,
+        SchemaError(_reason(rej.reason), f"{source}: {rej.detail}"),
+        stage="ingest",
+        failed_at=failed_at,
+        key=source.encode(),
+    )
