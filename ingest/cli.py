@@ -1,0 +1,172 @@
+"""``finsentinel crawl`` and ``finsentinel sources check``.
+
+* ``finsentinel crawl [--sources FILE]``: run the scheduled crawler service.
+* ``finsentinel crawl --once SOURCE``: one pass of one source, produced to
+  Kafka, with what it found printed as a table.
+* ``finsentinel sources check [--sources FILE]``: validate the sources file
+  and probe each source (reachable, robots allowed, parses, N entries);
+  nothing is produced.
+
+Exit codes: 0 success, 1 a source or the broker failed, 2 invalid settings or
+sources file (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from ingest.crawler import IngestReport
+    from ingest.settings import IngestSettings
+
+__all__ = ["check", "crawl", "register"]
+
+logger = logging.getLogger(__name__)
+
+SourcesOpt = Annotated[
+    Path | None,
+    typer.Option("--sources", help="Sources YAML (default: FINSENTINEL_INGEST_SOURCES_FILE)."),
+]
+PrefixOpt = Annotated[
+    str | None, typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix.")
+]
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings(sources: Path | None) -> IngestSettings:
+    from ingest.settings import IngestSettings
+
+    overrides: dict[str, Any] = {"sources_file": sources} if sources else {}
+    try:
+        return IngestSettings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise _fail(2, f"{where}: {msg}" if where else msg) from None
+
+
+def crawl(
+    sources: SourcesOpt = None,
+    once: Annotated[
+        str | None, typer.Option("--once", help="Run one pass of this source and exit.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port of /metrics and /healthz (0: any).")
+    ] = None,
+    topic_prefix: PrefixOpt = None,
+) -> None:
+    """Crawl the configured sources into Kafka (scheduled), or one source once."""
+    from ingest.config import load_sources
+    from ingest.exceptions import SourceConfigError
+    from stream.errors import BrokerError, ConfigError
+    from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
+    from stream.topics import TopicNames
+
+    settings = _settings(sources)
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
+    try:
+        spec_file = load_sources(settings.sources_file)
+        specs = [spec_file.get(once)] if once else spec_file.enabled
+        kafka = KafkaSettings()
+    except (SourceConfigError, ConfigError) as exc:
+        raise _fail(2, str(exc)) from None
+    except ValidationError as exc:
+        raise _fail(2, str(exc.errors()[0]["msg"])) from None
+    topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
+    try:
+        with kafka_connection(kafka) as connected:
+            ensure_topics(connected, topics.all)
+            if once:
+                report = _run_once(specs, settings, connected, topics)
+                _print_report(report)
+                code = 1 if report.failed else 0
+            else:
+                code = _serve(specs, settings, connected, topics)
+    except BrokerError as exc:
+        raise _fail(1, str(exc)) from None
+    except OSError as exc:
+        raise _fail(1, f"cannot serve metrics on port {settings.metrics_port}: {exc}") from None
+    if code:
+        raise typer.Exit(code)
+
+
+def _run_once(specs: list[Any], settings: Any, kafka: Any, topics: Any) -> IngestReport:
+    from ingest.service import run_once
+
+    return run_once(specs, kafka=kafka, topics=topics, settings=settings)
+
+
+def _serve(specs: list[Any], settings: Any, kafka: Any, topics: Any) -> int:
+    from ingest.service import IngestService
+    from stream.runtime import StopFlag
+
+    IngestService(settings, specs, kafka=kafka, topics=topics).run(StopFlag().install())
+    return 0
+
+
+def _print_report(report: IngestReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=report.summary(), show_lines=False)
+    for column in ("source", "kind", "published (UTC)", "tickers", "copies", "novelty", "title"):
+        table.add_column(column, overflow="fold")
+    for doc in report.documents[:200]:
+        table.add_row(
+            doc.source,
+            doc.kind,
+            doc.published_at.strftime("%Y-%m-%d %H:%M"),
+            " ".join(doc.tickers[:4]),
+            str(doc.copies),
+            "" if doc.novelty is None else f"{doc.novelty:.2f}",
+            (doc.title or doc.body)[:90],
+        )
+    console = Console()
+    console.print(table)
+    for name, error in report.failed.items():
+        console.print(f"[red]{name}[/red]: {error}")
+
+
+def check(sources: SourcesOpt = None) -> None:
+    """Validate the sources file and probe every source without producing anything."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ingest.config import load_sources
+    from ingest.exceptions import SourceConfigError
+    from ingest.probe import probe_sources
+
+    settings = _settings(sources)
+    try:
+        spec_file = load_sources(settings.sources_file)
+    except SourceConfigError as exc:
+        raise _fail(2, str(exc)) from None
+    results = probe_sources(settings, spec_file.sources)
+    table = Table(title=f"{settings.sources_file}: {len(results)} sources")
+    for column in ("source", "kind", "status", "entries", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        colour = "green" if r.ok else ("yellow" if r.status == "disabled" else "red")
+        table.add_row(r.name, r.kind, f"[{colour}]{r.status}[/{colour}]", str(r.entries), r.detail)
+    Console().print(table)
+    if any(not r.ok and r.status != "disabled" for r in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``crawl`` and ``sources check`` to the root ``finsentinel`` app."""
+    app.command("crawl")(crawl)
+    sources_app = typer.Typer(help="Inspect the crawler's sources file.", no_args_is_help=True)
+    sources_app.command("check")(check)
+    app.add_typer(sources_app, name="sources")
