@@ -51,28 +51,37 @@ COMPANIES: tuple[tuple[str, str, str], ...] = (
     ("Ardent Payments", "ARPY", "tech"),
 )
 
-_POSITIVE = (
-    "{co} beats third-quarter estimates and raises full-year guidance",
-    "{co} shares jump after record quarterly revenue",
-    "Analysts upgrade {co} to buy, citing a faster margin recovery",
-    "{co} raises quarterly dividend by 8%",
-    "{co} wins $2.1 billion multi-year supply contract",
-    "{co} announces $500 million share buyback",
-    "{co} posts strongest order growth in five years",
-    "{co} surges as new product line sells out in first week",
-    "{co} lifts outlook on robust demand in Europe",
-    "Price target on {co} raised to $148 at Morgan Lane",
+_UP = ("shares jump", "stock rallies", "climbs", "gains", "rises", "surges")
+_UP_WHY = (
+    "after record quarterly revenue",
+    "as full-year guidance tops forecasts",
+    "on the strongest order growth in five years",
+    "after an analyst upgrade to buy",
+    "on a $2.1 billion multi-year contract win",
+    "after announcing a $500 million buyback",
+    "as margins recover faster than expected",
+    "after beating profit estimates",
 )
-_NEUTRAL = (
-    "{co} to report third-quarter results on Thursday",
-    "{co} names new chief financial officer",
-    "{co} completes previously announced acquisition of a logistics unit",
-    "{co} to present at investor conference next week",
-    "{co} files quarterly report with the SEC",
-    "{co} schedules annual shareholder meeting for March",
-    "{co} opens new regional headquarters in Dublin",
-    "{co} board declares regular quarterly dividend",
+_DOWN = ("shares fall", "stock slides", "drops", "sinks", "tumbles", "declines")
+_DOWN_WHY = (
+    "after cutting its full-year outlook",
+    "as regulator opens accounting probe",
+    "on a recall of 200,000 units",
+    "after missing profit estimates",
+    "as rating agency cuts its debt to junk",
+    "after warning of weaker holiday demand",
+    "on plans to cut 1,200 jobs",
+    "after suspending its dividend",
 )
+_EVENTS = (
+    "to report third-quarter results",
+    "to present at an investor conference",
+    "to hold annual shareholder meeting",
+    "board to meet on capital plans",
+    "to publish sustainability report",
+    "to host capital markets day",
+)
+_WHEN = ("on Thursday", "next week", "on Dec. 3", "after the close on Tuesday", "in March")
 _MACRO_NEUTRAL = (
     "Fed minutes due at 2 p.m. ET as markets weigh timing of next move",
     "Treasury to auction $42 billion of 10-year notes",
@@ -82,54 +91,108 @@ _MACRO_NEUTRAL = (
     "Gold holds near $2,400 an ounce as traders await data",
     "U.S. weekly jobless claims due Thursday",
     "European shares open flat ahead of inflation data",
+    "Bank of England keeps rates on hold, as expected",
+    "Copper trades in narrow range as China data looms",
 )
-_NEGATIVE = (
-    "{co} misses earnings estimates and cuts its outlook",
-    "{co} shares slide after regulator opens accounting probe",
-    "{co} recalls 200,000 units over safety defect",
-    "Rating agency downgrades {co} debt to junk",
-    "{co} plunges after warning of weaker holiday demand",
-    "{co} cuts 1,200 jobs as sales fall for third straight quarter",
-    "{co} suspends dividend to preserve cash",
+_SAY_POS = ("Adding more ${t} here", "Long ${t}", "Bought ${t} this morning", "Loving ${t}")
+_SAY_POS_WHY = (
+    "the guidance was better than expected",
+    "the order book looks strong",
+    "this is breaking out to new highs",
+    "margins are finally turning",
 )
-_COMMENTS_POS = (
-    "${t} looks cheap here, adding more on this dip",
-    "Loving the numbers from ${t}, guidance was better than expected",
-    "${t} breaking out, next stop new highs",
-    "Long ${t} into earnings, the order book looks strong",
-)
-_COMMENTS_NEU = (
-    "Anyone know when ${t} reports? Can't find the date",
-    "Watching ${t} today, volume is about average",
+_SAY_NEU = (
+    "Anyone know when ${t} reports?",
+    "Watching ${t} today, volume is about average.",
     "What do people think about ${t} at these levels?",
-    "Holding ${t} for now, no strong view either way",
+    "Holding ${t} for now, no strong view.",
+    "Is ${t} in anyone's index fund?",
+    "${t} options chain looks quiet.",
 )
-_COMMENTS_NEG = (
-    "Sold my ${t}, management keeps missing its own targets",
-    "${t} is going lower, that guidance cut was ugly",
-    "Not touching ${t} until they fix the balance sheet",
+_SAY_NEG = ("Sold my ${t}", "Done with ${t}", "Not touching ${t}")
+_SAY_NEG_WHY = (
+    "management keeps missing its own targets",
+    "that guidance cut was ugly",
+    "until they fix the balance sheet",
 )
-_BURST_NEWS = (
-    "Crescent Regional Bank shares plunge 28% after disclosing deposit outflows",
-    "Crescent Regional Bank swings to quarterly loss on bad commercial property loans",
-    "Crescent Regional Bank halted for volatility as sell-off deepens",
-    "Rating agency cuts Crescent Regional Bank to junk, citing funding stress",
-    "Regional bank stocks tumble as Crescent Regional Bank losses spook investors",
-    "Meridian Savings Bancorp falls 15% in sympathy with Crescent Regional Bank",
-    "Crescent Regional Bank suspends dividend and draws on emergency credit line",
-    "Analysts slash price targets on Crescent Regional Bank after deposit flight",
-    "Crescent Regional Bank CEO fails to reassure investors as shares sink further",
-    "Short sellers pile into regional lenders after Crescent Regional Bank loss",
-    "Crescent Regional Bank bonds slump to distressed levels",
-    "Crescent Regional Bank faces class action over loan loss disclosures",
+_BANKS = (("Crescent Regional Bank", "CRBK"), ("Meridian Savings Bancorp", "MSBC"))
+_BANK_WHY = (
+    "after disclosing deposit outflows",
+    "on a quarterly loss from commercial property loans",
+    "as funding stress spreads",
+    "after a downgrade to junk",
+    "after suspending its dividend",
+    "as short sellers pile in",
+    "after drawing on an emergency credit line",
+    "as analysts slash price targets",
 )
-_BURST_COMMENTS = (
-    "$CRBK is a disaster, deposits running for the exits",
-    "Got out of $CRBK way too late, brutal loss",
-    "$CRBK and $MSBC both collapsing, regional banks are in trouble again",
-    "This $CRBK news is terrible, who is next?",
-    "Dumped all my regional bank shares after the $CRBK loss",
+_BANK_SAY = (
+    "Dumped my ${t}",
+    "Got out of ${t} way too late",
+    "${t} is a disaster",
+    "Who is next after ${t}?",
+    "Watching ${t} collapse",
+    "${t} holders are getting wiped out",
 )
+_BANK_SAY_WHY = (
+    "deposits are running for the exits",
+    "that loss is brutal",
+    "regional banks are in trouble again",
+    "this could spread to every small lender",
+    "nobody trusts their loan book now",
+    "the dividend cut says it all",
+)
+
+
+def _combos(rng: random.Random, *parts: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every combination of ``parts`` in a seeded random order (no repeats, so no duplicates)."""
+    combos: list[tuple[str, ...]] = [()]
+    for part in parts:
+        combos = [(*c, p) for c in combos for p in part]
+    rng.shuffle(combos)
+    return combos
+
+
+class _Writer:
+    """Draws distinct documents: each template combination is used at most once."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        names = [c[0] for c in COMPANIES]
+        self.up = _combos(rng, names, _UP, _UP_WHY)
+        self.down = _combos(rng, names, _DOWN, _DOWN_WHY)
+        self.events = _combos(rng, names, _EVENTS, _WHEN)
+        self.say_pos = _combos(rng, [c[1] for c in COMPANIES], _SAY_POS, _SAY_POS_WHY)
+        self.say_neg = _combos(rng, [c[1] for c in COMPANIES], _SAY_NEG, _SAY_NEG_WHY)
+        self.say_neu = _combos(rng, [c[1] for c in COMPANIES], _SAY_NEU)
+        self.bank = _combos(rng, [b[0] for b in _BANKS], _DOWN, _BANK_WHY)
+        self.bank_say = _combos(rng, [b[1] for b in _BANKS], _BANK_SAY, _BANK_SAY_WHY)
+        self.ticker = {c[0]: c[1] for c in (*COMPANIES, *_BANKS)}
+
+    def news(self, pool: list[tuple[str, ...]]) -> tuple[str, str, list[str]]:
+        name, verb, why = pool.pop()
+        pct = self.rng.randint(2, 9) if pool is not self.bank else self.rng.randint(9, 35)
+        return "news", f"{name} {verb} {pct}% {why}", [self.ticker[name]]
+
+    def comment(self, pool: list[tuple[str, ...]]) -> tuple[str, str, list[str]]:
+        ticker, *words = pool.pop()
+        text = ", ".join(w.replace("{t}", ticker) for w in words)
+        return "comment", text, [ticker]
+
+    def ordinary(self) -> tuple[str, str, list[str]]:
+        roll = self.rng.random()
+        if self.rng.random() < 0.3:
+            pool = self.say_neg if roll < 0.2 else self.say_pos if roll < 0.55 else self.say_neu
+            return self.comment(pool)
+        if roll < 0.12:
+            return "news", self.rng.choice(_MACRO_NEUTRAL), []
+        if roll < 0.45:
+            name, event, when = self.events.pop()
+            return "news", f"{name} {event} {when}", [self.ticker[name]]
+        return self.news(self.down if roll < 0.6 else self.up)
+
+    def burst(self) -> tuple[str, str, list[str]]:
+        return self.comment(self.bank_say) if self.rng.random() < 0.35 else self.news(self.bank)
 
 
 #: Two broken records, so the demo shows dead-lettering: no text at all, and cut-off JSON.
@@ -144,19 +207,6 @@ def _stable_id(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
-def _pick_doc(rng: random.Random) -> tuple[str, str, list[str]]:
-    """(kind, title, tickers) for one ordinary document."""
-    name, ticker, _sector = rng.choice(COMPANIES)
-    roll = rng.random()
-    if rng.random() < 0.3:  # a social comment
-        pool = _COMMENTS_NEG if roll < 0.2 else _COMMENTS_POS if roll < 0.55 else _COMMENTS_NEU
-        return "comment", rng.choice(pool).replace("{t}", ticker), [ticker]
-    if roll < 0.18:
-        return "news", rng.choice(_MACRO_NEUTRAL), []
-    pool = _NEGATIVE if roll < 0.34 else _POSITIVE if roll < 0.67 else _NEUTRAL
-    return "news", rng.choice(pool).format(co=name), [ticker]
-
-
 def generate(
     *,
     n_docs: int = 440,
@@ -167,20 +217,22 @@ def generate(
     burst_at: float = 0.55,
     burst_span: timedelta = timedelta(minutes=20),
 ) -> list[dict[str, Any]]:
-    """Return ``n_docs`` ordinary documents plus ``burst`` burst documents, by time."""
+    """Return ``n_docs`` ordinary documents plus ``burst`` burst documents, by time.
+
+    Every document is distinct (no two share a template combination), so the
+    crawler's near-duplicate detection keeps them all; ``n_docs`` is bounded by
+    the template space (about 2,000) and ``burst`` by 96.
+    """
     rng = random.Random(seed)
+    writer = _Writer(rng)
     docs = []
     for i in range(n_docs):
-        kind, title, tickers = _pick_doc(rng)
+        kind, title, tickers = writer.ordinary()
         at = start + span * rng.random()
         docs.append(_row(i, kind, title, tickers, at, burst=False))
     burst_start = start + span * burst_at
     for j in range(burst):
-        if rng.random() < 0.35:
-            kind, title = "comment", rng.choice(_BURST_COMMENTS)
-        else:
-            kind, title = "news", rng.choice(_BURST_NEWS)
-        tickers = ["CRBK", "MSBC"] if "Meridian" in title or "MSBC" in title else ["CRBK"]
+        kind, title, tickers = writer.burst()
         at = burst_start + burst_span * rng.random()
         docs.append(_row(n_docs + j, kind, title, tickers, at, burst=True))
     docs.sort(key=lambda d: (d["published_at"], d["id"]))
