@@ -1,0 +1,77 @@
+"""Dedup store: exact, near, known; persistence across restarts; bounded size; novelty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.dedup import DedupStore, Seen
+from ingest.fingerprint import minhash
+from ingest.normalize import content_hash
+from tests.ingest.feeds import WIRE_STORY
+
+
+def store(path: Path | None, now: list[float], **kw: float) -> DedupStore:
+    opts = {
+        "near_min_similarity": 0.6,
+        "near_window_s": 3600.0,
+        "retention_s": 86400.0,
+        "max_entries": 100,
+    } | kw
+    return DedupStore(path, clock=lambda: now[0], **opts)  # type: ignore[arg-type]
+
+
+def seen(i: str, text: str, url: str | None = None) -> Seen:
+    return Seen(i, content_hash("", text), url, minhash(text))
+
+
+def test_verdicts(tmp_path: Path) -> None:
+    now = [1000.0]
+    s = store(tmp_path / "d.db", now)
+    s.mark_seen([seen("a", WIRE_STORY, "https://x.test/a")])
+    assert s.classify(seen("a", "other")).kind == "known"
+    assert s.classify(seen("b", WIRE_STORY.upper())).kind == "exact"  # same normalised text
+    assert s.classify(seen("c", "different", "https://x.test/a")).kind == "exact"  # same URL
+    near = s.classify(seen("d", "UPDATE 2-" + WIRE_STORY + " (Reporting by A. B.)"))
+    assert near.kind == "near" and near.match_id == "a" and near.novelty < 0.4
+    new = s.classify(seen("e", "Central bank holds rates, signals patience on cuts this year"))
+    assert new.kind == "new" and new.novelty > 0.8
+    s.close()
+
+
+def test_state_survives_restart(tmp_path: Path) -> None:
+    now = [1000.0]
+    s = store(tmp_path / "d.db", now)
+    s.mark_seen([seen("a", WIRE_STORY)])
+    s.add_copies("a", 2)
+    s.close()
+    again = store(tmp_path / "d.db", now)
+    assert again.classify(seen("a", WIRE_STORY)).kind == "known"
+    assert again.classify(seen("z", "Reuters - " + WIRE_STORY)).kind == "near"
+    assert again.copies("a") == 3
+    again.close()
+
+
+def test_near_window_and_retention_are_bounded(tmp_path: Path) -> None:
+    now = [0.0]
+    s = store(tmp_path / "d.db", now, near_window_s=100.0, retention_s=1000.0, max_entries=100)
+    s.mark_seen([seen("a", WIRE_STORY)])
+    now[0] = 200.0  # outside the near window, inside retention
+    assert s.classify(seen("b", "UPDATE 1-" + WIRE_STORY)).kind == "new"
+    assert s.classify(seen("a", WIRE_STORY)).kind == "known"
+    now[0] = 2000.0
+    assert s.evict() == 1
+    assert s.classify(seen("a", WIRE_STORY)).kind == "new"
+    s.close()
+
+
+def test_count_bound_evicts_oldest_first() -> None:
+    now = [0.0]
+    s = store(None, now, max_entries=100)
+    for i in range(150):
+        now[0] = float(i)
+        s.mark_seen([seen(f"id{i}", f"story number {i} about topic {i * 7}")])
+    s.evict()
+    assert len(s) == 100
+    assert s.classify(seen("id0", "x")).kind == "new"
+    assert s.classify(seen("id149", "x")).kind == "known"
+    s.close()
