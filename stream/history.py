@@ -29,7 +29,14 @@ import pyarrow.dataset as ds
 from stream.archive_schema import PARTITION_SCHEMA, DocType, schema_for
 from stream.errors import FinSentinelError
 
-__all__ = ["HistoryError", "HistoryQuery", "archive_dates", "iter_history", "read_history"]
+__all__ = [
+    "HistoryError",
+    "HistoryQuery",
+    "archive_dates",
+    "iter_days",
+    "iter_history",
+    "read_history",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +169,18 @@ def _read_day(
     return table.select(list(columns)) if columns is not None else table
 
 
+def iter_days(
+    root: Path, query: HistoryQuery, *, columns: Sequence[str] | None = None
+) -> Iterator[tuple[str, pa.Table]]:
+    """``(date, table)`` per archive day with matching rows, in order, rows sorted by time."""
+    if not Path(root).is_dir():
+        raise HistoryError(f"archive directory {root} does not exist")
+    for date in query.dates(archive_dates(root, query.doc_type)):
+        table = _read_day(root, query, date, columns)
+        if table is not None and table.num_rows:
+            yield date, table
+
+
 def iter_history(
     root: Path,
     query: HistoryQuery,
@@ -173,12 +192,7 @@ def iter_history(
 
     Rows carry the archive columns plus the ``date`` and ``topic`` partition keys.
     """
-    if not Path(root).is_dir():
-        raise HistoryError(f"archive directory {root} does not exist")
-    for date in query.dates(archive_dates(root, query.doc_type)):
-        table = _read_day(root, query, date, columns)
-        if table is None or table.num_rows == 0:
-            continue
+    for _, table in iter_days(root, query, columns=columns):
         yield from table.to_batches(max_chunksize=batch_rows)
 
 
