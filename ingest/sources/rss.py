@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -32,19 +33,21 @@ def parse_feed(data: bytes, *, base_url: str = "", content_type: str = "") -> li
     [('g1', 'Acme up', '2026-01-05T13:30:00+00:00')]
     """
     check_xml(data)
-    headers = {"content-location": base_url} if base_url else {}
-    if content_type:
-        headers["content-type"] = content_type
+    # No content-location: feedparser would resolve relative entry *ids* against it,
+    # and a feed's own ids must stay exactly as published. Links are joined below.
+    headers = {"content-type": content_type} if content_type else {}
     parsed = feedparser.parse(data, response_headers=headers)
     if parsed.get("bozo") and not parsed.entries:
         raise ParseError(f"not a feed: {parsed.get('bozo_exception')!r}")
     if not parsed.get("version") and not parsed.entries:
         raise ParseError("XML is well-formed but not RSS or Atom")
-    return [_candidate(entry) for entry in parsed.entries]
+    return [_candidate(entry, base_url) for entry in parsed.entries]
 
 
-def _candidate(entry: Mapping[str, Any]) -> Candidate:
+def _candidate(entry: Mapping[str, Any], base_url: str) -> Candidate:
     link = entry.get("link") or None
+    if link and base_url and base_url.startswith(("http://", "https://")):
+        link = urljoin(base_url, link)
     title = entry.get("title") or ""
     contents = entry.get("content") or []
     body = contents[0].get("value", "") if contents else entry.get("summary", "")
