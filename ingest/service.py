@@ -102,6 +102,8 @@ class IngestService:
         self._resolve = resolve
         self._crawler: Crawler | None = None
         self._ready = False
+        #: Base URL of /metrics and /healthz once :meth:`run` started them.
+        self.metrics_url: str | None = None
 
     @property
     def ready(self) -> bool:
