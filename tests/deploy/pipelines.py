@@ -1,0 +1,179 @@
+"""Running FinSentinel pipelines whose metrics the live PromQL test scrapes.
+
+* :func:`demo_pipeline`: the lead's ``finsentinel demo --keep-running`` in a child
+  process (its own embedded broker, the bundled corpus, one metrics endpoint).
+* :func:`inprocess_pipeline`: the same services started here in threads on the
+  session broker, sharing one registry served by one :class:`MetricsServer`; used
+  while the demo command does not exist yet, or with ``FINSENTINEL_TEST_PIPELINE=inprocess``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import shutil
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from stream.http import MetricsServer
+from stream.kafka import KafkaSettings, ensure_topics
+from stream.runtime import StopFlag
+from stream.topics import TopicNames
+from tests.deploy.live import Process, free_port, http_get, wait_for
+
+logger = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def demo_available() -> bool:
+    """True once the lead's ``finsentinel demo`` command exists."""
+    return importlib.util.find_spec("stream.demo_cli") is not None
+
+
+@contextlib.contextmanager
+def demo_pipeline(workdir: Path) -> Iterator[str]:
+    """``finsentinel demo --keep-running`` on a free metrics port; yields ``host:port``."""
+    port = free_port()
+    demo = Process(
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "demo",
+            "--keep-running",
+            "--metrics-port",
+            str(port),
+        ],
+        workdir / "demo.log",
+        cwd=workdir,
+        env=_child_env(),
+    )
+    target = f"127.0.0.1:{port}"
+
+    def serving() -> bool:
+        if not demo.alive():
+            raise AssertionError(f"finsentinel demo exited:\n{demo.tail()}")
+        return b"finsentinel_" in http_get(f"http://{target}/metrics")
+
+    try:
+        wait_for("the demo's metrics endpoint", serving, timeout_s=180)
+        yield target
+    finally:
+        demo.stop(timeout_s=60)
+
+
+def _child_env() -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "FINSENTINEL_"))}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+class _Threads:
+    """Services running in daemon threads until one stop flag is set."""
+
+    def __init__(self) -> None:
+        self.stop = StopFlag()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+
+    def start(self, name: str, target: Callable[[], Any]) -> None:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # reported by the test, not swallowed
+                logger.exception("%s failed", name)
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join(self, timeout_s: float = 60.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=timeout_s)
+
+
+@contextlib.contextmanager
+def inprocess_pipeline(
+    workdir: Path, kafka: KafkaSettings, model_dir: Path
+) -> Iterator[tuple[str, list[BaseException]]]:
+    """Crawler (one pass over the bundled corpus), scorer, alerts, archive in threads.
+
+    Yields the metrics endpoint ``host:port`` and the list that collects errors
+    raised by the service threads.
+    """
+    from ingest.config import parse_sources
+    from ingest.service import run_once
+    from stream.archive import ArchiveSink
+    from stream.archive_settings import ArchiveSettings
+    from stream.scorer import ScorerService
+    from stream.scorer_settings import ScorerSettings
+
+    topics = TopicNames.with_prefix(f"deploy{free_port()}")
+    ensure_topics(kafka, topics.all)
+    registry = CollectorRegistry()
+    server = MetricsServer(registry, port=0).start()
+    threads = _Threads()
+    scorer = ScorerService(
+        ScorerSettings(
+            model_dir=model_dir,
+            provider="cpu",
+            intra_op_threads=1,
+            metrics_port=0,
+            group_id=f"scorer-{topics.scored}",
+        ),
+        kafka=kafka,
+        topics=topics,
+        registry=registry,
+    )
+    threads.start("scorer", lambda: scorer.run(threads.stop))
+    archive = ArchiveSink(
+        ArchiveSettings(root_dir=workdir / "archive", metrics_port=0, max_file_age_s=5),
+        kafka=kafka,
+        topics=topics,
+        registry=registry,
+        serve_metrics=False,
+    )
+    threads.start("archive", lambda: archive.run(threads.stop))
+    _start_alerts(threads, kafka, topics, registry)
+    corpus = workdir / "corpus"
+    shutil.copytree(REPO / "stream" / "demo_data", corpus)
+    sources = parse_sources(
+        {"sources": [{"name": "demo-files", "kind": "files", "path": str(corpus)}]}
+    )
+    threads.start(
+        "crawler",
+        lambda: run_once(
+            sources, kafka=kafka, topics=topics, registry=registry, state_dir=workdir / "ingest"
+        ),
+    )
+    try:
+        yield f"127.0.0.1:{server.port}", threads.errors
+    finally:
+        threads.join()
+        server.stop()
+
+
+def _start_alerts(
+    threads: _Threads, kafka: KafkaSettings, topics: TopicNames, registry: CollectorRegistry
+) -> None:
+    """The alerts service, once its package provides one."""
+    try:
+        service_mod = importlib.import_module("alerts.service")
+        settings_mod = importlib.import_module("alerts.settings")
+    except ImportError:
+        logger.warning("alerts.service is not available: the pipeline runs without alerts")
+        return
+    settings = settings_mod.AlertsSettings(metrics_port=0)
+    service = service_mod.AlertsService(settings, kafka=kafka, topics=topics, registry=registry)
+    threads.start("alerts", lambda: service.run(threads.stop))

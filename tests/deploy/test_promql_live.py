@@ -1,0 +1,263 @@
+"""Every PromQL expression we ship, evaluated by a real Prometheus on a running pipeline.
+
+A real Prometheus (Debian's 2.x) scrapes a running FinSentinel pipeline every
+second, with the shipped rules files loaded and the shipped Alertmanager
+configuration running next to it. Then every expression in the Grafana
+dashboards (panel targets and annotations, template variables substituted with
+values their own variable queries return) and in the rules files is sent to
+``/api/v1/query``: each must parse, and must return data, except the ones listed
+in :data:`ALLOWED_EMPTY` with the reason. Alert conditions are empty on a healthy
+pipeline by design; for those the test asserts that every series they read exists.
+
+The pipeline is ``finsentinel demo --keep-running`` when that command exists,
+else the services started in threads here (``tests/deploy/pipelines.py``);
+``FINSENTINEL_TEST_PIPELINE=inprocess`` forces the latter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.kafka import KafkaSettings
+from tests.deploy.live import Prometheus, PromQLError, monitoring, wait_for
+from tests.deploy.manifests import (
+    DASHBOARDS,
+    RULE_FILES,
+    SERVICES,
+    Query,
+    dashboard_queries,
+    rule_queries,
+    substitute,
+    template_variables,
+)
+from tests.deploy.pipelines import demo_available, demo_pipeline, inprocess_pipeline
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    # kafka-python's consumer threads in the in-process pipeline close sockets late.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+#: Expressions that may return nothing on a healthy pipeline, by origin substring.
+ALLOWED_EMPTY: dict[str, str] = {
+    # Firing pipeline alerts: none on a healthy pipeline (the annotation is then empty).
+    "annotation 'Pipeline alerts'": "no pipeline alert fires on a healthy demo",
+}
+
+_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+@dataclass
+class Live:
+    """The running Prometheus and what it scrapes."""
+
+    prometheus: Prometheus
+    #: Services whose metrics the pipeline under test exports (scorer, alerts, ...).
+    services: set[str]
+    #: Recording rule name -> the services its expression reads (transitively).
+    record_services: dict[str, set[str]]
+
+
+def _model_dir(request: pytest.FixtureRequest) -> Path:
+    from models.modeldir import DEFAULT_MODEL_DIR
+
+    if (DEFAULT_MODEL_DIR / "model_card.json").exists() or any(DEFAULT_MODEL_DIR.glob("*.onnx")):
+        return Path(DEFAULT_MODEL_DIR)
+    return Path(request.getfixturevalue("tiny_model_dir"))
+
+
+@pytest.fixture(scope="module")
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus is not installed (make system-deps installs Debian's package)")
+    workdir = tmp_path_factory.mktemp("promql_live")
+    use_demo = demo_available() and os.environ.get("FINSENTINEL_TEST_PIPELINE") != "inprocess"
+    if use_demo:
+        pipeline = demo_pipeline(workdir)
+    else:
+        kafka = KafkaSettings(bootstrap_servers=request.getfixturevalue("broker"))
+        pipeline = inprocess_pipeline(workdir, kafka, _model_dir(request))
+    with pipeline as running:
+        target = running if isinstance(running, str) else running[0]
+        with monitoring(workdir, target) as prometheus:
+            wait_for(
+                "documents crawled and scored",
+                lambda: bool(
+                    prometheus.query("sum(finsentinel_scorer_documents_scored_total) > 0")
+                    and prometheus.query("sum(finsentinel_ingest_documents_produced_total) > 0")
+                ),
+                timeout_s=240,
+                interval_s=1,
+            )
+            services = {
+                s.name
+                for s in SERVICES
+                if prometheus.query(f'count({{__name__=~"{s.metric_prefix}.*"}})')
+            }
+            # Rates need two samples of every series after the data arrived.
+            names = prometheus.api("label/__name__/values")
+            canaries = [
+                next(n for n in names if n.startswith(s.metric_prefix))
+                for s in SERVICES
+                if s.name in services
+            ]
+            wait_for(
+                "a few scrapes of every service",
+                lambda: all(
+                    prometheus.query(f"min(count_over_time({name}[1m])) >= 4") for name in canaries
+                ),
+                timeout_s=60,
+                interval_s=1,
+            )
+            records = _record_services()
+            # Every recording rule of a running service must have been evaluated.
+            wait_for(
+                "recording rules to be evaluated",
+                lambda: all(
+                    prometheus.query(f"count({name})")
+                    for name, used in records.items()
+                    if used & services
+                ),
+                timeout_s=60,
+                interval_s=1,
+            )
+            yield Live(prometheus, services, records)
+        if not isinstance(running, str):
+            assert not running[1], f"a service thread failed: {running[1]!r}"
+
+
+def _metrics_in(expr: str) -> set[str]:
+    """Metric and recording-rule names an expression reads (ours only)."""
+    bare = _QUOTED.sub('""', expr)
+    return {m for m in _METRIC.findall(bare) if "finsentinel" in m}
+
+
+def _record_services() -> dict[str, set[str]]:
+    exprs: dict[str, set[str]] = {}
+    for path in RULE_FILES:
+        for query, rule in rule_queries(path):
+            if "record" in rule:
+                exprs.setdefault(rule["record"], set()).update(_metrics_in(query.expr))
+    resolved: dict[str, set[str]] = {}
+
+    def services_of(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if name in exprs and name not in seen:
+            return set().union(*(services_of(m, seen | {name}) for m in exprs[name]))
+        return {s.name for s in SERVICES if name.startswith(s.metric_prefix)}
+
+    for name in exprs:
+        resolved[name] = services_of(name)
+    return resolved
+
+
+def _services_of(expr: str, live: Live) -> set[str]:
+    out: set[str] = set()
+    for name in _metrics_in(expr):
+        out |= live.record_services.get(name) or {
+            s.name for s in SERVICES if name.startswith(s.metric_prefix)
+        }
+    return out
+
+
+def _variable_values(live: Live, board: Path) -> dict[str, str]:
+    """A real value for each template variable, from the variable's own query."""
+    values = {}
+    for var in template_variables(board):
+        query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+        m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query.strip())
+        assert m, f"{board.name}: variable {var['name']} is not a label_values() query"
+        found = live.prometheus.api(f"label/{m.group(2)}/values", **{"match[]": m.group(1)})
+        assert found, f"{board.name}: variable ${var['name']} ({query}) has no values"
+        values[var["name"]] = found[0]
+    return values
+
+
+def _check_returns_data(live: Live, query: Query, expr: str) -> None:
+    try:
+        result = live.prometheus.query(expr)
+    except PromQLError as exc:
+        pytest.fail(f"{query.origin}: Prometheus rejects {expr!r}: {exc}")
+    if result:
+        return
+    allowed = [why for key, why in ALLOWED_EMPTY.items() if key in query.origin]
+    needed = _services_of(query.expr, live)
+    if not allowed and needed and not needed & live.services:
+        allowed = [f"reads only {sorted(needed)}, which this pipeline does not run"]
+    assert allowed, f"{query.origin}: {expr!r} returned no data"
+    _check_series_exist(live, query, needed & live.services)
+
+
+def _check_series_exist(live: Live, query: Query, services: set[str]) -> None:
+    for name in _metrics_in(query.expr):
+        owners = live.record_services.get(name) or {
+            s.name for s in SERVICES if name.startswith(s.metric_prefix)
+        }
+        if owners and not owners & services:
+            continue
+        assert live.prometheus.query(f"count({name})"), f"{query.origin}: no series {name}"
+
+
+DASHBOARD_QUERIES = [(board, q) for board in DASHBOARDS for q in dashboard_queries(board)]
+RULES = [(q, rule) for path in RULE_FILES for q, rule in rule_queries(path)]
+
+
+def test_there_is_something_to_check() -> None:
+    assert len(DASHBOARDS) >= 2 and len(DASHBOARD_QUERIES) > 20 and len(RULES) > 10
+
+
+@pytest.mark.parametrize(
+    ("board", "query"), DASHBOARD_QUERIES, ids=lambda v: getattr(v, "origin", "")
+)
+def test_dashboard_expression_returns_data(live: Live, board: Path, query: Query) -> None:
+    values = _variable_values(live, board)
+    _check_returns_data(live, query, substitute(query.expr, values))
+
+
+@pytest.mark.parametrize(("query", "rule"), RULES, ids=[q.origin for q, _ in RULES])
+def test_rule_expression(live: Live, query: Query, rule: dict[str, Any]) -> None:
+    if "record" in rule:
+        _check_returns_data(live, query, query.expr)
+        return
+    # An alert condition: empty while healthy. It must parse and evaluate, and
+    # every series it reads must exist, or it could never fire.
+    try:
+        live.prometheus.query(query.expr)
+    except PromQLError as exc:
+        pytest.fail(f"{query.origin}: {exc}")
+    _check_series_exist(live, query, _services_of(query.expr, live) & live.services)
+
+
+def test_rules_are_loaded_and_healthy(live: Live) -> None:
+    groups = live.prometheus.api("rules")["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == len(RULES)
+    unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert not unhealthy
+
+
+def test_every_service_target_is_up(live: Live) -> None:
+    for sample in live.prometheus.query('up{job=~"finsentinel-.*"}'):
+        assert sample["value"][1] == "1", sample["metric"]
+    assert {"scorer", "crawler"} <= live.services
+
+
+def test_alertmanager_is_connected(live: Live) -> None:
+    if shutil.which("prometheus-alertmanager") is None and shutil.which("alertmanager") is None:
+        pytest.skip("Alertmanager is not installed (make system-deps)")
+    wait_for(
+        "Prometheus to discover Alertmanager",
+        lambda: bool(live.prometheus.api("alertmanagers")["activeAlertmanagers"]),
+        timeout_s=30,
+    )
