@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_ROBOTS_BYTES = 512 * 1024
 _FAILURE_TTL_S = 300.0
+_DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
 
 
 @dataclass
@@ -86,14 +87,14 @@ class RobotsCache:
             )
         except HTTPStatusError as exc:
             if 400 <= exc.status < 500 and exc.status != 429:
-                parser.allow_all = True
+                parser.parse([])  # no rules: everything allowed
                 return parser, self._ttl_s
             logger.warning("%s/robots.txt: %s; treating the site as disallowed", origin, exc)
-            parser.disallow_all = True
+            parser.parse(_DISALLOW_ALL)
             return parser, min(self._ttl_s, _FAILURE_TTL_S)
         except FetchError as exc:
             logger.warning("%s/robots.txt unreachable (%s); treating as disallowed", origin, exc)
-            parser.disallow_all = True
+            parser.parse(_DISALLOW_ALL)
             return parser, min(self._ttl_s, _FAILURE_TTL_S)
         parser.parse(resp.text().splitlines())
         return parser, self._ttl_s

@@ -15,14 +15,14 @@ from stream.kafka import KafkaSettings
 from stream.schemas import DeadLetter, RawDocument, decode
 from stream.topics import TopicNames
 from tests.ingest import feeds
-from tests.ingest.conftest import FixtureServer, Reply, read_topic
+from tests.ingest.conftest import FixtureServer, Handler, Reply, read_topic
 
 pytestmark = pytest.mark.integration
 
 APPLE = "Apple shares rose 3% after the iPhone maker reported record services revenue."
 
 
-def etag_feed(body: bytes, tag: str) -> object:
+def etag_feed(body: bytes, tag: str) -> Handler:
     def handler(_p: str, _q: object, headers: dict[str, str]) -> Reply:
         if headers.get("if-none-match") == tag:
             return Reply(304)
@@ -162,7 +162,9 @@ def test_duplicates_across_feeds_and_files_are_produced_once_with_copies(
         sample("finsentinel_ingest_duplicates_dropped_total", {"source": "wire-b", "kind": "near"})
         == 1
     )
-    assert sample("finsentinel_ingest_last_success_timestamp_seconds", {"source": "inbox"}) > 0
+    assert (
+        sample("finsentinel_ingest_last_success_timestamp_seconds", {"source": "inbox"}) or 0
+    ) > 0
 
     # A second run: feeds answer 304 to the stored ETags, files are unchanged.
     again = run_once(sources, kafka=kafka_settings, topics=topics, settings=settings)
