@@ -166,6 +166,7 @@ class ArchiveSink:
         )
         self._next: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
+        self.consumed = 0
         self._revocations = _Revocations()
         self.ready = False
 
@@ -240,6 +241,7 @@ class ArchiveSink:
     def _handle(self, record: Any, producer: KafkaProducer) -> ClosedFile | None:
         tp = (record.topic, record.partition)
         self._next[tp] = record.offset + 1
+        self.consumed += 1
         doc_type: DocType = "scored" if record.topic == self.topics.scored else "raw"
         model = ScoredDocument if doc_type == "scored" else RawDocument
         value: bytes = record.value or b""
