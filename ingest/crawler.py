@@ -139,6 +139,7 @@ class Crawler:
             entities=entities or EntityExtractor.default(),
             metrics=self.metrics,
             near_min_similarity=settings.near_duplicate_min_similarity,
+            near_min_words=settings.near_duplicate_min_words,
             clock=clock,
         )
         self._context = FetchContext(self.fetcher, settings, clock)

@@ -3,8 +3,9 @@
 :class:`DedupStore` keeps every produced document's id, content hash,
 canonical URL and MinHash signature in SQLite (WAL), bounded by age and
 count. A candidate is an *exact* duplicate if its id, content hash or
-canonical URL is known, a *near* duplicate if a signature seen within the
-near window is at least ``near_min_similarity`` alike; otherwise it is new,
+canonical URL is known (the text only within the near window), a *near* duplicate if it is
+long enough and a signature seen within the near window is at least
+``near_min_similarity`` alike; otherwise it is new,
 with novelty = 1 - the highest similarity found in the window.
 
 Documents are written here only after the broker acknowledged them (see
@@ -63,6 +64,9 @@ class Seen:
     #: ``None`` for a duplicate recorded only so a re-crawl recognises its id.
     signature: Signature | None
     copies: int = 1
+    #: False for texts too short for a meaningful similarity estimate: they are
+    #: deduplicated exactly only (two templated headlines are not one story).
+    near_eligible: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,23 +136,25 @@ class DedupStore:
         with self._lock:
             if self._db.execute("SELECT 1 FROM seen WHERE id = ?", (item.id,)).fetchone():
                 return Verdict("known", item.id, 1.0)
+            cutoff = self._clock() - self._window_s
+            # Same text is one story only inside the window: a recurring headline
+            # ("Oil steady ahead of OPEC meeting") weeks later is a new story.
             row = self._db.execute(
-                "SELECT id FROM seen WHERE content_hash = ? AND copies > 0 UNION ALL "
-                "SELECT id FROM seen WHERE url = ? AND copies > 0 LIMIT 1",
-                (item.content_hash, item.url),
+                "SELECT id FROM seen WHERE content_hash = ? AND copies > 0 AND first_seen >= ? "
+                "UNION ALL SELECT id FROM seen WHERE url = ? AND copies > 0 LIMIT 1",
+                (item.content_hash, cutoff, item.url),
             ).fetchone()
             if row is not None:
                 return Verdict("exact", row[0], 1.0)
             if item.signature is None:
                 return Verdict("new")
-            cutoff = self._clock() - self._window_s
             start = int(np.searchsorted(self._times, cutoff))
             sims = similarities(self._sigs[start:], item.signature)
         if sims.size == 0:
             return Verdict("new")
         best = int(np.argmax(sims))
         score = float(sims[best])
-        if score >= self._near_min:
+        if score >= self._near_min and item.near_eligible:
             return Verdict("near", self._ids[start + best], score)
         return Verdict("new", None, score)
 

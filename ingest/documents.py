@@ -37,7 +37,12 @@ class Built:
 
 
 def build_document(
-    cand: Candidate, spec: SourceSpec, entities: EntityExtractor, fetched_at: datetime
+    cand: Candidate,
+    spec: SourceSpec,
+    entities: EntityExtractor,
+    fetched_at: datetime,
+    *,
+    near_min_words: int = 20,
 ) -> Built | Rejected:
     """Normalise ``cand`` from source ``spec``; never raises for bad data."""
     title = clean_text(cand.title)[:_MAX_TITLE]
@@ -69,7 +74,14 @@ def build_document(
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         return Rejected("schema_violation", detail, cand.raw)
-    seen = Seen(doc.id, content_hash(title, body), url, minhash(doc.text))
+    words = len(doc.text.split())
+    seen = Seen(
+        doc.id,
+        content_hash(title, body),
+        url,
+        minhash(doc.text),
+        near_eligible=words >= near_min_words,
+    )
     return Built(doc, seen)
 
 

@@ -86,6 +86,7 @@ class Pipeline:
         entities: EntityExtractor,
         metrics: IngestMetrics,
         near_min_similarity: float,
+        near_min_words: int = 20,
         clock: Callable[[], datetime],
     ) -> None:
         self._topics = topics
@@ -94,6 +95,7 @@ class Pipeline:
         self._entities = entities
         self._metrics = metrics
         self._near_min = near_min_similarity
+        self._near_min_words = near_min_words
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -109,7 +111,13 @@ class Pipeline:
                 reports[source.name].found += len(result.candidates)
                 dead.extend((source.name, r) for r in result.rejected)
                 for cand in result.candidates:
-                    built = build_document(cand, source.spec, self._entities, fetched_at)
+                    built = build_document(
+                        cand,
+                        source.spec,
+                        self._entities,
+                        fetched_at,
+                        near_min_words=self._near_min_words,
+                    )
                     if isinstance(built, Rejected):
                         dead.append((source.name, built))
                     else:
@@ -139,7 +147,7 @@ class Pipeline:
             if idx is None and sigs and seen.signature is not None:
                 sims = similarities(np.vstack(sigs), seen.signature)
                 best = float(sims.max())
-                if best >= self._near_min:
+                if best >= self._near_min and seen.near_eligible:
                     idx, kind = int(sims.argmax()), "near"
             if idx is not None:
                 out.groups[idx].members.append(entry)

@@ -59,6 +59,10 @@ class IngestSettings(BaseSettings):
     #: Estimated Jaccard similarity (MinHash of 3-word shingles) from which two
     #: stories are one story; novelty is 1 - the highest similarity in the window.
     near_duplicate_min_similarity: float = Field(default=0.6, gt=0, le=1)
+    #: Texts with fewer words are deduplicated exactly only: on a bare headline a
+    #: similarity estimate cannot tell a syndicated copy from a templated sibling
+    #: ("... results on Thursday" / "... results in March").
+    near_duplicate_min_words: int = Field(default=20, ge=1)
     #: Near-duplicate and novelty comparisons look back this far.
     near_window_s: float = Field(default=72 * 3_600.0, gt=0)
     #: Ids and content hashes are remembered this long ...

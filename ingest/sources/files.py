@@ -107,7 +107,7 @@ def _csv_records(data: bytes) -> Iterable[Record]:
 
 def _feed_records(data: bytes, path: Path) -> Iterable[Record]:
     try:
-        yield from parse_feed(data, base_url=path.as_uri())
+        yield from parse_feed(data)
     except IngestError as exc:
         yield Rejected("schema_violation", f"{path.name}: {exc}", data[:_MAX_RAW])
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.config import parse_sources
 from ingest.dedup import DedupStore, Seen
+from ingest.documents import Built, build_document
+from ingest.entities import EntityExtractor
 from ingest.fingerprint import minhash
 from ingest.normalize import content_hash
+from ingest.sources.base import Candidate
 from tests.ingest.feeds import WIRE_STORY
 
 
@@ -75,3 +80,37 @@ def test_count_bound_evicts_oldest_first() -> None:
     assert s.classify(seen("id0", "x")).kind == "new"
     assert s.classify(seen("id149", "x")).kind == "known"
     s.close()
+
+
+def test_short_texts_are_deduplicated_exactly_only() -> None:
+    now = [0.0]
+    s = store(None, now)
+    a = "Solvane Energy to hold annual shareholder meeting on Dec. 3"
+    b = "Solvane Energy to hold annual shareholder meeting in March"
+    s.mark_seen([Seen("a", content_hash("", a), None, minhash(a), near_eligible=False)])
+    verdict = s.classify(Seen("b", content_hash("", b), None, minhash(b), near_eligible=False))
+    assert verdict.kind == "new" and verdict.novelty < 0.5  # similar, so not novel, but kept
+    assert s.classify(Seen("c", content_hash("", a), None, minhash(a), False)).kind == "exact"
+    s.close()
+
+
+def test_identical_text_outside_the_window_is_a_new_story() -> None:
+    now = [0.0]
+    s = store(None, now, near_window_s=100.0)
+    headline = "Oil steady ahead of OPEC+ meeting"
+    s.mark_seen([seen("monday", headline)])
+    now[0] = 50.0
+    assert s.classify(seen("monday-copy", headline)).kind == "exact"
+    now[0] = 500.0
+    assert s.classify(seen("next-week", headline)).kind == "new"
+    s.close()
+
+
+def test_documents_flag_short_texts() -> None:
+    spec = parse_sources({"sources": [{"name": "x", "kind": "files", "path": "."}]}).sources[0]
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    ex = EntityExtractor.default()
+    short = build_document(Candidate("1", title="Acme to report results"), spec, ex, now)
+    long = build_document(Candidate("2", body=WIRE_STORY), spec, ex, now)
+    assert isinstance(short, Built) and not short.seen.near_eligible
+    assert isinstance(long, Built) and long.seen.near_eligible
