@@ -80,7 +80,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "alerts",
         "alert",
         "FINSENTINEL_ALERTS_",
-        "alerts.settings:AlertsSettings",
+        "alerts.settings:AlertSettings",
         9102,
         "finsentinel_alerts_",
         "finsentinel-alerts",

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -33,13 +33,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def demo_available() -> bool:
-    """True once the lead's ``finsentinel demo`` command exists."""
-    return importlib.util.find_spec("stream.demo_cli") is not None
+    """True once ``finsentinel demo`` and the alerts service it runs both exist."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("stream.demo_cli", "stream.demo", "alerts.service", "alerts.settings")
+    )
 
 
 @contextlib.contextmanager
-def demo_pipeline(workdir: Path) -> Iterator[str]:
-    """``finsentinel demo --keep-running`` on a free metrics port; yields ``host:port``."""
+def demo_pipeline(workdir: Path, bootstrap_servers: str | None = None) -> Iterator[str]:
+    """``finsentinel demo --keep-running`` on a free metrics port; yields ``host:port``.
+
+    With ``bootstrap_servers`` the demo uses that broker (under its own fresh topic
+    prefix) instead of starting a second embedded one.
+    """
     port = free_port()
     demo = Process(
         [
@@ -53,7 +60,7 @@ def demo_pipeline(workdir: Path) -> Iterator[str]:
         ],
         workdir / "demo.log",
         cwd=workdir,
-        env=_child_env(),
+        env=_child_env(bootstrap_servers),
     )
     target = f"127.0.0.1:{port}"
 
@@ -69,11 +76,11 @@ def demo_pipeline(workdir: Path) -> Iterator[str]:
         demo.stop(timeout_s=60)
 
 
-def _child_env() -> dict[str, str]:
-    import os
-
+def _child_env(bootstrap_servers: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "FINSENTINEL_"))}
     env["PYTHONPATH"] = str(REPO)
+    if bootstrap_servers:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
     return env
 
 
@@ -145,7 +152,7 @@ def inprocess_pipeline(
         serve_metrics=False,
     )
     threads.start("archive", lambda: archive.run(threads.stop))
-    _start_alerts(threads, kafka, topics, registry)
+    _start_alerts(threads, kafka, topics, registry, workdir / "alerts")
     corpus = workdir / "corpus"
     shutil.copytree(REPO / "stream" / "demo_data", corpus)
     sources = parse_sources(
@@ -165,15 +172,23 @@ def inprocess_pipeline(
 
 
 def _start_alerts(
-    threads: _Threads, kafka: KafkaSettings, topics: TopicNames, registry: CollectorRegistry
+    threads: _Threads,
+    kafka: KafkaSettings,
+    topics: TopicNames,
+    registry: CollectorRegistry,
+    state_dir: Path,
 ) -> None:
     """The alerts service, once its package provides one."""
     try:
-        service_mod = importlib.import_module("alerts.service")
-        settings_mod = importlib.import_module("alerts.settings")
+        from alerts.service import AlertService
+        from alerts.settings import AlertSettings
     except ImportError:
         logger.warning("alerts.service is not available: the pipeline runs without alerts")
         return
-    settings = settings_mod.AlertsSettings(metrics_port=0)
-    service = service_mod.AlertsService(settings, kafka=kafka, topics=topics, registry=registry)
+    service = AlertService(
+        AlertSettings(metrics_port=0, state_dir=state_dir),
+        kafka=kafka,
+        topics=topics,
+        registry=registry,
+    )
     threads.start("alerts", lambda: service.run(threads.stop))

@@ -84,10 +84,11 @@ def live(
         pytest.skip("prometheus is not installed (make system-deps installs Debian's package)")
     workdir = tmp_path_factory.mktemp("promql_live")
     use_demo = demo_available() and os.environ.get("FINSENTINEL_TEST_PIPELINE") != "inprocess"
+    broker = request.getfixturevalue("broker")
     if use_demo:
-        pipeline = demo_pipeline(workdir)
+        pipeline = demo_pipeline(workdir, broker)
     else:
-        kafka = KafkaSettings(bootstrap_servers=request.getfixturevalue("broker"))
+        kafka = KafkaSettings(bootstrap_servers=broker)
         pipeline = inprocess_pipeline(workdir, kafka, _model_dir(request))
     with pipeline as running:
         target = running if isinstance(running, str) else running[0]
