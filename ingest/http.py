@@ -108,6 +108,12 @@ class HostLimiter:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._next_start: dict[str, float] = {}
+        self._interval_s: dict[str, float] = {}
+
+    def set_min_interval(self, host: str, seconds: float) -> None:
+        """Space requests to ``host`` at least ``seconds`` apart (robots.txt Crawl-delay)."""
+        with self._lock:
+            self._interval_s[host] = max(self._min_interval_s, seconds)
 
     def acquire(self, host: str) -> None:
         """Block until a request to ``host`` may start."""
@@ -117,7 +123,7 @@ class HostLimiter:
         with self._lock:
             now = self._clock()
             start = max(now, self._next_start.get(host, now))
-            self._next_start[host] = start + self._min_interval_s
+            self._next_start[host] = start + self._interval_s.get(host, self._min_interval_s)
         if start > now:
             self._sleep(start - now)
 

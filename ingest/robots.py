@@ -1,6 +1,7 @@
 """robots.txt: fetched through the guarded fetcher, parsed by ``urllib.robotparser``, cached.
 
-Per RFC 9309: a 4xx robots.txt means "no rules" (allow all); a 5xx or an
+A ``Crawl-delay`` for our agent (or ``*``) widens the fetcher's per-host
+interval. Per RFC 9309: a 4xx robots.txt means "no rules" (allow all); a 5xx or an
 unreachable host means "disallow all" until it can be fetched again (cached
 for a shorter time so recovery is noticed).
 """
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 _MAX_ROBOTS_BYTES = 512 * 1024
 _FAILURE_TTL_S = 300.0
+#: A longer Crawl-delay is capped (it would park a worker for that long per request).
+_MAX_CRAWL_DELAY_S = 120.0
 _DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
 
 
@@ -97,4 +100,10 @@ class RobotsCache:
             parser.parse(_DISALLOW_ALL)
             return parser, min(self._ttl_s, _FAILURE_TTL_S)
         parser.parse(resp.text().splitlines())
+        delay = parser.crawl_delay(self._agent)
+        if delay:
+            host = (urlsplit(origin).hostname or "").lower()
+            seconds = min(float(delay), _MAX_CRAWL_DELAY_S)
+            self._fetcher.limiter.set_min_interval(host, seconds)
+            logger.info("%s asks for a %s s crawl delay", origin, seconds)
         return parser, self._ttl_s

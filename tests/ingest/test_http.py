@@ -251,3 +251,16 @@ def test_robots_404_allows_and_5xx_disallows(
     fetcher, _ = make_fetcher(settings)
     with pytest.raises(RobotsDisallowedError):
         fetcher.get(server.url("/page"), allow_private=True)
+
+
+def test_robots_crawl_delay_spaces_requests_to_that_host(
+    server: FixtureServer, settings: IngestSettings, make_fetcher: MakeFetcher
+) -> None:
+    server.route("/robots.txt", Reply(200, b"User-agent: *\nCrawl-delay: 7\n"))
+    server.route("/a", Reply(200, b"a"))
+    now = [100.0]
+    fetcher, sleeps = make_fetcher(settings)
+    fetcher.limiter._clock = lambda: now[0]  # a frozen clock: every wait is visible in sleeps
+    fetcher.get(server.url("/a"), allow_private=True)
+    fetcher.get(server.url("/a"), allow_private=True)
+    assert sleeps == [7.0]

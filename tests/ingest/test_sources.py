@@ -352,3 +352,13 @@ def test_rejected_rows_keep_their_original_bytes(tmp_path: Path, ctx: FetchConte
     result = one({"name": "x", "kind": "files", "path": str(tmp_path)}).fetch(ctx, {})
     (rej,) = result.rejected
     assert isinstance(rej, Rejected) and rej.raw == b"[1, 2]"
+
+
+def test_relative_folder_with_a_feed_file(
+    tmp_path: Path, ctx: FetchContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "news.rss").write_bytes(feeds.rss([{"guid": "x", "title": "Feed row"}]))
+    monkeypatch.chdir(tmp_path)
+    result = one({"name": "rel", "kind": "files", "path": "corpus"}).fetch(ctx, {})
+    assert [c.title for c in result.candidates] == ["Feed row"]
