@@ -181,6 +181,11 @@ class ArchiveSink:
         """The offsets this sink has committed, per ``(topic, partition)``."""
         return dict(self._committed)
 
+    @property
+    def pending(self) -> dict[TP, int]:
+        """Per ``(topic, partition)``, the lowest offset held by a file not yet closed."""
+        return self._writer.pending_low_offsets()
+
     def run(self, stop: StopFlag) -> None:
         """Archive until ``stop`` is set; then close every file, commit and return."""
         server = self._start_server()

@@ -1,0 +1,154 @@
+"""The archive sink on the embedded broker: files, layout, commits only after close, dead letters.
+
+The sink's monotonic clock is a test-controlled value, so files rotate by
+age exactly when the test says; Kafka, the files and fsync are real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from kafka import TopicPartition
+
+from stream.archive import ArchiveSink
+from stream.archive_schema import from_row
+from stream.archive_settings import ArchiveSettings
+from stream.history import HistoryQuery, archive_dates, read_history
+from stream.kafka import KafkaSettings, make_consumer, make_producer
+from stream.runtime import StopFlag
+from stream.schemas import DeadLetter, RawDocument, ScoredDocument, decode, encode, message_key
+from stream.topics import TopicNames
+
+from .conftest import START
+
+pytestmark = pytest.mark.integration
+
+
+def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _committed(kafka: KafkaSettings, group: str, topics: TopicNames) -> dict[tuple[str, int], int]:
+    """The group's committed offsets as the broker has them (no join: committed() only asks)."""
+    consumer = make_consumer(kafka, group_id=group)
+    try:
+        out = {}
+        for topic in (*topics.raw, topics.scored):
+            for p in range(3):
+                offset = consumer.committed(TopicPartition(topic, p))
+                if offset is not None:
+                    out[(topic, p)] = offset
+        return out
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _produce(kafka: KafkaSettings, topics: TopicNames, docs: list[ScoredDocument]) -> int:
+    producer = make_producer(kafka)
+    for doc in docs:
+        producer.send(topics.scored, value=encode(doc), key=message_key(doc))
+    raw = RawDocument(**{k: v for k, v in dict(docs[0]).items() if k in RawDocument.model_fields})
+    producer.send(topics.raw_news, value=encode(raw), key=b"raw")
+    producer.send(topics.scored, value=b"{not json", key=b"bad")
+    producer.flush()
+    producer.close()
+    return len(docs) + 2
+
+
+@pytest.fixture
+def docs(history: pa.Table) -> list[ScoredDocument]:
+    """150 scored documents around midnight: they span two archive dates."""
+    day2 = pa.scalar(START + timedelta(days=1), pa.timestamp("us", "UTC"))
+    first = pc.sum(pc.less(history["published_at"], day2)).as_py()
+    rows = history.slice(first - 75, 150).to_pylist()
+    return [from_row(r, ScoredDocument) for r in rows]
+
+
+def test_archive_writes_hive_files_and_commits_only_after_close(
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+    group_id: str,
+    registry: object,
+    docs: list[ScoredDocument],
+    tmp_path: Path,
+) -> None:
+    total = _produce(kafka_settings, topics, docs)
+    now = [0.0]
+    settings = ArchiveSettings(
+        root_dir=tmp_path, group_id=group_id, max_file_age_s=600, poll_timeout_s=0.2
+    )
+    sink = ArchiveSink(
+        settings, kafka=kafka_settings, topics=topics, registry=registry,  # type: ignore[arg-type]
+        clock=lambda: now[0], serve_metrics=False,
+    )  # fmt: skip
+    stop = StopFlag()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: sink.consumed == total, "the sink to consume every record")
+        # Every record is read; the documents sit in files not yet closed, so no offset
+        # may pass the first record such a file holds (on the broker or in the sink).
+        assert not list(tmp_path.rglob("*.parquet"))
+        pending = sink.pending
+        assert sum(1 for tp in pending if tp[0] == topics.scored) == 3
+        broker_side = _committed(kafka_settings, group_id, topics)
+        for tp, low in pending.items():
+            assert sink.committed.get(tp, 0) <= low
+            assert broker_side.get(tp, 0) <= low
+        now[0] = 601.0  # the files are now older than max_file_age_s
+        _wait(lambda: not list(tmp_path.rglob("*.parquet.tmp")), "the files to close")
+        _wait(
+            lambda: sum(_committed(kafka_settings, group_id, topics).values()) == total,
+            "the offsets to be committed",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+    dates = archive_dates(tmp_path, "scored")
+    assert dates == sorted({d.published_at.date().isoformat() for d in docs})
+    assert len(dates) == 2
+    for path in tmp_path.rglob("*.parquet"):
+        rel = path.relative_to(tmp_path).parts
+        assert rel[1].startswith("date=") and rel[2].startswith("topic=")
+    table = read_history(tmp_path, HistoryQuery("scored"))
+    assert sorted(table["id"].to_pylist()) == sorted(d.id for d in docs)
+    back = {r["id"]: from_row(r, ScoredDocument) for r in table.to_pylist()}
+    assert all(back[d.id] == d for d in docs)
+    assert read_history(tmp_path, HistoryQuery("raw")).num_rows == 1
+
+    get = registry.get_sample_value  # type: ignore[attr-defined]
+    assert get("finsentinel_archive_records_written_total", {"doc_type": "scored"}) == len(docs)
+    assert (
+        get("finsentinel_archive_files_closed_total", {"doc_type": "scored", "reason": "age"}) == 2
+    )
+    assert get("finsentinel_archive_deadletters_total", {"reason": "malformed_json"}) == 1
+    _assert_dead_letter(kafka_settings, topics)
+
+
+def _assert_dead_letter(kafka: KafkaSettings, topics: TopicNames) -> None:
+    consumer = make_consumer(kafka, group_id=None)
+    parts = [TopicPartition(topics.deadletter, p) for p in range(3)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    letters: list[DeadLetter] = []
+    deadline = time.monotonic() + 20
+    while not letters and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            letters += [decode(r.value, DeadLetter) for r in records]
+    consumer.close()
+    assert [(d.stage, d.reason, d.original) for d in letters] == [
+        ("archive", "malformed_json", b"{not json")
+    ]
