@@ -2,9 +2,9 @@
 # One-shot topic creation for FinSentinel (compose service `kafka-init`).
 #
 # Creates the five topics named in stream/topics.py (TopicNames defaults) with
-# their partitions and retention; existing topics are left as they are, so the job
-# is safe to re-run. Retention, per the data-retention policy:
-#   raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d.
+# their partitions and retention, and brings existing topics to the same policy,
+# so the job is safe to re-run and to run after the services (Kubernetes gives no
+# order). Retention: raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d.
 # Partitions bound the parallelism: at most one scorer per raw-topic partition
 # does work, so 12 partitions allow scaling to 12 scorer replicas.
 #
@@ -16,6 +16,7 @@ BOOTSTRAP="${BOOTSTRAP:-kafka:9092}"
 RF="${REPLICATION_FACTOR:-1}"
 MIN_ISR="${MIN_INSYNC_REPLICAS:-1}"
 KAFKA_TOPICS="${KAFKA_TOPICS:-/opt/kafka/bin/kafka-topics.sh}"
+KAFKA_CONFIGS="${KAFKA_CONFIGS:-/opt/kafka/bin/kafka-configs.sh}"
 
 DAY_MS=86400000
 
@@ -36,7 +37,19 @@ for spec in "${TOPICS[@]}"; do
     --config "min.insync.replicas=${MIN_ISR}" \
     --config cleanup.policy=delete \
     --config compression.type=producer
-  echo "topic ${name}: ${partitions} partitions, retention ${days} d"
+  # A topic that already existed (e.g. created by a service that started first, with
+  # the broker's defaults) converges to the policy: configs are set, partitions only
+  # ever grow (Kafka cannot shrink them).
+  "${KAFKA_CONFIGS}" --bootstrap-server "${BOOTSTRAP}" --alter --entity-type topics \
+    --entity-name "${name}" \
+    --add-config "retention.ms=$((days * DAY_MS)),min.insync.replicas=${MIN_ISR},cleanup.policy=delete"
+  current="$("${KAFKA_TOPICS}" --bootstrap-server "${BOOTSTRAP}" --describe --topic "${name}" \
+    | grep -o 'PartitionCount: *[0-9]*' | grep -o '[0-9]*$')"
+  if [ "${current}" -lt "${partitions}" ]; then
+    "${KAFKA_TOPICS}" --bootstrap-server "${BOOTSTRAP}" --alter --topic "${name}" \
+      --partitions "${partitions}"
+  fi
+  echo "topic ${name}: ${partitions} partitions (had ${current}), retention ${days} d"
 done
 
 "${KAFKA_TOPICS}" --bootstrap-server "${BOOTSTRAP}" --describe --topics-with-overrides

@@ -9,7 +9,10 @@ must be volumes (the containers' root filesystems are read-only).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,3 +224,50 @@ def test_dockerfiles() -> None:
     # fails without them, but that is theirs to land, so it skips rather than fails.
     if missing:
         pytest.skip(f"not in the repository yet, the images cannot be built: {sorted(missing)}")
+
+
+def test_topic_script_creates_and_converges(tmp_path: Path) -> None:
+    """Runs the script with stand-ins for Kafka's CLI tools, which need a JVM (none here).
+
+    The stand-ins log their arguments; ``kafka-topics.sh --describe`` reports 6
+    partitions, as if a service had created the topic first with its default.
+    """
+    log = tmp_path / "calls.log"
+    tool = tmp_path / "tool.sh"
+    tool.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$(basename "$0") $*" >> {log}\n'
+        'if [[ " $* " == *" --describe --topic "* ]]; then\n'
+        '  echo "Topic: x  TopicId: y  PartitionCount: 6  ReplicationFactor: 1"\n'
+        "fi\n"
+    )
+    tool.chmod(0o755)
+    for name in ("kafka-topics.sh", "kafka-configs.sh"):
+        (tmp_path / name).symlink_to(tool)
+    env = {
+        "PATH": os.environ["PATH"],
+        "BOOTSTRAP": "k:9092",
+        "KAFKA_TOPICS": str(tmp_path / "kafka-topics.sh"),
+        "KAFKA_CONFIGS": str(tmp_path / "kafka-configs.sh"),
+    }
+    script = DEPLOY / "kafka" / "create-topics.sh"
+    out = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, check=False, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines()
+    names = TopicNames()
+    for topic in names.all:
+        assert any(
+            c.startswith("kafka-topics.sh") and "--create" in c and topic in c for c in calls
+        )
+        assert any(c.startswith("kafka-configs.sh") and topic in c for c in calls)
+    grown = [c for c in calls if "--alter --topic" in c]
+    assert {c.split("--topic ")[1].split()[0] for c in grown} == {
+        names.raw_news,
+        names.raw_comments,
+        names.scored,
+    }, "only topics with fewer partitions than the policy grow"
+    assert f"--config retention.ms={7 * 86_400_000}" in next(
+        c for c in calls if names.raw_news in c
+    )
