@@ -108,9 +108,8 @@ def kafka_time_range(
         consumer.assign(tps)
         cursors = _position(consumer, tps, start_ms)
         consumer.pause(*[tp for tp in tps if tp not in cursors])
-        yield from _drain(
-            consumer, cursors, start_ms, end_ms, idle_timeout_s, poll_timeout_s, clock
-        )
+        window = (start_ms, end_ms)
+        yield from _drain(consumer, cursors, window, idle_timeout_s, poll_timeout_s, clock)
     except KafkaError as exc:
         raise BrokerError(f"replay from Kafka failed: {exc}") from exc
     finally:
