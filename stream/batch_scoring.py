@@ -146,8 +146,9 @@ class BatchScorer:
     def _tokenize(
         self, docs: list[tuple[int, RawDocument]], results: dict[int, Prediction | SchemaError]
     ) -> list[tuple[int, EncodedText]]:
+        encodings: list[EncodedText | None]
         try:
-            encodings = self.classifier.tokenize([doc.text for _, doc in docs])
+            encodings = list(self.classifier.tokenize([doc.text for _, doc in docs]))
         except Exception:  # the fast tokenizer raises plain Exceptions; isolate per document
             logger.exception("tokenizing a batch failed; retrying one by one")
             encodings = [self._tokenize_one(i, doc, results) for i, doc in docs]
@@ -191,8 +192,8 @@ class BatchScorer:
                 **dict(doc),
                 topic=pred.topic,
                 topic_probs=pred.topic_probs,
-                sentiment=pred.sentiment,
-                sentiment_probs=pred.sentiment_probs,
+                sentiment=pred.sentiment,  # type: ignore[arg-type]  # validated here
+                sentiment_probs=pred.sentiment_probs,  # type: ignore[arg-type]
                 sentiment_score=pred.sentiment_score,
                 model_name=self._model_name,
                 model_version=self._model_version,

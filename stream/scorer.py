@@ -244,6 +244,12 @@ class ScorerService:
         self.metrics.batch_size.observe(len(batch))
         result = scorer.score(batch)
         self.metrics.inference.observe(result.inference_s)
+        if result.inference_s * 2_000 > self.settings.max_poll_interval_ms:
+            logger.warning(
+                "scoring %s records took %.1f s, over half of max_poll_interval_ms=%s: "
+                "lower FINSENTINEL_SCORER_BATCH_MAX_SIZE or the group will evict this scorer",
+                len(batch), result.inference_s, self.settings.max_poll_interval_ms,
+            )  # fmt: skip
         try:
             delivered = deliver(
                 producer,

@@ -145,6 +145,7 @@ class CrashAfterProduce(ScorerService):
         raise SystemExit("simulated kill between produce and commit")
 
 
+@pytest.mark.slow
 def test_a_crash_between_produce_and_commit_means_rescoring_not_loss(
     kafka_settings: KafkaSettings,
     topics: TopicNames,
