@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -201,13 +201,20 @@ class Fetcher:
         params: Mapping[str, str] | None = None,
         check_robots: bool = True,
         max_bytes: int | None = None,
+        secret_headers: Sequence[str] = (),
     ) -> FetchResponse:
-        """GET ``url`` following the rules; 2xx and 304 return, anything else raises."""
+        """GET ``url`` following the rules; 2xx and 304 return, anything else raises.
+
+        On a redirect to another origin, ``Authorization``, ``Cookie`` and the
+        ``secret_headers`` are dropped, so credentials never follow a redirect.
+        """
         s = self.settings
         attempt = 0
         while True:
             try:
-                return self._follow(url, allow_private, headers, params, check_robots, max_bytes)
+                return self._follow(
+                    url, allow_private, headers, params, check_robots, max_bytes, secret_headers
+                )
             except HTTPStatusError as exc:
                 if not exc.retriable or attempt >= s.max_retries:
                     raise
@@ -241,6 +248,7 @@ class Fetcher:
         params: Mapping[str, str] | None,
         check_robots: bool,
         max_bytes: int | None,
+        secret_headers: Sequence[str] = (),
     ) -> FetchResponse:
         started = time.monotonic()
         for _hop in range(self.settings.max_redirects + 1):
@@ -251,7 +259,10 @@ class Fetcher:
                 url, allow_private, headers, params, max_bytes
             )
             if status in _REDIRECTS and location:
-                url, params = urljoin(url, location), None
+                target = urljoin(url, location)
+                if _origin(target) != _origin(url):
+                    headers = _without_secrets(headers, secret_headers)
+                url, params = target, None
                 continue
             if 200 <= status < 300 or status == 304:
                 return FetchResponse(url, status, resp_headers, body, time.monotonic() - started)
@@ -284,6 +295,23 @@ class Fetcher:
             raise FetchError(f"{url}: invalid URL: {exc}") from exc
         finally:
             self.limiter.release(host)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+_ALWAYS_SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _without_secrets(
+    headers: Mapping[str, str] | None, secret: Sequence[str]
+) -> dict[str, str] | None:
+    if not headers:
+        return None
+    drop = _ALWAYS_SECRET | {h.lower() for h in secret}
+    return {k: v for k, v in headers.items() if k.lower() not in drop}
 
 
 def _read_capped(resp: httpx.Response, cap: int, url: str) -> bytes:

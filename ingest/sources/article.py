@@ -35,11 +35,9 @@ def extract_article(
     url: str,
     *,
     headers: Mapping[str, str] | None = None,
-    params: Mapping[str, str] | None = None,
     allow_private: AllowPrivate = False,
 ) -> str | None:
     """Fetch ``url`` (robots, SSRF guard, caps all apply) and extract its main text."""
-    del params  # feed credentials in query strings are not sent to article hosts
     resp = fetcher.get(url, headers=headers, allow_private=allow_private)
     if resp.content_type and "html" not in resp.content_type:
         logger.info("%s is %s, not HTML: no article text", url, resp.content_type)

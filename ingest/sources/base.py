@@ -17,6 +17,7 @@ from typing import Any
 
 from ingest.config import SourceSpec
 from ingest.http import Fetcher
+from ingest.netguard import AllowPrivate
 from ingest.settings import IngestSettings
 
 __all__ = ["Candidate", "FetchContext", "FetchResult", "Rejected", "Source"]
@@ -94,16 +95,23 @@ class Source(abc.ABC):
         """Keyword arguments for :meth:`Fetcher.get`: headers, credentials, address policy."""
         headers = dict(self.spec.headers)
         params: dict[str, str] = {}
+        secret_headers: tuple[str, ...] = ()
         creds = self.spec.credentials
         if creds is not None:
             secret = creds.secret().get_secret_value()
             if creds.header:
                 headers[creds.header] = secret
+                secret_headers = (creds.header,)
             elif creds.query_param:
                 params[creds.query_param] = secret
-        allow = self.spec.allow_private_addresses
         return {
             "headers": headers,
             "params": params,
-            "allow_private": allow if isinstance(allow, bool) else tuple(allow),
+            "secret_headers": secret_headers,
+            "allow_private": self.address_policy(),
         }
+
+    def address_policy(self) -> AllowPrivate:
+        """The source's ``allow_private_addresses`` in the fetcher's form."""
+        allow = self.spec.allow_private_addresses
+        return allow if isinstance(allow, bool) else tuple(allow)

@@ -19,7 +19,8 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,12 @@ def row_candidate(row: Any, raw: bytes) -> Record:
     )
 
 
-def _jsonl_records(data: bytes) -> Iterable[Record]:
-    for lineno, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
+def _jsonl_records(data: bytes, start: int) -> Iterator[Record]:
+    lines = (
+        (lineno, line) for lineno, line in enumerate(data.splitlines(), start=1) if line.strip()
+    )
+    # Records before ``start`` were produced by earlier passes: skip them unparsed.
+    for lineno, line in islice(lines, start, None):
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -94,35 +97,38 @@ def _jsonl_records(data: bytes) -> Iterable[Record]:
         yield row_candidate(row, line[:_MAX_RAW])
 
 
-def _csv_records(data: bytes) -> Iterable[Record]:
+def _csv_records(data: bytes, start: int) -> Iterator[Record]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        yield Rejected("undecodable", f"CSV file is not UTF-8: {exc}", data[:_MAX_RAW])
+        if start == 0:
+            yield Rejected("undecodable", f"CSV file is not UTF-8: {exc}", data[:_MAX_RAW])
         return
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in islice(csv.DictReader(io.StringIO(text)), start, None):
         clean = {k.strip(): v for k, v in row.items() if k}
         yield row_candidate(clean, json.dumps(clean).encode()[:_MAX_RAW])
 
 
-def _feed_records(data: bytes, path: Path) -> Iterable[Record]:
+def _feed_records(data: bytes, path: Path, start: int) -> Iterator[Record]:
     try:
-        yield from parse_feed(data)
+        records: list[Record] = list(parse_feed(data))
     except IngestError as exc:
-        yield Rejected("schema_violation", f"{path.name}: {exc}", data[:_MAX_RAW])
+        records = [Rejected("schema_violation", f"{path.name}: {exc}", data[:_MAX_RAW])]
+    yield from records[start:]
 
 
-def read_records(path: Path) -> list[Record]:
-    """Every record of one file, by its suffix."""
+def read_records(path: Path, start: int = 0) -> Iterator[Record]:
+    """The records of one file from record number ``start`` on, lazily, by suffix."""
     data = path.read_bytes()
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return list(_jsonl_records(data))
+        return _jsonl_records(data, start)
     if suffix == ".csv":
-        return list(_csv_records(data))
+        return _csv_records(data, start)
     if suffix in _FEED_SUFFIXES:
-        return list(_feed_records(data, path))
-    return [Rejected("schema_violation", f"{path.name}: unsupported file type", b"")]
+        return _feed_records(data, path, start)
+    unsupported = Rejected("schema_violation", f"{path.name}: unsupported file type", b"")
+    return iter([unsupported] if start == 0 else [])
 
 
 class LocalFilesSource(Source):
@@ -155,19 +161,19 @@ class LocalFilesSource(Source):
             if unchanged and prev.get("done") == -1:
                 continue
             start = prev.get("done", 0) if unchanged else 0
-            records = read_records(path)
-            take = records[start : start + budget - len(result.candidates)]
+            records = read_records(path, start)
+            take = list(islice(records, max(0, budget - len(result.candidates))))
             for record in take:
                 (result.rejected if isinstance(record, Rejected) else result.candidates).append(
                     record  # type: ignore[arg-type]
                 )
-            done = start + len(take)
+            finished = next(records, None) is None
             files[rel] = {
                 "mtime_ns": stat.st_mtime_ns,
                 "size": stat.st_size,
-                "done": -1 if done >= len(records) else done,
+                "done": -1 if finished else start + len(take),
             }
-            if done < len(records):
+            if not finished:
                 result.more = True
                 break
         result.state = {"files": files}

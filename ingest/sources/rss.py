@@ -97,7 +97,13 @@ class RssSource(Source):
         if not candidate.url:
             return candidate
         try:
-            text = extract_article(ctx.fetcher, candidate.url, **self.request_options())
+            # Article pages live on other hosts: never send the feed's credentials there.
+            text = extract_article(
+                ctx.fetcher,
+                candidate.url,
+                headers=self.spec.headers,
+                allow_private=self.address_policy(),
+            )
         except IngestError as exc:
             logger.warning(
                 "%s: article %s not extracted (%s); keeping the feed summary",

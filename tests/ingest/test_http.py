@@ -264,3 +264,31 @@ def test_robots_crawl_delay_spaces_requests_to_that_host(
     fetcher.get(server.url("/a"), allow_private=True)
     fetcher.get(server.url("/a"), allow_private=True)
     assert sleeps == [7.0]
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_origin(
+    settings: IngestSettings, make_fetcher: MakeFetcher
+) -> None:
+    first, second = FixtureServer().start(), FixtureServer().start()
+    try:
+        for srv in (first, second):
+            srv.route("/robots.txt", Reply(200, b""))
+        first.route("/api", Reply(302, headers={"Location": second.url("/landing")}))
+        first.route("/same", Reply(302, headers={"Location": "/api2"}))
+        first.route("/api2", Reply(200, b"same origin"))
+        second.route("/landing", Reply(200, b"elsewhere"))
+        fetcher, _ = make_fetcher(settings)
+        secrets = {"Authorization": "Bearer t", "X-Api-Key": "k", "Accept": "application/json"}
+        fetcher.get(
+            first.url("/api"), allow_private=True, headers=secrets, secret_headers=("X-Api-Key",)
+        )
+        landed = second.requests[-1][1]
+        assert "authorization" not in landed and "x-api-key" not in landed
+        assert landed["accept"] == "application/json"
+        fetcher.get(
+            first.url("/same"), allow_private=True, headers=secrets, secret_headers=("X-Api-Key",)
+        )
+        assert first.requests[-1][1]["x-api-key"] == "k"  # same origin keeps them
+    finally:
+        first.stop()
+        second.stop()
