@@ -87,6 +87,20 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
     )
     run = running(service)
     assert kit.wait_for(lambda: service.stats.scored + service.stats.dead_lettered == 36)
+
+    def lags() -> list[float]:
+        samples = (
+            registry.get_sample_value(
+                "finsentinel_scorer_consumer_lag_records", {"topic": t, "partition": str(p)}
+            )
+            for t in topics.raw
+            for p in range(3)
+        )
+        return [v for v in samples if v is not None]
+
+    # Lag is exported per owned partition once its high watermark is known.
+    assert kit.wait_for(lambda: len(lags()) > 0)
+    assert all(v >= 0 for v in lags())
     run.stop()
     assert run.error is None
 
