@@ -1,0 +1,104 @@
+"""The ``backtest`` and ``replay`` commands: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from alerts.backtest_cli import register as register_backtest
+from stream.history import HistoryQuery
+from stream.replay_cli import register as register_replay
+from stream.replay_sources import archive_documents
+
+from .conftest import START
+
+
+@pytest.fixture
+def app() -> Iterator[typer.Typer]:
+    root = typer.Typer(pretty_exceptions_enable=False)
+
+    @root.callback()
+    def _root() -> None: ...
+
+    register_backtest(root)
+    register_replay(root)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield root
+    for s, h in handlers.items():  # the replay command installs its stop handlers
+        signal.signal(s, h)
+
+
+def test_backtest_command_writes_everything(
+    app: typer.Typer, archive_dir: Path, rules_path: Path, labels_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bt"
+    args = ["backtest", "--rules", str(rules_path), "--archive", str(archive_dir)]
+    args += ["--labels", str(labels_path), "--out", str(out), "--bucket", "5m", "--no-report"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"alerts.csv", "alerts.json", "rule_counts.csv", "metrics.csv", "sweep.csv"} <= names
+    assert "neg-ticker: precision 1.00 recall 1.00" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "give exactly one of --archive DIR and --input FILE"),
+        (["--input", "nowhere.parquet"], "nowhere.parquet: no such input file"),
+        (["--input", "x.parquet", "--archive", "a"], "give exactly one of"),
+        (["--input", "x.csv", "--bucket", "7 parsecs"], "is not a duration"),
+    ],
+)
+def test_backtest_bad_input_is_one_line_and_exit_2(
+    app: typer.Typer, rules_path: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    args = ["backtest", "--rules", str(rules_path), "--out", str(tmp_path), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_backtest_bad_rules_exit_2(app: typer.Typer, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: [{name: x, series: {kind: sector}}]\n")
+    args = ["backtest", "--rules", str(rules), "--input", "x.csv", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "line 1" in result.output
+
+
+def test_replay_archive_to_parquet(app: typer.Typer, archive_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "replayed.parquet"
+    args = ["replay", "--archive", str(archive_dir), "--from", "2026-01-05T10:00Z"]
+    args += ["--to", "2026-01-05T12:00Z", "--ticker", "T001", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    query = HistoryQuery(
+        "scored", START.replace(hour=10), START.replace(hour=12), tickers=("T001",)
+    )
+    want = [d.id for d in archive_documents(archive_dir, query)]
+    assert pq.read_table(out)["id"].to_pylist() == want and want
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "x.parquet"], "give exactly one of --from-kafka and --archive DIR"),
+        (["--archive", "a"], "give --to-topic NAME and/or --out FILE.parquet"),
+        (["--archive", "a", "--out", "x.parquet", "--speed", "fast"], "is not e.g. 1x"),
+    ],
+)
+def test_replay_bad_input_is_one_line_and_exit_2(
+    app: typer.Typer, extra: list[str], message: str
+) -> None:
+    args = ["replay", "--from", "2026-01-05", "--to", "2026-01-06", *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
