@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -78,11 +79,24 @@ def build_document(
     seen = Seen(
         doc.id,
         content_hash(title, body),
-        url,
+        _identifying(url),
         minhash(doc.text),
         near_eligible=words >= near_min_words,
     )
     return Built(doc, seen)
+
+
+def _identifying(url: str | None) -> str | None:
+    """The URL if it can identify a story; feeds that link every item to their
+    home page must not make all items "the same URL".
+
+    >>> _identifying("https://x.test/"), _identifying("https://x.test/a/1")
+    (None, 'https://x.test/a/1')
+    """
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return url if parts.path not in ("", "/") or parts.query else None
 
 
 def _url(raw: str | None) -> str | None:

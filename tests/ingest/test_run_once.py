@@ -242,3 +242,26 @@ def test_broken_sources_are_reported_and_never_stop_the_good_ones(
         == 1
     )
     assert len(docs(kafka_settings, topics.raw_news, expect=2)) == 2
+
+
+def test_items_sharing_a_home_page_link_are_not_duplicates(
+    server: FixtureServer,
+    settings: IngestSettings,
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+) -> None:
+    items = [
+        {"guid": f"g{i}", "title": f"Distinct headline {i}", "link": "http://site.test/"}
+        for i in range(3)
+    ]
+    server.route("/f.xml", Reply(200, feeds.rss(items)))
+    sources = specs(
+        {
+            "name": "lazy-feed",
+            "kind": "rss",
+            "url": server.url("/f.xml"),
+            "allow_private_addresses": True,
+        }
+    )
+    report = run_once(sources, kafka=kafka_settings, topics=topics, settings=settings)
+    assert report.produced == 3 and not report.duplicates
