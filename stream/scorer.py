@@ -203,7 +203,8 @@ class ScorerService:
                 self._running = True
                 self._loop(consumer, producer, scorer, stop)
             finally:
-                consumer.close()
+                # Never commit on close: offsets are committed only after delivery.
+                consumer.close(autocommit=False)
         finally:
             producer.close(timeout=s.produce_timeout_s)
         logger.info("scorer stopped: %s", self._stats)
