@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ingest.config import parse_sources
+from ingest.crawler import Crawler, IngestReport
 from ingest.service import run_once
 from ingest.settings import IngestSettings
 from stream.kafka import KafkaSettings
@@ -265,3 +266,52 @@ def test_items_sharing_a_home_page_link_are_not_duplicates(
     )
     report = run_once(sources, kafka=kafka_settings, topics=topics, settings=settings)
     assert report.produced == 3 and not report.duplicates
+
+
+def test_failing_source_is_backed_off_and_recovers(
+    server: FixtureServer,
+    settings: IngestSettings,
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+) -> None:
+    server.route("/down.xml", Reply(404))
+    server.route("/up.xml", Reply(200, feeds.rss([{"guid": "u", "title": "Still flowing"}])))
+    sources = specs(
+        {
+            "name": "down",
+            "kind": "rss",
+            "url": server.url("/down.xml"),
+            "allow_private_addresses": True,
+        },
+        {
+            "name": "up",
+            "kind": "rss",
+            "url": server.url("/up.xml"),
+            "allow_private_addresses": True,
+        },
+    )
+    strict = settings.model_copy(
+        update={"breaker_failure_threshold": 2, "breaker_cooldown_s": 3600.0}
+    )
+    registry = CollectorRegistry()
+    crawler = Crawler(
+        strict, sources.sources, kafka=kafka_settings, topics=topics, registry=registry
+    )
+    try:
+        outcomes = []
+        for _ in range(3):
+            report = IngestReport()
+            crawler.run_pass(["down", "up"], report)
+            outcomes.append(report.sources["down"].outcome)
+            assert report.sources["up"].error is None
+        assert outcomes == ["http_error", "http_error", "backed_off"]
+        assert server.hits["/down.xml"] == 2
+        assert crawler.backed_off() == ["down"]
+        assert (
+            registry.get_sample_value("finsentinel_ingest_source_backed_off", {"source": "down"})
+            == 1
+        )
+        crawler.breakers["down"].record_success()  # as after a successful trial pass
+        assert crawler.backed_off() == []
+    finally:
+        crawler.close()
