@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -292,3 +293,34 @@ def test_credentials_do_not_follow_a_redirect_to_another_origin(
     finally:
         first.stop()
         second.stop()
+
+
+def test_per_host_concurrency_is_shared_by_all_callers(
+    server: FixtureServer, settings: IngestSettings, make_fetcher: MakeFetcher
+) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+    gate = threading.Event()
+
+    def slow(_p: str, _q: object, _h: object) -> Reply:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        gate.wait(0.2)  # hold the request open so overlapping callers would show
+        with lock:
+            state["now"] -= 1
+        return Reply(200, b"ok")
+
+    server.route("/slow", slow)
+    fetcher, _ = make_fetcher(settings.model_copy(update={"per_host_concurrency": 1}))
+    threads = [
+        threading.Thread(
+            target=fetcher.get, args=(server.url("/slow"),), kwargs={"allow_private": True}
+        )
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert server.hits["/slow"] == 4 and state["max"] == 1
