@@ -252,18 +252,22 @@ class ScorerService:
                 len(batch), result.inference_s, self.settings.max_poll_interval_ms,
             )  # fmt: skip
         try:
-            delivered = deliver(
-                producer,
-                self.topics,
-                result.outcomes,
-                timeout_s=self.settings.produce_timeout_s,
-                too_large=self._too_large,
-            )
+            delivered = self._deliver(producer, result.outcomes)
         except DeliveryError as exc:
             self._retry(consumer, batch, exc, stop)
             return
         self._record(delivered)
         self._commit_batch(consumer, batch)
+
+    def _deliver(self, producer: KafkaProducer, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Produce and await ``outcomes`` (tests override it to simulate broker failures)."""
+        return deliver(
+            producer,
+            self.topics,
+            outcomes,
+            timeout_s=self.settings.produce_timeout_s,
+            too_large=self._too_large,
+        )
 
     def _owned(self, consumer: KafkaConsumer, batch: list[ConsumerRecord]) -> list[ConsumerRecord]:
         """Drop records of partitions revoked while the batch was collected (abandoned)."""

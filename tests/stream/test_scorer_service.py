@@ -15,6 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from models.exceptions import ProviderError
+from stream.delivery import DeliveryError
 from stream.kafka import KafkaSettings
 from stream.schemas import DeadLetter, ScoredDocument, decode, encode
 from stream.scorer import ScorerService
@@ -193,6 +194,50 @@ def test_a_crash_between_produce_and_commit_means_rescoring_not_loss(
     assert len(ids) == 20 + produced  # the crashed batch was scored twice: duplicates, no loss
     assert {f"doc-{i}" for i in range(20)} == set(ids)
     assert _committed(kafka_settings, group_id, topics) == 20
+
+
+class FlakyBroker(ScorerService):
+    """The broker fails to acknowledge the first batch (a fake failure: Tansu cannot be told to)."""
+
+    failures = 0
+
+    def _deliver(self, producer: Any, outcomes: Any) -> Any:
+        if self.failures == 0:
+            self.failures += 1
+            raise DeliveryError("simulated: 3 of 3 records were not acknowledged")
+        return super()._deliver(producer, outcomes)
+
+
+def test_an_unacknowledged_batch_is_reread_and_not_committed_until_delivered(
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+    group_id: str,
+    registry: CollectorRegistry,
+    tiny_classifier: Any,
+    kit: Any,
+    running: Any,
+) -> None:
+    kit.send_docs(kafka_settings, topics, [kit.raw_doc(i) for i in range(12)])
+    service = FlakyBroker(
+        _settings(group_id, retry_backoff_ms=0, batch_max_wait_ms=500),
+        kafka=kafka_settings,
+        topics=topics,
+        registry=registry,
+        classifier=tiny_classifier,
+    )
+    run = running(service)
+    assert kit.wait_for(lambda: service.stats.scored == 12)
+    run.stop()
+    assert service.stats.retries == 1
+    assert (
+        registry.get_sample_value("finsentinel_scorer_batches_total", {"outcome": "retried"}) == 1
+    )
+    assert _committed(kafka_settings, group_id, topics) == 12
+    ids = [
+        decode(r.value, ScoredDocument).id
+        for r in kit.read_topic(kafka_settings, topics.scored, 12)
+    ]
+    assert sorted(ids) == sorted(f"doc-{i}" for i in range(12))  # the failed try produced nothing
 
 
 @pytest.mark.slow
