@@ -214,9 +214,12 @@ class Crawler:
         return result
 
     def _failed(self, name: str, report: SourceReport, outcome: str, error: str) -> None:
+        report.outcome, report.error = outcome, error
+        if self._stopping.is_set():
+            logger.info("%s: pass interrupted by shutdown", name)
+            return  # not the source's fault: no breaker count, no failure metric
         breaker = self.breakers[name]
         breaker.record_failure()
-        report.outcome, report.error = outcome, error
         logger.warning("%s: pass failed (%s): %s", name, outcome, error)
         self.metrics.fetches.labels(source=name, outcome=outcome).inc()
         self.metrics.consecutive_failures.labels(source=name).set(breaker.failures)

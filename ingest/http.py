@@ -125,7 +125,11 @@ class HostLimiter:
             start = max(now, self._next_start.get(host, now))
             self._next_start[host] = start + self._interval_s.get(host, self._min_interval_s)
         if start > now:
-            self._sleep(start - now)
+            try:
+                self._sleep(start - now)
+            except BaseException:
+                slot.release()  # a cancelled wait must not leak the slot
+                raise
 
     def release(self, host: str) -> None:
         """Give back the slot taken by :meth:`acquire`."""
