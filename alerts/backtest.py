@@ -290,6 +290,7 @@ class Backtest:
         self._end = bucket.end_s
         for rs, sweep, binner in zip(self._states, self._sweeps, self._bins, strict=True):
             rec = rs.hysteresis
+            assert isinstance(rec, _RecordingHysteresis)
             if self.events:  # the sweep only serves the metrics against labels
                 sweep.step(bucket.end_s, rec.last_score, rec.last_mask)
             binner.add(bucket.start_s, _plot_stats(rs.detector.get(), bucket.stats.shape[0]))

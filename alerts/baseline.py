@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 
 
 def alpha_from_half_life(half_life: float) -> float:
@@ -144,10 +145,10 @@ class EwmaBaseline:
 class SeasonalProfile:
     """Multiplicative seasonal factors per series (hour of day or day of week).
 
-    Each slot keeps an EWMA of the per-bucket count; the factor of a slot is its
-    mean over the mean of all slots. Factors are 1 until every slot has seen
-    ``min_obs_per_slot`` buckets, so a young series is never "seasonally adjusted"
-    from noise. Factors are clipped to [0.2, 5].
+    Each slot keeps an EWMA (pandas ``adjust=True``) of the per-bucket count;
+    the factor of a slot is its mean over the mean of all slots. Factors are 1
+    until every slot has seen ``min_obs_per_slot`` buckets, so a young series
+    is never "seasonally adjusted" from noise. Factors are clipped to [0.2, 5].
     """
 
     def __init__(
@@ -161,8 +162,11 @@ class SeasonalProfile:
         self.kind = kind
         self.slots = 24 if kind == "hour" else 7
         self.bucket_s = bucket_s
+        self.alpha = alpha
         self.min_obs_per_slot = min_obs_per_slot
-        self._ewma = [EwmaBaseline(alpha) for _ in range(self.slots)]
+        self.w = np.zeros((self.slots, 0))
+        self.s1 = np.zeros((self.slots, 0))
+        self.n = np.zeros((self.slots, 0), dtype=np.int64)
 
     def slot(self, start_s: int) -> int:
         """Slot of the bucket starting at ``start_s`` (UTC)."""
@@ -170,55 +174,82 @@ class SeasonalProfile:
             return (start_s // 3600) % 24
         return (start_s // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
 
+    def resize(self, n: int) -> None:
+        """Make room for ``n`` series."""
+        self.w, self.s1, self.n = grow(self.w, n), grow(self.s1, n), grow(self.n, n)
+
     def update(self, start_s: int, x: FloatArray) -> Self:
         """Add the counts of the bucket starting at ``start_s``."""
-        self._ewma[self.slot(start_s)].update(x)
+        self.resize(x.shape[0])
+        k, decay = self.slot(start_s), 1.0 - self.alpha
+        self.w[k] = decay * self.w[k] + 1.0
+        self.s1[k] = decay * self.s1[k] + x
+        self.n[k] += 1
         return self
 
     def factor(self, start_s: int, n: int) -> FloatArray:
         """Seasonal factor per series for the bucket starting at ``start_s``."""
-        for e in self._ewma:
-            e.resize(n)
-        means = np.stack([np.nan_to_num(e.get()[0]) for e in self._ewma])
-        ready = np.min(np.stack([e.n for e in self._ewma]), axis=0) >= self.min_obs_per_slot
-        overall = means.mean(axis=0)
+        self.resize(n)
+        ready = self.n.min(axis=0) >= self.min_obs_per_slot
+        if not ready.any():
+            return np.ones(n)
         with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.w > 0, self.s1 / self.w, 0.0)
+            overall = means.mean(axis=0)
             f = means[self.slot(start_s)] / overall
         f = np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0)
         return np.where(ready & (overall > 0), f, 1.0)
 
-    def state(self) -> list[dict[str, Any]]:
+    def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
-        return [e.state() for e in self._ewma]
+        return {"w": self.w.tolist(), "s1": self.s1.tolist(), "n": self.n.tolist()}
 
-    def load(self, state: list[dict[str, Any]]) -> Self:
+    def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
-        for e, s in zip(self._ewma, state, strict=True):
-            e.load(s)
+        self.w = np.asarray(state["w"], dtype=np.float64).reshape(self.slots, -1)
+        self.s1 = np.asarray(state["s1"], dtype=np.float64).reshape(self.slots, -1)
+        self.n = np.asarray(state["n"], dtype=np.int64).reshape(self.slots, -1)
         return self
 
 
 class WindowRing:
-    """The last ``w`` buckets of two per-series arrays (total, negative), for window sums."""
+    """The last ``w`` buckets of per-series totals and negatives, for window sums.
+
+    Each slot also carries a per-series *suspect* flag: a detector flags every
+    bucket of a window it found anomalous, so those buckets never enter its
+    baseline when they leave the window (a burst must not raise its own bar).
+    """
 
     def __init__(self, w: int) -> None:
         self.w = w
         self.total = np.zeros((w, 0))
         self.negative = np.zeros((w, 0))
+        self.suspect = np.zeros((w, 0), dtype=bool)
         self.starts: list[int] = []  # bucket starts in the window, oldest first
         self._count = 0  # buckets pushed so far
 
-    def push(self, frame: SeriesFrame) -> tuple[int, FloatArray, FloatArray] | None:
-        """Add ``frame``; return ``(start, total, negative)`` of the bucket that left, if any."""
-        self.total, self.negative = grow(self.total, frame.n), grow(self.negative, frame.n)
+    def push(self, frame: SeriesFrame) -> tuple[int, FloatArray, FloatArray, BoolArray] | None:
+        """Add ``frame``; return ``(start, total, negative, suspect)`` of the bucket that left."""
+        n = frame.n
+        self.total, self.negative = grow(self.total, n), grow(self.negative, n)
+        self.suspect = grow(self.suspect, n, False)
         pos = self._count % self.w
         left = None
         if self._count >= self.w:
-            left = (self.starts[0], self.total[pos].copy(), self.negative[pos].copy())
-        self.total[pos], self.negative[pos] = frame.total, frame.negative
+            left = (
+                self.starts[0],
+                self.total[pos].copy(),
+                self.negative[pos].copy(),
+                self.suspect[pos].copy(),
+            )
+        self.total[pos], self.negative[pos], self.suspect[pos] = frame.total, frame.negative, False
         self.starts = [*self.starts, frame.start_s][-self.w :]
         self._count += 1
         return left
+
+    def flag(self, rows: BoolArray) -> None:
+        """Mark every bucket now in the window as suspect for ``rows``."""
+        self.suspect[:, rows] = True
 
     def sums(self) -> tuple[FloatArray, FloatArray]:
         """Window sums (total, negative) per series."""
@@ -232,13 +263,18 @@ class WindowRing:
             "starts": self.starts,
             "total": self.total[order].tolist(),
             "negative": self.negative[order].tolist(),
+            "suspect": self.suspect[order].tolist(),
         }
 
     def load(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state`."""
         self.total, self.negative = np.zeros((self.w, 0)), np.zeros((self.w, 0))
+        self.suspect = np.zeros((self.w, 0), dtype=bool)
         self.starts, self._count = [], 0
         for start, total, neg in zip(
             state["starts"], state["total"], state["negative"], strict=True
         ):
             self.push(SeriesFrame.of(start_s=start, total=total, negative=neg))
+        k = len(self.starts)
+        for i, flags in enumerate(state["suspect"]):
+            self.suspect[(self._count - k + i) % self.w] = np.asarray(flags, dtype=bool)

@@ -45,6 +45,11 @@ __all__ = ["Combined", "CountSpike", "Cusum", "Detector", "SeriesFrame", "ShareS
 FloatArray = NDArray[np.float64]
 
 
+def _flag(ring: WindowRing, score: FloatArray, exclude_score: float | None) -> None:
+    if exclude_score is not None:
+        ring.flag(np.nan_to_num(score) >= exclude_score)
+
+
 @dataclass
 class CountSpike:
     """Upper-tail test of the windowed negative count against its baseline.
@@ -65,6 +70,10 @@ class CountSpike:
     clip_sigma: float | None = 4.0
     seasonal_min_days: float | None = 2.0
     bucket_s: int = 60
+    #: Windows scoring at least this are kept out of the baseline (None: learn everything).
+    exclude_score: float | None = 0.3
+    #: ... but never more than this many buckets in a row, so a lasting new level is learnt.
+    max_excluded_buckets: int = 360
     _ring: WindowRing = field(init=False, repr=False)
     _base: EwmaBaseline = field(init=False, repr=False)
     _seasons: list[SeasonalProfile] = field(init=False, repr=False)
@@ -96,6 +105,7 @@ class CountSpike:
                 ),
             ]
         self._p = self._expected = self._observed = np.zeros(0)
+        self._skipped = np.zeros(0, dtype=np.int64)
 
     def _factor(self, start_s: int, n: int) -> FloatArray:
         f = np.ones(n)
@@ -107,9 +117,12 @@ class CountSpike:
         """Consume one final bucket."""
         left = self._ring.push(frame)
         self._base.resize(frame.n)
+        self._skipped = grow(self._skipped, frame.n)
         if left is not None:
-            start, _, neg = left
-            self._base.update(neg / self._factor(start, frame.n))
+            start, _, neg, suspect = left
+            self._skipped = np.where(suspect, self._skipped + 1, 0)
+            learn = ~suspect | (self._skipped > self.max_excluded_buckets)
+            self._base.update(neg / self._factor(start, frame.n), learn)
             for s in self._seasons:
                 s.update(start, neg)
         _, self._observed = self._ring.sums()
@@ -124,7 +137,12 @@ class CountSpike:
             p = poisson_sf(self._observed, self._expected)
         young = self._base.n < self.min_history_buckets
         self._p = np.where(young, np.nan, p)
+        _flag(self._ring, self.score(), self.exclude_score)
         return self
+
+    def flag(self, rows: NDArray[np.bool_]) -> None:
+        """Keep the buckets now in the window out of the baseline for ``rows``."""
+        self._ring.flag(rows)
 
     def score(self) -> FloatArray:
         """Score in [0, 1] per series; NaN for series without enough history."""
@@ -140,6 +158,7 @@ class CountSpike:
             "ring": self._ring.state(),
             "base": self._base.state(),
             "seasons": [s.state() for s in self._seasons],
+            "skipped": self._skipped.tolist(),
         }
 
     def load(self, state: dict[str, Any]) -> Self:
@@ -148,6 +167,7 @@ class CountSpike:
         self._base.load(state["base"])
         for s, st in zip(self._seasons, state["seasons"], strict=True):
             s.load(st)
+        self._skipped = np.asarray(state["skipped"], dtype=np.int64)
         return self
 
 
@@ -169,6 +189,8 @@ class ShareSpike:
     min_baseline_docs: float = 20.0
     min_volume: int = 8
     full_at_p: float = 1e-8
+    exclude_score: float | None = 0.3
+    max_excluded_buckets: int = 360
     _ring: WindowRing = field(init=False, repr=False)
     _neg: EwmaBaseline = field(init=False, repr=False)
     _tot: EwmaBaseline = field(init=False, repr=False)
@@ -182,6 +204,7 @@ class ShareSpike:
         self._ring = WindowRing(self.window_buckets)
         self._neg, self._tot = EwmaBaseline(alpha), EwmaBaseline(alpha)
         self._p = self._share = self._baseline = self._volume = np.zeros(0)
+        self._skipped = np.zeros(0, dtype=np.int64)
 
     def baseline_share(self, prior_row: int | None) -> FloatArray:
         """Baseline share per series, the global prior where a series is young."""
@@ -201,10 +224,13 @@ class ShareSpike:
         left = self._ring.push(frame)
         self._neg.resize(frame.n)
         self._tot.resize(frame.n)
+        self._skipped = grow(self._skipped, frame.n)
         if left is not None:
-            _, tot, neg = left
-            self._tot.update(tot)
-            self._neg.update(neg)
+            _, tot, neg, suspect = left
+            self._skipped = np.where(suspect, self._skipped + 1, 0)
+            learn = ~suspect | (self._skipped > self.max_excluded_buckets)
+            self._tot.update(tot, learn)
+            self._neg.update(neg, learn)
         self._volume, negative = self._ring.sums()
         with np.errstate(invalid="ignore", divide="ignore"):
             self._share = np.where(self._volume > 0, negative / self._volume, np.nan)
@@ -212,7 +238,12 @@ class ShareSpike:
         p = binom_sf(negative, self._volume, np.nan_to_num(self._baseline, nan=0.5))
         p = np.where(self._volume < self.min_volume, 1.0, p)
         self._p = np.where(np.isnan(self._baseline), np.nan, p)
+        _flag(self._ring, self.score(), self.exclude_score)
         return self
+
+    def flag(self, rows: NDArray[np.bool_]) -> None:
+        """Keep the buckets now in the window out of the baseline for ``rows``."""
+        self._ring.flag(rows)
 
     def score(self) -> FloatArray:
         """Score in [0, 1] per series; NaN where neither own nor prior baseline exists."""
@@ -229,13 +260,19 @@ class ShareSpike:
 
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
-        return {"ring": self._ring.state(), "neg": self._neg.state(), "tot": self._tot.state()}
+        return {
+            "ring": self._ring.state(),
+            "neg": self._neg.state(),
+            "tot": self._tot.state(),
+            "skipped": self._skipped.tolist(),
+        }
 
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
         self._ring.load(state["ring"])
         self._neg.load(state["neg"])
         self._tot.load(state["tot"])
+        self._skipped = np.asarray(state["skipped"], dtype=np.int64)
         return self
 
 
@@ -270,8 +307,12 @@ class Cusum:
         z = (x - np.nan_to_num(mean)) / sd
         ready = self._base.n >= self.min_history_buckets
         self._s = np.where(ready, np.maximum(0.0, grow(self._s, frame.n) + z - self.drift), 0.0)
-        self._base.update(x)
+        # A shift under way stays out of the baseline, or the CUSUM would chase it.
+        self._base.update(x, ~ready | (self._s < self.threshold))
         return self
+
+    def flag(self, rows: NDArray[np.bool_]) -> None:
+        """No-op: CUSUM keeps alarming buckets out of its baseline by itself."""
 
     def score(self) -> FloatArray:
         """Score in [0, 1] per series; NaN for series without enough history."""
@@ -308,10 +349,18 @@ class Combined:
     detectors: dict[str, Detector]
     mode: Literal["all", "any"] = "all"
 
+    #: A window that any detector scores this high stays out of every detector's baseline.
+    exclude_score: float | None = 0.3
+
     def update(self, frame: SeriesFrame) -> Self:
         """Feed one final bucket to every detector."""
         for d in self.detectors.values():
             d.update(frame)
+        if self.exclude_score is not None:
+            stack = np.nan_to_num(np.stack(list(self.scores().values())))
+            rows = stack.max(axis=0) >= self.exclude_score
+            for d in self.detectors.values():
+                d.flag(rows)
         return self
 
     def scores(self) -> dict[str, FloatArray]:

@@ -79,6 +79,7 @@ def test_count_spike_matches_pandas_lagged_window_computation() -> None:
         overdispersed=False,
         clip_sigma=None,
         seasonal_min_days=None,
+        exclude_score=None,
     )
     scores = []
     for frame in _frames(neg + 3, neg):
@@ -112,7 +113,13 @@ def test_share_spike_matches_pandas_ratio_of_ewmas_and_binomial_tail() -> None:
     t, w, hl = 100, 5, 20
     total = RNG.poisson(6, size=(t, 2)).astype(float)
     neg = RNG.binomial(total.astype(int), 0.25).astype(float)
-    det = ShareSpike(window_buckets=w, half_life_buckets=hl, min_history_buckets=10, min_volume=1)
+    det = ShareSpike(
+        window_buckets=w,
+        half_life_buckets=hl,
+        min_history_buckets=10,
+        min_volume=1,
+        exclude_score=None,
+    )
     scores = [det.update(f).score().copy() for f in _frames(total, neg)]
     alpha = alpha_from_half_life(hl)
     for j in range(2):
@@ -149,18 +156,29 @@ def test_cusum_matches_a_reference_loop() -> None:
         det.update(SeriesFrame.of(start_s=i, total=[v], negative=[v])).get()[0]
         for i, v in enumerate(x)
     ]
-    alpha = alpha_from_half_life(200)
-    ew = pd.Series(x).ewm(alpha=alpha, adjust=True)
-    mean, var = ew.mean().shift(1), ew.var(bias=True).shift(1)
-    s = 0.0
+    decay = 1 - alpha_from_half_life(200)
+    w = s1 = s2 = 0.0
+    s, n = 0.0, 0
     for i in range(len(x)):
-        if i < 20:
-            s = 0.0
-        else:
-            sd = max(math.sqrt(max(var.iloc[i], mean.iloc[i])), 0.5)
-            s = max(0.0, s + (x[i] - mean.iloc[i]) / sd - 0.5)
+        if n >= 20:
+            mean, var = s1 / w, s2 / w - (s1 / w) ** 2
+            sd = max(math.sqrt(max(var, mean)), 0.5)
+            s = max(0.0, s + (x[i] - mean) / sd - 0.5)
+        if n < 20 or s < 8.0:  # an alarming shift stays out of the baseline
+            w, s1, s2, n = decay * w + 1, decay * s1 + x[i], decay * s2 + x[i] ** 2, n + 1
         assert math.isclose(got[i], s, rel_tol=1e-9, abs_tol=1e-12)
     assert det.score()[0] == 1.0
+
+
+def test_cusum_baseline_matches_pandas_before_any_alarm() -> None:
+    x = RNG.poisson(2.0, size=80).astype(float)
+    det = Cusum(min_history_buckets=10, half_life_buckets=30)
+    for i, v in enumerate(x):
+        det.update(SeriesFrame.of(start_s=i, total=[v], negative=[v]))
+    assert det.score()[0] < 1.0
+    ew = pd.Series(x).ewm(alpha=alpha_from_half_life(30), adjust=True)
+    mean, _ = det._base.get()
+    assert math.isclose(mean[0], ew.mean().iloc[-1], rel_tol=1e-9)
 
 
 def test_seasonal_factors_match_groupby_means_once_ready() -> None:
@@ -228,3 +246,30 @@ def test_detector_state_roundtrip_continues_identically() -> None:
         a.update(f)
         b2.update(f)
     assert np.allclose(a.score(), b2.score())
+
+
+def test_anomalous_windows_stay_out_of_the_baseline() -> None:
+    det = CountSpike(
+        window_buckets=5, half_life_buckets=30, min_history_buckets=20, seasonal_min_days=None
+    )
+    for i in range(100):
+        det.update(SeriesFrame.of(start_s=i * 60, total=[2], negative=[1]))
+    for i in range(100, 130):  # a 30-bucket burst
+        det.update(SeriesFrame.of(start_s=i * 60, total=[10], negative=[8]))
+        assert i < 102 or det.score()[0] == 1.0
+    assert math.isclose(det.get()["expected"][0], 5.0, rel_tol=1e-6)  # baseline untouched
+
+
+def test_a_lasting_new_level_is_learnt_after_max_excluded_buckets() -> None:
+    det = CountSpike(
+        window_buckets=5,
+        half_life_buckets=10,
+        min_history_buckets=20,
+        seasonal_min_days=None,
+        max_excluded_buckets=30,
+    )
+    for i in range(60):
+        det.update(SeriesFrame.of(start_s=i * 60, total=[2], negative=[1]))
+    for i in range(60, 200):
+        det.update(SeriesFrame.of(start_s=i * 60, total=[10], negative=[8]))
+    assert det.score()[0] < 0.3

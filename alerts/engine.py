@@ -1,0 +1,269 @@
+"""The pure alerting core: aggregation, trend windows, detectors and lifecycle.
+
+:class:`AlertEngine` has no Kafka, no thread and no clock: documents go in
+with :meth:`~AlertEngine.add`, event time moves with
+:meth:`~AlertEngine.advance` (or :meth:`~AlertEngine.flush` at the end of a
+finite input) and alert transitions come out. Detectors update on final
+buckets in bucket order, so the live service, a 1000x replay and a backtest
+driven by a simulated clock make the same decisions.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> from alerts.rules import parse_rules
+>>> from alerts.testing import scored
+>>> rules = parse_rules("rules: [{name: neg, series: {kind: topic}, min_history: 10m}]")
+>>> engine = AlertEngine(rules, bucket_s=60, allowed_lateness_s=0)
+>>> t0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+>>> for i in range(60):  # one neutral story a minute, then a negative burst
+...     _ = engine.add(scored(f"d{i}", t0 + timedelta(minutes=i)))
+>>> for i in range(20):
+...     _ = engine.add(scored(f"n{i}", t0 + timedelta(minutes=60 + i / 4), sentiment="negative"))
+>>> [(a.state, a.series) for a in engine.flush()]
+[('firing', 'Markets')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from alerts.aggregate import NEG, TOTAL, Aggregator, FinalBucket, Outcome
+from alerts.detectors import Combined, CountSpike, Cusum, Detector, SeriesFrame, ShareSpike
+from alerts.hysteresis import Hysteresis
+from alerts.lifecycle import Observation, RuleTracker
+from alerts.rules import Rule, RulesFile
+from alerts.series import SeriesIndex
+from alerts.windows import Trend, TrendWindows
+from stream.errors import ConfigError
+from stream.schemas import Alert, ScoredDocument
+
+__all__ = ["AlertEngine", "EngineStats", "build_detector"]
+
+
+@dataclass
+class EngineStats:
+    """Counters since start (or since the restored checkpoint)."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    late: int = 0
+    future: int = 0
+    buckets_closed: int = 0
+    alerts: dict[str, int] = field(
+        default_factory=lambda: {"firing": 0, "updated": 0, "resolved": 0}
+    )
+
+
+def _buckets(seconds: int, bucket_s: int, what: str) -> int:
+    if seconds % bucket_s:
+        raise ConfigError(f"{what} {seconds}s is not a multiple of the {bucket_s}s bucket")
+    return seconds // bucket_s
+
+
+def build_detector(rule: Rule, *, bucket_s: int, seasonal: bool = True) -> Combined:
+    """The combined detector a rule describes (also used by offline detection)."""
+    w = max(1, _buckets(rule.window_s, bucket_s, f"rule {rule.name!r}: window"))
+    history = max(1, rule.min_history_s // bucket_s)
+    half_life = max(1.0, rule.baseline_half_life_s / bucket_s)
+    parts: dict[str, Detector] = {}
+    if "count" in rule.detectors:
+        parts["count"] = CountSpike(
+            window_buckets=w,
+            half_life_buckets=half_life,
+            min_history_buckets=history,
+            full_at_p=rule.full_at_p,
+            seasonal_min_days=2.0 if seasonal else None,
+            bucket_s=bucket_s,
+        )
+    if "share" in rule.detectors:
+        parts["share"] = ShareSpike(
+            window_buckets=w,
+            half_life_buckets=half_life,
+            min_history_buckets=history,
+            min_volume=rule.min_volume,
+            full_at_p=rule.full_at_p,
+        )
+    if "cusum" in rule.detectors:
+        parts["cusum"] = Cusum(
+            drift=rule.cusum_drift,
+            threshold=rule.cusum_threshold,
+            half_life_buckets=half_life * 4,
+            min_history_buckets=history,
+        )
+    return Combined(parts, mode=rule.combine)
+
+
+class _RuleState:
+    """Detectors, hysteresis and lifecycle of one rule over every series."""
+
+    def __init__(self, rule: Rule, engine: AlertEngine) -> None:
+        self.rule = rule
+        self.detector = build_detector(rule, bucket_s=engine.bucket_s, seasonal=engine.seasonal)
+        self.hysteresis = Hysteresis(
+            threshold=rule.threshold,
+            hold_buckets=-(-rule.hold_s // engine.bucket_s),
+            clear_buckets=-(-rule.clear_s // engine.bucket_s),
+        )
+        self.tracker = RuleTracker(
+            rule,
+            key_of=engine.index.key,
+            labels_of=engine.rules.labels_of,
+            evidence_of=lambda row, since: engine.windows.top_documents(row, since, engine.top_k),
+        )
+        self._mask = np.zeros(0, dtype=bool)
+        self._index = engine.index
+        self._bucket_s = engine.bucket_s
+
+    def selected(self) -> NDArray[np.bool_]:
+        """Rows this rule watches (cached; extended as new series appear)."""
+        n = len(self._index)
+        if self._mask.shape[0] < n:
+            extra = [
+                self.rule.series.matches(*self._index.key(r)) for r in range(self._mask.shape[0], n)
+            ]
+            self._mask = np.concatenate([self._mask, np.array(extra, dtype=bool)])
+        return self._mask
+
+    def step(self, frame: SeriesFrame) -> list[Alert]:
+        det = self.detector.update(frame)
+        score = det.score()
+        stats = det.get()
+        count = stats.get("count", {})
+        share = stats.get("share", {})
+        negative = count["observed"] if count else self._window_negative(frame)
+        volume_ok = negative >= self.rule.min_negative
+        self.hysteresis.update(score, self.selected() & volume_ok)
+        nan = np.full(frame.n, np.nan)
+        obs = Observation(
+            end_s=frame.start_s + self._bucket_s,
+            active=self.hysteresis.active,
+            score=score,
+            negative=negative,
+            expected=count.get("expected", nan) if count else nan,
+            share=share.get("observed", nan) if share else nan,
+            baseline_share=share.get("expected", nan) if share else nan,
+        )
+        return self.tracker.step(obs)
+
+    def _window_negative(self, frame: SeriesFrame) -> NDArray[np.float64]:
+        share = self.detector.detectors.get("share")
+        if isinstance(share, ShareSpike):
+            s = share.get()
+            return np.nan_to_num(s["observed"]) * s["volume"]
+        return frame.negative  # CUSUM alone: the bucket's own count
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector.state(),
+            "hysteresis": self.hysteresis.state(),
+            "tracker": self.tracker.state(),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.detector.load(state["detector"])
+        self.hysteresis.load(state["hysteresis"])
+        self.tracker.load(state["tracker"])
+
+
+class AlertEngine:
+    """Aggregates scored documents and turns final buckets into alert transitions."""
+
+    def __init__(
+        self,
+        rules: RulesFile,
+        *,
+        bucket_s: int = 60,
+        allowed_lateness_s: int = 120,
+        windows_s: tuple[int, ...] = (300, 3600, 86_400),
+        top_k: int = 5,
+        seasonal: bool = True,
+    ) -> None:
+        for w in windows_s:
+            _buckets(w, bucket_s, "trend window")
+        self.rules = rules
+        self.bucket_s = bucket_s
+        self.top_k = top_k
+        self.seasonal = seasonal
+        self.index = SeriesIndex()
+        self.aggregator = Aggregator(
+            bucket_s=bucket_s,
+            allowed_lateness_s=allowed_lateness_s,
+            dedup_retention_s=max(windows_s),
+            top_k=top_k,
+            index=self.index,
+        )
+        self.windows = TrendWindows(bucket_s=bucket_s, windows_s=windows_s)
+        self._rules = [_RuleState(r, self) for r in rules.rules]
+        self.stats = EngineStats()
+        self.last_seen_s = np.zeros(0)  # event time of each series' latest final document
+
+    def add(self, doc: ScoredDocument) -> Outcome:
+        """Count one scored document (see :meth:`Aggregator.add`)."""
+        outcome = self.aggregator.add(doc)
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        return outcome
+
+    def advance(self, watermark_s: int | None = None) -> list[Alert]:
+        """Close the buckets the watermark passed (optionally forcing it) and evaluate."""
+        return self._evaluate(self.aggregator.advance_to(watermark_s))
+
+    def flush(self) -> list[Alert]:
+        """End of a finite input: close every bucket and evaluate."""
+        return self._evaluate(self.aggregator.flush())
+
+    def _evaluate(self, buckets: list[FinalBucket]) -> list[Alert]:
+        out: list[Alert] = []
+        for bucket in buckets:
+            self.windows.push(bucket)
+            self._touch(bucket)
+            frame = SeriesFrame(
+                bucket.start_s, bucket.stats[:, TOTAL], bucket.stats[:, NEG], bucket.all_row
+            )
+            for rs in self._rules:
+                out.extend(rs.step(frame))
+            self.stats.buckets_closed += 1
+        for alert in out:
+            self.stats.alerts[alert.state] += 1
+        return out
+
+    def _touch(self, bucket: FinalBucket) -> None:
+        n = bucket.stats.shape[0]
+        if self.last_seen_s.shape[0] < n:
+            pad = np.full(n - self.last_seen_s.shape[0], float(bucket.end_s))
+            self.last_seen_s = np.concatenate([self.last_seen_s, pad])
+        self.last_seen_s[bucket.stats[:, TOTAL] > 0] = bucket.end_s
+
+    def trend(self, window_s: int) -> Trend:
+        """Window statistics of every series (rows as in :attr:`index`)."""
+        return self.windows.trend(window_s)
+
+    def open_alerts(self) -> list[tuple[str, int]]:
+        """``(key, started_s)`` of every open alert."""
+        return [
+            (rs.rule.key(*self.index.key(row)), st.started_s)
+            for rs in self._rules
+            for row, st in rs.tracker.open.items()
+        ]
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for the checkpoint (de-duplication ids travel separately)."""
+        return {
+            "index": self.index.state(),
+            "aggregator": self.aggregator.state(),
+            "windows": self.windows.state(),
+            "rules": {rs.rule.name: rs.state() for rs in self._rules},
+            "last_seen_s": self.last_seen_s.tolist(),
+        }
+
+    def load(self, state: dict[str, Any], seen: list[tuple[str, int]]) -> None:
+        """Restore from :meth:`state`; rules not in the checkpoint start fresh."""
+        for kind, value in state["index"]:
+            self.index.row((kind, value))
+        self.aggregator.load(state["aggregator"], seen)
+        self.windows.load(state["windows"], len(self.index))
+        for rs in self._rules:
+            if rs.rule.name in state["rules"]:
+                rs.load(state["rules"][rs.rule.name])
+        self.last_seen_s = np.asarray(state["last_seen_s"], dtype=np.float64)
