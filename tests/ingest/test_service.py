@@ -117,7 +117,9 @@ def test_sources_check_probes_each_source(server: FixtureServer, tmp_path: Path)
         f"  - {{name: paused, kind: rss, url: '{server.url('/x')}', enabled: false}}\n"
     )
     result = CliRunner().invoke(
-        cli(), ["sources", "check", "--sources", str(path)], env={"COLUMNS": "200"}
+        cli(),
+        ["sources", "check", "--sources", str(path)],
+        env={"COLUMNS": "200", "FINSENTINEL_INGEST_PER_HOST_MIN_INTERVAL_S": "0"},
     )
     assert result.exit_code == 1, result.output
     assert "ok" in result.output and "parse_error" in result.output and "disabled" in result.output
@@ -149,6 +151,7 @@ def test_crawl_once_produces_and_prints_a_table(
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers or "",
         "COLUMNS": "200",
+        "FINSENTINEL_INGEST_PER_HOST_MIN_INTERVAL_S": "0",
         "FINSENTINEL_INGEST_STATE_DIR": str(tmp_path / "state"),
     }
     result = CliRunner().invoke(
