@@ -98,6 +98,8 @@ class Pipeline:
         self._near_min_words = near_min_words
         self._clock = clock
         self._lock = threading.Lock()
+        #: Records the broker did not acknowledge in the latest batch (for /healthz).
+        self.last_unacknowledged = 0
 
     def process(
         self, batch: Sequence[tuple[Source, FetchResult]], reports: dict[str, SourceReport]
@@ -189,6 +191,7 @@ class Pipeline:
                 OutgoingRecord(self._topics.deadletter, source.encode(), encode(letter), ("dl", j))
             )
         delivery = self._producer.deliver(records)
+        self.last_unacknowledged = len(delivery.failed)
         self._record_groups(batch, docs, delivery.acked, reports)
         self._record_stored_dups(batch)
         for j, (source, rej) in enumerate(dead):

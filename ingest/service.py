@@ -114,8 +114,14 @@ class IngestService:
         """One line for /healthz."""
         if self._crawler is None:
             return "starting"
+        parts = [f"{len(self.specs)} sources"]
         off = self._crawler.backed_off()
-        return f"{len(self.specs)} sources" + (f", backed off: {', '.join(off)}" if off else "")
+        if off:
+            parts.append(f"backed off: {', '.join(off)}")
+        unacked = self._crawler.pipeline.last_unacknowledged
+        if unacked:
+            parts.append(f"broker did not acknowledge {unacked} records of the last batch")
+        return ", ".join(parts)
 
     def _job(self, name: str) -> None:
         assert self._crawler is not None
