@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
@@ -197,6 +199,12 @@ class ScorerService:
                 group_id=s.group_id,
                 max_poll_records=s.batch_max_size,
                 max_poll_interval_ms=s.max_poll_interval_ms,
+                # Round-robin spreads the partitions of both raw topics evenly over the
+                # group; range stays as the fallback every kafka-python member supports.
+                partition_assignment_strategy=(
+                    RoundRobinPartitionAssignor,
+                    RangePartitionAssignor,
+                ),
             )
             try:
                 consumer.subscribe(list(self.topics.raw), listener=self._tracker)
