@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ingest.fingerprint import NUM_PERM, Signature, similarities
 
@@ -85,6 +86,60 @@ class Verdict:
         return round(1.0 - self.similarity, 4)
 
 
+class _Window:
+    """Signatures inside the near window, in arrival order, with amortised appends.
+
+    Rows live in ``[lo, hi)`` of over-allocated arrays: appending copies only on
+    growth, dropping old rows only moves ``lo`` (compacted when half is dead).
+    """
+
+    def __init__(self, ids: list[str], times: list[float], sigs: list[Signature]) -> None:
+        n = len(ids)
+        cap = max(1024, 2 * n)
+        self._ids = list(ids)
+        self._times = np.zeros(cap, dtype=np.float64)
+        self._sigs = np.zeros((cap, NUM_PERM), dtype=np.uint32)
+        if n:
+            self._times[:n] = times
+            self._sigs[:n] = np.vstack(sigs)
+        self._lo, self._hi = 0, n
+
+    def since(self, cutoff: float) -> tuple[int, npt.NDArray[np.uint32]]:
+        """Offset and signatures of the rows at or after ``cutoff``."""
+        start = self._lo + int(np.searchsorted(self._times[self._lo : self._hi], cutoff))
+        return start, self._sigs[start : self._hi]
+
+    def id_at(self, index: int) -> str:
+        """The document id of row ``index`` (an offset from :meth:`since`)."""
+        return self._ids[index]
+
+    def append(self, ids: list[str], when: float, sigs: list[Signature]) -> None:
+        """Add rows seen at ``when``."""
+        k = len(ids)
+        if self._hi + k > len(self._times):
+            self._compact(extra=k)
+        self._ids.extend(ids)
+        self._times[self._hi : self._hi + k] = when
+        self._sigs[self._hi : self._hi + k] = np.vstack(sigs)
+        self._hi += k
+
+    def drop_before(self, cutoff: float) -> None:
+        """Forget rows older than ``cutoff``."""
+        self._lo, _ = self.since(cutoff)
+        if self._lo > (self._hi - self._lo):
+            self._compact(extra=0)
+
+    def _compact(self, *, extra: int) -> None:
+        live = self._hi - self._lo
+        cap = max(len(self._times), 2 * (live + extra))
+        times = np.zeros(cap, dtype=np.float64)
+        sigs = np.zeros((cap, NUM_PERM), dtype=np.uint32)
+        times[:live] = self._times[self._lo : self._hi]
+        sigs[:live] = self._sigs[self._lo : self._hi]
+        self._ids = self._ids[self._lo : self._hi]
+        self._times, self._sigs, self._lo, self._hi = times, sigs, 0, live
+
+
 class DedupStore:
     """SQLite-backed memory of produced documents; ``path=None`` keeps it in memory."""
 
@@ -122,10 +177,11 @@ class DedupStore:
             "ORDER BY first_seen",
             (cutoff,),
         ).fetchall()
-        self._ids: list[str] = [r[0] for r in rows]
-        self._times = np.array([r[1] for r in rows], dtype=np.float64)
-        sigs = [np.frombuffer(r[2], dtype=np.uint32) for r in rows]
-        self._sigs = np.vstack(sigs) if sigs else np.zeros((0, NUM_PERM), dtype=np.uint32)
+        self._window = _Window(
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [np.frombuffer(r[2], dtype=np.uint32) for r in rows],
+        )
 
     def __len__(self) -> int:
         with self._lock:
@@ -148,14 +204,14 @@ class DedupStore:
                 return Verdict("exact", row[0], 1.0)
             if item.signature is None:
                 return Verdict("new")
-            start = int(np.searchsorted(self._times, cutoff))
-            sims = similarities(self._sigs[start:], item.signature)
+            start, window = self._window.since(cutoff)
+            sims = similarities(window, item.signature)
         if sims.size == 0:
             return Verdict("new")
         best = int(np.argmax(sims))
         score = float(sims[best])
         if score >= self._near_min and item.near_eligible:
-            return Verdict("near", self._ids[start + best], score)
+            return Verdict("near", self._window.id_at(start + best), score)
         return Verdict("new", None, score)
 
     def mark_seen(self, items: Iterable[Seen]) -> None:
@@ -179,10 +235,11 @@ class DedupStore:
                 if cur.rowcount and item.signature is not None:
                     fresh.append(item)
             if fresh:
-                self._ids.extend(i.id for i in fresh)
-                self._times = np.concatenate([self._times, np.full(len(fresh), now)])
-                rows = [i.signature for i in fresh if i.signature is not None]
-                self._sigs = np.vstack([self._sigs, *(r[None, :] for r in rows)])
+                self._window.append(
+                    [i.id for i in fresh],
+                    now,
+                    [i.signature for i in fresh if i.signature is not None],
+                )
             self._since_evict += len(fresh)
             if self._since_evict >= max(100, self._max_entries // 100):
                 self.evict()
@@ -219,12 +276,7 @@ class DedupStore:
             if removed:
                 self._load_window()
             else:
-                keep = int(np.searchsorted(self._times, now - self._window_s))
-                self._ids, self._times, self._sigs = (
-                    self._ids[keep:],
-                    self._times[keep:],
-                    self._sigs[keep:],
-                )
+                self._window.drop_before(now - self._window_s)
         return removed
 
     def close(self) -> None:

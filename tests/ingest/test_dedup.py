@@ -114,3 +114,24 @@ def test_documents_flag_short_texts() -> None:
     long = build_document(Candidate("2", body=WIRE_STORY), spec, ex, now)
     assert isinstance(short, Built) and not short.seen.near_eligible
     assert isinstance(long, Built) and long.seen.near_eligible
+
+
+def test_window_grows_and_compacts_without_losing_track_of_ids() -> None:
+    now = [0.0]
+    s = store(None, now, near_window_s=1000.0, retention_s=10_000.0, max_entries=100_000)
+    texts = {}
+    for batch in range(30):  # 3,000 signatures: past the initial capacity, twice
+        now[0] = batch * 100.0
+        items = []
+        for k in range(100):
+            i = batch * 100 + k
+            texts[i] = f"story {i} " + " ".join(f"t{i}w{j}" for j in range(25))
+            items.append(seen(f"id{i}", texts[i]))
+        s.mark_seen(items)
+        s.evict()
+    # Now 2900, window 1000 s: batches from time 1900 (ids 1900+) are inside.
+    for i in (2950, 2100, 1900, 1899):
+        verdict = s.classify(seen(f"copy{i}", "UPDATE 1-" + texts[i]))
+        expected = ("near", f"id{i}") if i >= 1900 else ("new", None)
+        assert (verdict.kind, verdict.match_id) == expected
+    s.close()
