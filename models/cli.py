@@ -21,7 +21,7 @@ from models.exceptions import DataError, ExportError, ModelDirError, ModelError,
 
 __all__ = ["register"]
 
-_stderr = Console(stderr=True)
+_stderr = Console(stderr=True, soft_wrap=True)
 _stdout = Console()
 
 

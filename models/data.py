@@ -73,7 +73,7 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     try:
         if kind == "csv":
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False)
+            frame = pd.read_csv(path)
         elif kind == "jsonl":
             frame = pd.read_json(path, lines=True, dtype=False)
         else:
@@ -147,7 +147,7 @@ def load_labeled(
     for column in (text_column, label_column):
         if column not in frame.columns:
             raise DataError(f"{path}: no column {column!r} (columns: {list(frame.columns)})")
-    texts = frame[text_column].astype(str).str.strip()
+    texts = frame[text_column].fillna("").astype(str).str.strip()
     keep = texts.str.len() > 0
     if not keep.all():
         logger.warning("%s: dropping %s rows with empty text", path, int((~keep).sum()))

@@ -75,12 +75,12 @@ def toy_run(
     config = TrainConfig(
         base_model=str(tiny_base_model),
         max_length=32,
-        epochs=12,
-        batch_size=8,
-        learning_rate=3e-3,
+        epochs=8,
+        batch_size=16,
+        learning_rate=5e-3,
         warmup_ratio=0.1,
         val_fraction=0.25,
-        patience=12,
+        patience=8,
         threads=1,
     )
     run_dir = tmp_path_factory.mktemp("toy_run")

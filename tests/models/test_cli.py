@@ -1,0 +1,141 @@
+"""The CLI commands through a throwaway Typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from models.cli import register
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_commands_are_registered(app: typer.Typer) -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("train", "evaluate", "export", "classify"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_classify_formats(
+    app: typer.Typer, tiny_model_dir: Path, tmp_path: Path, suffix: str
+) -> None:
+    frame = pd.DataFrame({"id": [1, 2, 3], "headline": ["Acme beats", "Fed hikes", ""]})
+    src = tmp_path / "in.csv"
+    frame.to_csv(src, index=False)
+    out = tmp_path / f"out{suffix}"
+    args = ["classify", "--model", str(tiny_model_dir), "--input", str(src), "--output", str(out)]
+    result = runner.invoke(app, [*args, "--text-column", "headline", "--provider", "cpu"])
+    assert result.exit_code == 0, result.output
+    back = (
+        pd.read_csv(out)
+        if suffix == ".csv"
+        else (pd.read_json(out, lines=True) if suffix == ".jsonl" else pd.read_parquet(out))
+    )
+    assert len(back) == 3
+    assert back["id"].tolist() == [1, 2, 3]
+    assert set(back["sentiment"].iloc[:2]) <= {"negative", "neutral", "positive"}
+    assert pd.isna(back["sentiment"].iloc[2])  # empty text: not scored, row kept
+    probs = back[["sentiment_prob_negative", "sentiment_prob_neutral", "sentiment_prob_positive"]]
+    assert (probs.iloc[:2].sum(axis=1) - 1).abs().max() < 1e-6
+    topic_probs = json.loads(back["topic_probs"].iloc[0])
+    assert len(topic_probs) == 20 and back["topic"].iloc[0] in topic_probs
+    assert back["sentiment_score"].iloc[:2].between(-1, 1).all()
+
+
+def test_classify_missing_column_exits_2(
+    app: typer.Typer, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("title\nAcme beats\n")
+    args = ["classify", "--model", str(tiny_model_dir), "--input", str(src)]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert "no column 'text'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_classify_empty_file_exits_2(
+    app: typer.Typer, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("")
+    args = ["classify", "--model", str(tiny_model_dir), "--input", str(src)]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert "empty" in result.output
+
+
+def test_classify_bad_model_dir_exits_2(app: typer.Typer, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("text\nAcme beats\n")
+    args = ["classify", "--model", str(tmp_path / "none"), "--input", str(src)]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_evaluate_writes_report_and_png(
+    app: typer.Typer, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "labeled.csv"
+    data.write_text("text,label\nAcme beats,1\nAcme misses,0\nAcme holds meeting,2\n")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--head", "sentiment"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "eval_sentiment.json").read_text())
+    assert report["n"] == 3
+    assert set(report["per_class"]) == {"negative", "neutral", "positive"}
+    assert {"accuracy", "macro_f1", "ece_before", "ece_after"} <= set(report)
+    assert (out / "confusion_sentiment.png").stat().st_size > 1000
+
+
+def test_evaluate_unknown_label_exits_2(
+    app: typer.Typer, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "labeled.csv"
+    data.write_text("text,label\nAcme beats,Superb\n")
+    args = ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--head", "topic"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "unknown topic label" in result.output
+
+
+def test_train_without_data_exits_2(app: typer.Typer, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "--sentiment-data" in result.output
+
+
+@pytest.mark.slow
+def test_train_and_export_through_cli(
+    app: typer.Typer, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    args = [
+        "train", "--sentiment-data", str(toy_data["sentiment"]), "--run-dir", str(run),
+        "--base-model", str(tiny_base_model), "--epochs", "1", "--max-length", "32",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (run / "best" / "model.pt").is_file()
+    # One epoch of a random tiny encoder is far from the 99% int8 agreement an export needs.
+    export = ["export", "--run", str(run), "--out", str(tmp_path / "m"), "--variants", "fp32,int8"]
+    result = runner.invoke(app, export)
+    assert result.exit_code in (0, 1)
+    if result.exit_code == 1:
+        assert "int8 argmax agrees" in result.output
