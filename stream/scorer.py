@@ -199,6 +199,7 @@ class ScorerService:
                 group_id=s.group_id,
                 max_poll_records=s.batch_max_size,
                 max_poll_interval_ms=s.max_poll_interval_ms,
+                fetch_max_wait_ms=s.fetch_max_wait_ms,
                 # Round-robin spreads the partitions of both raw topics evenly over the
                 # group; range stays as the fallback every kafka-python member supports.
                 partition_assignment_strategy=(

@@ -41,6 +41,9 @@ class ScorerSettings(BaseSettings):
     inference_batch_size: int = Field(default=64, ge=1, le=4_096)
     #: Poll timeout while idle; bounds how quickly a stop request is noticed.
     idle_poll_ms: int = Field(default=500, ge=10)
+    #: Longest time the broker may hold a fetch when no data is waiting (bounds latency
+    #: on brokers that do not answer a waiting fetch as soon as data arrives).
+    fetch_max_wait_ms: int = Field(default=100, ge=1, le=5_000)
     #: Kafka's limit between polls; a batch must be scored and delivered well within it.
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     #: Documents with more tokens are dead-lettered as ``too_large``.
