@@ -55,6 +55,11 @@ class IngestSettings(BaseSettings):
     #: Respect robots.txt (turn off only for hosts you own).
     respect_robots: bool = True
 
+    # -- entities ---------------------------------------------------------------
+    #: Extra company alias tables (CSV ``symbol,aliases``) on top of the shipped one;
+    #: a JSON list in the environment (`FINSENTINEL_INGEST_ALIAS_FILES='["a.csv"]'`).
+    alias_files: list[Path] = []
+
     # -- deduplication ----------------------------------------------------------
     #: Estimated Jaccard similarity (MinHash of 3-word shingles) from which two
     #: stories are one story; novelty is 1 - the highest similarity in the window.

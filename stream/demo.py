@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stream.demo_corpus import DEMO_DATA_DIR
+from stream.demo_corpus import DEMO_ALIASES, DEMO_DATA_DIR
 from stream.errors import FinSentinelError
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
@@ -172,6 +172,7 @@ def _run_pipeline(
     from alerts.settings import AlertSettings
     from ingest.config import FilesSpec
     from ingest.service import run_once
+    from ingest.settings import IngestSettings
     from stream.scorer import ScorerService
     from stream.scorer_settings import ScorerSettings
 
@@ -209,9 +210,13 @@ def _run_pipeline(
         summary.model = f"{card.name} {card.version} ({scorer.classifier.variant})"
         summary.provider = scorer.classifier.provider
         console.print(f"[bold]Model[/]: {summary.model} on {summary.provider}")
-        spec = FilesSpec(name="demo-corpus", kind="files", path=options.corpus_dir)
+        spec = FilesSpec(name="demo-wire", kind="files", path=options.corpus_dir)
         report = run_once(
-            [spec], kafka=kafka, topics=topics, registry=registry, state_dir=state / "ingest"
+            [spec],
+            kafka=kafka,
+            topics=topics,
+            registry=registry,
+            settings=IngestSettings(state_dir=state / "ingest", alias_files=[DEMO_ALIASES]),
         )
         summary.documents_in = report.produced
         summary.duplicates = report.duplicates

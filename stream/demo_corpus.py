@@ -4,7 +4,8 @@ The companies are fictional (tickers included) so the corpus cannot be mistaken
 for news about real issuers. :func:`generate` is deterministic; the files in
 ``stream/demo_data/`` are its output for the default arguments, and a test keeps
 them in step. Larger corpora (benchmarks, fault tests) come from the same
-function with a larger ``n_docs``.
+function with a larger ``n_docs``. ``demo_aliases.csv`` maps the fictional
+company names to their tickers for the crawler's entity extraction.
 
 The middle of the corpus holds a burst of negative coverage: a regional bank
 (``CRBK``) reports deposit outflows and a loss, and its peers follow, so the
@@ -26,9 +27,11 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-__all__ = ["COMPANIES", "DEMO_DATA_DIR", "DEMO_START", "generate", "write_corpus"]
+__all__ = ["COMPANIES", "DEMO_ALIASES", "DEMO_DATA_DIR", "DEMO_START", "generate", "write_corpus"]
 
 DEMO_DATA_DIR = Path(__file__).parent / "demo_data"
+#: Company-name aliases of the fictional issuers, for the crawler's entity extraction.
+DEMO_ALIASES = Path(__file__).parent / "demo_aliases.csv"
 DEMO_START = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
 
 #: (name, ticker, sector) of fictional issuers.
@@ -219,9 +222,10 @@ def generate(
 ) -> list[dict[str, Any]]:
     """Return ``n_docs`` ordinary documents plus ``burst`` burst documents, by time.
 
-    Every document is distinct (no two share a template combination), so the
-    crawler's near-duplicate detection keeps them all; ``n_docs`` is bounded by
-    the template space (about 2,000) and ``burst`` by 96.
+    Company documents are distinct (no two share a template combination); the
+    market-wide headlines repeat now and then, as wire headlines do, and the
+    crawler folds those repeats as exact duplicates. ``n_docs`` is bounded by the
+    template space (about 2,000) and ``burst`` by 96.
     """
     rng = random.Random(seed)
     writer = _Writer(rng)
@@ -279,9 +283,12 @@ def _rss(items: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def write_corpus(out_dir: Path = DEMO_DATA_DIR, **kwargs: Any) -> dict[str, int]:
+def write_corpus(
+    out_dir: Path = DEMO_DATA_DIR, *, aliases_path: Path | None = DEMO_ALIASES, **kwargs: Any
+) -> dict[str, int]:
     """Write the corpus as ``news.rss`` (two thirds of the news), ``wire.jsonl`` and
-    ``comments.jsonl``; return the row count per file."""
+    ``comments.jsonl``, and the alias table to ``aliases_path`` (default: beside the
+    package, outside the corpus folder); return the row count per file."""
     docs = generate(**kwargs)
     news = [d for d in docs if d["kind"] == "news"]
     comments = [d for d in docs if d["kind"] == "comment"]
@@ -296,6 +303,13 @@ def write_corpus(out_dir: Path = DEMO_DATA_DIR, **kwargs: Any) -> dict[str, int]
         if name == "comments.jsonl":
             lines[len(lines) // 2 : len(lines) // 2] = _BAD_LINES
         (out_dir / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    aliases = [f"{ticker},{name}" for name, ticker, _sector in COMPANIES]
+    if aliases_path is not None:
+        aliases_path.write_text(
+            "# Aliases of the demo's fictional companies (format: ingest/data/aliases.csv).\n"
+            "symbol,aliases\n" + "\n".join(aliases) + "\n",
+            encoding="utf-8",
+        )
     return {
         "news.rss": len(rss_items),
         "wire.jsonl": len(jsonl_news),
