@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -232,4 +233,45 @@ def rule_queries(path: Path) -> list[tuple[Query, dict[str, Any]]]:
         for rule in group["rules"]:
             name = rule.get("record") or rule.get("alert")
             out.append((Query(f"{path.name}: {group['name']}/{name}", rule["expr"]), rule))
+    return out
+
+
+def settings_from_env(
+    spec: ServiceSpec, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Any]:
+    """Build the service's settings and KafkaSettings from ``env`` as the service would.
+
+    Every variable must belong to the service's settings, KafkaSettings or the root
+    CLI; values are parsed by pydantic-settings from the environment (JSON for
+    lists), so cross-setting rules are checked too.
+    """
+    settings, kafka = spec.settings_class(), import_class(KAFKA_SETTINGS)
+    for name in list(os.environ):
+        if name.startswith((spec.env_prefix, "KAFKA_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("KAFKA_"):
+            field = name.removeprefix("KAFKA_").lower()
+            assert field in kafka.model_fields, f"{spec.name}: {name} is no KafkaSettings field"
+        elif name.startswith(spec.env_prefix):
+            field = name.removeprefix(spec.env_prefix).lower()
+            assert field in settings.model_fields, f"{spec.name}: {name} is no {spec.settings}"
+        else:
+            assert name in ROOT_CLI_ENV, f"{spec.name}: {name} belongs to no settings class"
+        monkeypatch.setenv(name, value)
+    return settings(), kafka()
+
+
+def path_settings(spec: ServiceSpec, env: dict[str, str]) -> dict[str, str]:
+    """The variables of ``env`` whose settings field is a filesystem path."""
+    settings = spec.settings_class()
+    out = {}
+    for name, value in env.items():
+        field = settings.model_fields.get(name.removeprefix(spec.env_prefix).lower())
+        if (
+            name.startswith(spec.env_prefix)
+            and field is not None
+            and "Path" in str(field.annotation)
+        ):
+            out[name] = value
     return out

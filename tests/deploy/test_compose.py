@@ -9,6 +9,7 @@ must be volumes (the containers' root filesystems are read-only).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,14 +22,12 @@ import yaml
 from stream.topics import TopicNames
 from tests.deploy.manifests import (
     DEPLOY,
-    KAFKA_SETTINGS,
     REPO,
-    ROOT_CLI_ENV,
     SERVICES,
     ServiceSpec,
-    import_class,
+    path_settings,
     root_cli_commands,
-    spec_for_env,
+    settings_from_env,
 )
 
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
@@ -53,7 +52,10 @@ def _env_example() -> dict[str, str]:
     for line in (DEPLOY / ".env.example").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, _, value = line.partition("=")
-            out[key.strip()] = value.strip()
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            out[key.strip()] = value
     return out
 
 
@@ -70,39 +72,33 @@ def test_service_command_is_a_cli_command(compose: dict[str, Any], spec: Service
 
 
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
-def test_environment_matches_settings(compose: dict[str, Any], spec: ServiceSpec) -> None:
+def test_environment_matches_settings(
+    compose: dict[str, Any], spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each variable is a settings field and the values validate together."""
     env = {k: _resolve(v) for k, v in _service(compose, spec)["environment"].items()}
-    settings = spec.settings_class()
-    kafka = import_class(KAFKA_SETTINGS)
-    own, kafka_env = {}, {}
-    for name, value in env.items():
-        if name.startswith("KAFKA_"):
-            kafka_env[name.removeprefix("KAFKA_").lower()] = value
-        elif name.startswith(spec.env_prefix):
-            own[name.removeprefix(spec.env_prefix).lower()] = value
-        else:
-            assert name in ROOT_CLI_ENV, f"{spec.name}: {name} belongs to no settings class"
-    assert set(own) <= set(settings.model_fields), set(own) - set(settings.model_fields)
-    assert set(kafka_env) <= set(kafka.model_fields), set(kafka_env) - set(kafka.model_fields)
-    parsed = settings(**own)
-    kafka(**kafka_env)
+    parsed, _ = settings_from_env(spec, env, monkeypatch)
     assert parsed.metrics_host == "0.0.0.0"
-    assert parsed.metrics_port == spec.metrics_port == settings.model_fields["metrics_port"].default
+    default = type(parsed).model_fields["metrics_port"].default
+    assert parsed.metrics_port == spec.metrics_port == default
 
 
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
-def test_written_directories_are_volumes(compose: dict[str, Any], spec: ServiceSpec) -> None:
+def test_paths_are_mounted(compose: dict[str, Any], spec: ServiceSpec) -> None:
+    """Files a service reads are mounted; what it writes is on a named volume."""
     service = _service(compose, spec)
     assert service["read_only"] is True
-    mounts = [v.split(":")[1] for v in service.get("volumes", [])]
-    for name, value in service["environment"].items():
-        if name.endswith("_DIR") and spec_for_env(name) is spec:
-            assert any(str(value).startswith(m) for m in mounts), f"{name}={value} not on a volume"
-    named = [v.split(":")[0] for v in service.get("volumes", []) if not v.startswith(".")]
-    assert set(named) <= set(compose["volumes"])
-    for host_path in (v.split(":")[0] for v in service.get("volumes", []) if v.startswith(".")):
-        assert (DEPLOY / host_path).exists(), host_path
+    volumes = [v.split(":") for v in service.get("volumes", [])]
+    for host, _, *_ in volumes:
+        if host.startswith("."):
+            assert (DEPLOY / host).exists(), host
+        else:
+            assert host in compose["volumes"], host
+    for name, value in path_settings(spec, service["environment"]).items():
+        mount = [v for v in volumes if str(value).startswith(v[1])]
+        assert mount, f"{spec.name}: {name}={value} is on no volume or bind mount"
+        writable = not (len(mount[0]) > 2 and mount[0][2] == "ro")
+        assert writable == (not name.endswith(("_FILE", "RULES_PATH"))), f"{name}: {mount[0]}"
 
 
 def test_scorer_scales_and_has_a_gpu_profile(compose: dict[str, Any]) -> None:
@@ -271,3 +267,18 @@ def test_topic_script_creates_and_converges(tmp_path: Path) -> None:
     assert f"--config retention.ms={7 * 86_400_000}" in next(
         c for c in calls if names.raw_news in c
     )
+
+
+def test_alerts_rules_file_is_valid_and_feeds_alertmanager(compose: dict[str, Any]) -> None:
+    rules = pytest.importorskip("alerts.rules")
+    loaded = rules.load_rules(DEPLOY / "config" / "alert-rules.yaml")
+    (channel,) = [c for c in loaded.channels if c.type == "alertmanager"]
+    assert channel.url == "http://alertmanager:9093"
+    assert "alertmanager" in compose["services"]
+
+
+def test_alerts_metric_topics_are_the_model_topics(compose: dict[str, Any]) -> None:
+    labels = pytest.importorskip("models.labels")
+    env = compose["services"]["alerts"]["environment"]
+    assert json.loads(env["FINSENTINEL_ALERTS_METRIC_TOPICS"]) == list(labels.TOPIC_LABELS)
+    assert json.loads(_env_example()["FINSENTINEL_ALERTS_WATCH_TICKERS"])

@@ -17,12 +17,13 @@ from stream.topics import TopicNames
 from tests.deploy.manifests import (
     DEPLOY,
     KAFKA_SETTINGS,
-    ROOT_CLI_ENV,
     SERVICES,
     ServiceSpec,
     find,
     import_class,
     kustomize,
+    path_settings,
+    settings_from_env,
 )
 
 #: Kinds whose schema is not part of Kubernetes itself.
@@ -64,13 +65,18 @@ def test_copies_of_shared_files_are_identical() -> None:
     """kustomize loads files only below its root, so base/files holds copies."""
     files = DEPLOY / "k8s" / "base" / "files"
     assert (files / "sources.yaml").read_text() == (DEPLOY / "config" / "sources.yaml").read_text()
+    assert (files / "alert-rules.yaml").read_text() == (
+        DEPLOY / "config" / "alert-rules.yaml"
+    ).read_text()
     assert (files / "create-topics.sh").read_text() == (
         DEPLOY / "kafka" / "create-topics.sh"
     ).read_text()
 
 
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
-def test_deployment_matches_the_service(k8s_base: list[Doc], spec: ServiceSpec) -> None:
+def test_deployment_matches_the_service(
+    k8s_base: list[Doc], spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deployment = find(k8s_base, "Deployment", spec.name)
     container = _container(deployment)
     assert container["args"] == [spec.command]
@@ -78,19 +84,7 @@ def test_deployment_matches_the_service(k8s_base: list[Doc], spec: ServiceSpec) 
     assert port == {"name": "metrics", "containerPort": spec.metrics_port, "protocol": "TCP"}
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(spec.metrics_port)
-    env = _env(container)
-    settings = spec.settings_class()
-    kafka = import_class(KAFKA_SETTINGS)
-    own = {}
-    for name, value in env.items():
-        if name.startswith("KAFKA_"):
-            assert name.removeprefix("KAFKA_").lower() in kafka.model_fields, name
-        elif name.startswith(spec.env_prefix):
-            own[name.removeprefix(spec.env_prefix).lower()] = value
-        else:
-            assert name in ROOT_CLI_ENV, f"{spec.name}: {name} belongs to no settings class"
-    assert set(own) <= set(settings.model_fields), set(own) - set(settings.model_fields)
-    parsed = settings(**own)
+    parsed, _ = settings_from_env(spec, _env(container), monkeypatch)
     assert parsed.metrics_port == spec.metrics_port
     assert parsed.metrics_host == "0.0.0.0"
     service = find(k8s_base, "Service", f"{spec.name}-metrics")
@@ -111,10 +105,12 @@ def test_pods_are_hardened_with_probes_and_limits(k8s_base: list[Doc], spec: Ser
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
     assert set(container["resources"]) == {"requests", "limits"}
-    mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
-    for name, value in _env(container).items():
-        if name.endswith("_DIR"):
-            assert any(value.startswith(m) for m in mounts), f"{name}={value} is not on a volume"
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container.get("volumeMounts", [])}
+    for name, value in path_settings(spec, _env(container)).items():
+        mount = [m for m in mounts if value.startswith(m)]
+        assert mount, f"{name}={value} is on no volume"
+        read_only = name.endswith(("_FILE", "RULES_PATH"))
+        assert mounts[mount[0]] == read_only, f"{name}: {mount[0]} read-only should be {read_only}"
 
 
 def test_kafka_configmap_names_kafka_settings(k8s_base: list[Doc]) -> None:

@@ -54,3 +54,26 @@ def test_promtool_rule_unit_tests() -> None:
 def test_amtool_check_config() -> None:
     out = _run(_tool("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (
+            ["alertname=negative-spike-ticker", "series_kind=ticker", "severity=critical"],
+            "market-desk",
+        ),
+        (
+            ["alertname=negative-spike-topic", "series_kind=topic", "severity=warning"],
+            "market-desk",
+        ),
+        (["alertname=FinSentinelScorerDown", "severity=page"], "ops-page"),
+        (["alertname=FinSentinelSourceStale", "severity=ticket"], "ops-ticket"),
+    ],
+)
+def test_amtool_routes(labels: list[str], receiver: str) -> None:
+    """Market alerts (from the alerts service) and pipeline alerts reach different people."""
+    config = f"--config.file={DEPLOY / 'alertmanager' / 'alertmanager.yml'}"
+    out = _run(_tool("amtool"), "config", "routes", "test", config, *labels)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == receiver
