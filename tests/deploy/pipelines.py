@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -33,11 +32,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def demo_available() -> bool:
-    """True once ``finsentinel demo`` and the alerts service it runs both exist."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("stream.demo_cli", "stream.demo", "alerts.service", "alerts.settings")
-    )
+    """True once ``finsentinel demo`` is registered in the root CLI (which imports)."""
+    try:
+        import typer.main
+
+        from stream.cli import app
+    except ImportError:
+        return False
+    return "demo" in getattr(typer.main.get_command(app), "commands", {})
 
 
 @contextlib.contextmanager
@@ -152,7 +154,7 @@ def inprocess_pipeline(
         serve_metrics=False,
     )
     threads.start("archive", lambda: archive.run(threads.stop))
-    _start_alerts(threads, kafka, topics, registry, workdir / "alerts")
+    _start_alerts(threads, kafka, topics, registry, workdir, model_dir)
     corpus = workdir / "corpus"
     shutil.copytree(REPO / "stream" / "demo_data", corpus)
     sources = parse_sources(
@@ -176,17 +178,24 @@ def _start_alerts(
     kafka: KafkaSettings,
     topics: TopicNames,
     registry: CollectorRegistry,
-    state_dir: Path,
+    workdir: Path,
+    model_dir: Path,
 ) -> None:
-    """The alerts service, once its package provides one."""
-    try:
-        from alerts.service import AlertService
-        from alerts.settings import AlertSettings
-    except ImportError:
-        logger.warning("alerts.service is not available: the pipeline runs without alerts")
-        return
+    """The alerts service, with the corpus's tickers as the watch-list."""
+    from alerts.service import AlertService
+    from alerts.settings import AlertSettings
+    from models.modeldir import load_model_dir
+    from stream.demo_corpus import COMPANIES
+
     service = AlertService(
-        AlertSettings(metrics_port=0, state_dir=state_dir),
+        AlertSettings(
+            metrics_port=0,
+            db_path=workdir / "alerts.sqlite",
+            group_id=f"alerts-{topics.scored}",
+            evaluate_interval_s=1.0,
+            metric_topics=tuple(load_model_dir(model_dir).card.topic_labels),
+            watch_tickers=tuple(ticker for _, ticker, _ in COMPANIES),
+        ),
         kafka=kafka,
         topics=topics,
         registry=registry,
