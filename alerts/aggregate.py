@@ -99,6 +99,8 @@ class Aggregator:
         self.index = index if index is not None else SeriesIndex()
         self.index.row(ALL_KEY)
         self.max_event_s: int | None = None
+        #: Latest event time per source (Kafka partition): the watermark follows the slowest.
+        self.source_max_s: dict[str, int | None] = {}
         self.forced_watermark_s: int | None = None
         self.next_final_s: int | None = None  # start of the oldest bucket not yet final
         self._open: dict[int, _Open] = {}
@@ -110,16 +112,34 @@ class Aggregator:
     def watermark_s(self) -> int | None:
         """Event time up to which every bucket is final (None before any document)."""
         marks = [m for m in (self.forced_watermark_s,) if m is not None]
-        if self.max_event_s is not None:
+        if self.source_max_s:
+            known = [m for m in self.source_max_s.values() if m is not None]
+            if len(known) == len(self.source_max_s):  # every source has spoken
+                marks.append(min(known) - self.allowed_lateness_s)
+        elif self.max_event_s is not None:
             marks.append(self.max_event_s - self.allowed_lateness_s)
         return max(marks) if marks else None
+
+    def expect_source(self, source: str) -> None:
+        """Hold the watermark until ``source`` delivers (or is retired as idle)."""
+        self.source_max_s.setdefault(source, None)
+
+    def retire_source(self, source: str) -> None:
+        """Stop waiting for an idle source (it rejoins with its next document)."""
+        self.source_max_s.pop(source, None)
 
     def bucket_of(self, ts_s: float) -> int:
         """Start of the bucket holding event time ``ts_s``."""
         return int(ts_s // self.bucket_s) * self.bucket_s
 
-    def add(self, doc: ScoredDocument) -> Outcome:
-        """Count ``doc`` in its bucket; say whether it was accepted, a duplicate or late."""
+    def add(self, doc: ScoredDocument, source: str | None = None) -> Outcome:
+        """Count ``doc`` in its bucket; say whether it was accepted, a duplicate or late.
+
+        ``source`` names the ordered input it came from (a Kafka partition): with
+        several sources the watermark is the slowest source's latest event time
+        minus the lateness, so one partition read ahead of another never makes the
+        other's documents late.
+        """
         ts = doc.published_at.timestamp()
         start = self.bucket_of(ts)
         if doc.id in self._seen:
@@ -130,6 +150,8 @@ class Aggregator:
             return "late"
         self._remember(doc.id, start)
         self.max_event_s = max(self.max_event_s or int(ts), int(ts))
+        if source is not None:
+            self.source_max_s[source] = max(self.source_max_s.get(source) or int(ts), int(ts))
         if self.next_final_s is None:
             self.next_final_s = start
         bucket = self._open.setdefault(start, _Open())
@@ -212,6 +234,7 @@ class Aggregator:
         """JSON-able state without the de-duplication ids (they are stored incrementally)."""
         return {
             "max_event_s": self.max_event_s,
+            "source_max_s": self.source_max_s,
             "forced_watermark_s": self.forced_watermark_s,
             "next_final_s": self.next_final_s,
             "open": {
@@ -229,6 +252,7 @@ class Aggregator:
     def load(self, state: dict[str, Any], seen: list[tuple[str, int]]) -> None:
         """Restore from :meth:`state` and the stored ``(id, bucket start)`` pairs."""
         self.max_event_s = state["max_event_s"]
+        self.source_max_s = dict(state["source_max_s"])
         self.forced_watermark_s = state["forced_watermark_s"]
         self.next_final_s = state["next_final_s"]
         self._open = {}

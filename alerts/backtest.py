@@ -157,6 +157,13 @@ class _Binner:
     def close(self) -> None:
         if not self._acc or self._start is None:
             return
+        if len(self._acc) == 1:  # one bucket per point: no reduction needed
+            only = self._acc[0]
+            self.data.start_s.append(self._start)
+            for name in ("observed", "expected", "share", "baseline_share", "volume"):
+                getattr(self.data, name).append(np.array(only[name], dtype=np.float64))
+            self._acc, self._start = [], None
+            return
         n = max(a.shape[0] for s in self._acc for a in s.values())
         stack = {k: np.stack([_pad(s[k], n) for s in self._acc]) for k in self._acc[0]}
         with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -199,9 +199,9 @@ class AlertEngine:
         self.stats = EngineStats()
         self.last_seen_s = np.zeros(0)  # event time of each series' latest final document
 
-    def add(self, doc: ScoredDocument) -> Outcome:
+    def add(self, doc: ScoredDocument, source: str | None = None) -> Outcome:
         """Count one scored document (see :meth:`Aggregator.add`)."""
-        outcome = self.aggregator.add(doc)
+        outcome = self.aggregator.add(doc, source)
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         return outcome
 

@@ -17,6 +17,7 @@ __all__ = [
     "ChannelConfigError",
     "InputError",
     "NotifyError",
+    "NotifyRejected",
     "RulesError",
     "StoreError",
 ]
@@ -38,6 +39,12 @@ class NotifyError(AlertError):
     """A notification channel failed to deliver; the worker retries it."""
 
     retriable = True
+
+
+class NotifyRejected(NotifyError):
+    """The receiver refused the notification in a way retrying cannot fix."""
+
+    retriable = False
 
 
 class ChannelConfigError(NotifyError, ConfigError):

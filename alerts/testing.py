@@ -11,15 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from stream.schemas import ScoredDocument
+from stream.schemas import Alert, AlertEvidence, ScoredDocument
 
-__all__ = ["scored", "synthetic_stream"]
+__all__ = ["sample_alert", "scored", "synthetic_stream"]
 
 _PROBS = {
     "negative": {"negative": 0.9, "neutral": 0.05, "positive": 0.05},
     "neutral": {"negative": 0.1, "neutral": 0.8, "positive": 0.1},
     "positive": {"negative": 0.05, "neutral": 0.05, "positive": 0.9},
 }
+
+
+def evidence_of(doc: ScoredDocument) -> AlertEvidence:
+    """Evidence record of a hand-built document (see :func:`alerts.aggregate.evidence_of`)."""
+    from alerts.aggregate import evidence_of as _evidence_of
+
+    return _evidence_of(doc)
 
 
 def scored(
@@ -112,3 +119,38 @@ def synthetic_stream(
             )
     out.sort(key=lambda d: d.published_at)
     return out
+
+
+def sample_alert(
+    *,
+    key: str = "negative-spike-topic:topic:Earnings",
+    state: str = "firing",
+    series: str = "Earnings",
+    series_kind: str = "topic",
+    labels: dict[str, str] | None = None,
+) -> Alert:
+    """A realistic firing alert with two headlines of evidence."""
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    t = dt(2026, 1, 5, 10, 0, tzinfo=UTC)
+    docs = [scored(f"e{i}", t, sentiment="negative", topic=series) for i in range(2)]
+    return Alert(
+        key=key,
+        rule=key.split(":")[0],
+        series_kind=series_kind,  # type: ignore[arg-type]
+        series=series,
+        state=state,  # type: ignore[arg-type]
+        severity="warning",
+        score=0.93,
+        observed=14,
+        baseline=1.2,
+        window_start=t,
+        window_end=t,
+        started_at=t,
+        updated_at=t,
+        resolved_at=t if state == "resolved" else None,
+        summary=f"Spike in negative coverage on {series_kind} {series}: 14 negative documents.",
+        labels={"rule": key.split(":")[0], **(labels or {})},
+        evidence=[evidence_of(d) for d in docs],
+    )

@@ -1,0 +1,132 @@
+"""Prometheus metrics of the alerting service: ``finsentinel_alerts_*``.
+
+Every label set is fixed at start-up: topics from ``metric_topics`` (plus
+``other``), tickers only from the ``watch_tickers`` list, windows from the
+settings, severities, states, outcomes and channel types from fixed tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from alerts.durations import format_duration_s
+from alerts.notify.worker import OUTCOMES
+from alerts.series import SeriesIndex
+from alerts.windows import Trend
+
+__all__ = ["AlertMetrics"]
+
+_NS = "finsentinel_alerts"
+DOC_OUTCOMES = ("accepted", "duplicate", "late", "future", "invalid")
+SEVERITIES = ("info", "warning", "critical")
+STATES = ("firing", "updated", "resolved")
+CHANNEL_TYPES = ("webhook", "slack", "email", "alertmanager")
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+class AlertMetrics:
+    """All metrics of one service instance, registered in ``registry``."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        topics: Iterable[str],
+        tickers: Iterable[str],
+        windows_s: Iterable[int],
+    ) -> None:
+        self.topics = tuple(dict.fromkeys([*topics, "other"]))
+        self.tickers = tuple(dict.fromkeys(tickers))
+        self.windows = {w: format_duration_s(w) for w in windows_s}
+        r = registry
+        self.documents = Counter(
+            f"{_NS}_documents_total", "Scored documents by outcome", ["outcome"], registry=r
+        )
+        self.series_docs = Gauge(
+            f"{_NS}_series_documents",
+            "Documents in the trend window",
+            ["kind", "series", "sentiment", "window"],
+            registry=r,
+        )
+        self.series_share = Gauge(
+            f"{_NS}_series_negative_share_ratio",
+            "Negative share in the trend window",
+            ["kind", "series", "window"],
+            registry=r,
+        )
+        self.series_score = Gauge(
+            f"{_NS}_series_sentiment_score",
+            "Confidence-weighted mean sentiment score in [-1, 1] in the trend window",
+            ["kind", "series", "window"],
+            registry=r,
+        )
+        self.firing = Gauge(f"{_NS}_firing", "Open alerts by severity", ["severity"], registry=r)
+        self.transitions = Counter(
+            f"{_NS}_transitions_total", "Alert transitions by state", ["state"], registry=r
+        )
+        self.notifications = Counter(
+            f"{_NS}_notifications_total",
+            "Notification attempts by channel type and outcome",
+            ["channel_type", "outcome"],
+            registry=r,
+        )
+        self.evaluation = Histogram(
+            f"{_NS}_evaluation_duration_seconds",
+            "Time to close final buckets and run every rule's detectors",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.series = Gauge(f"{_NS}_series", "Series tracked", registry=r)
+        self.stale = Gauge(f"{_NS}_stale_series", "Series without documents lately", registry=r)
+        self.watermark_lag = Gauge(
+            f"{_NS}_watermark_lag_seconds", "Wall clock minus the event-time watermark", registry=r
+        )
+        self._init_labels()
+
+    def _init_labels(self) -> None:
+        for o in DOC_OUTCOMES:
+            self.documents.labels(o)
+        for s in SEVERITIES:
+            self.firing.labels(s)
+        for s in STATES:
+            self.transitions.labels(s)
+        for c in CHANNEL_TYPES:
+            for o in OUTCOMES:
+                self.notifications.labels(c, o)
+        for kind, values in (("topic", self.topics), ("ticker", self.tickers)):
+            for v in values:
+                for w in self.windows.values():
+                    for s in SENTIMENTS:
+                        self.series_docs.labels(kind, v, s, w)
+                    self.series_share.labels(kind, v, w)
+                    self.series_score.labels(kind, v, w)
+
+    def notification(self, channel_type: str, outcome: str) -> None:
+        """Count one notification outcome."""
+        self.notifications.labels(channel_type, outcome).inc()
+
+    def export_trends(self, index: SeriesIndex, trends: dict[int, Trend]) -> None:
+        """Set the per-topic and watch-list ticker gauges from the trend windows."""
+        for window_s, trend in trends.items():
+            w = self.windows[window_s]
+            other = np.zeros(3)
+            for row, (kind, value) in enumerate(index.keys()):
+                if row >= trend.total.shape[0]:
+                    break
+                if kind == "topic" and value not in self.topics:
+                    other += [trend.negative[row], trend.neutral[row], trend.positive[row]]
+                elif (kind == "topic") or (kind == "ticker" and value in self.tickers):
+                    self._set(kind, value, w, trend, row)
+            for s, v in zip(SENTIMENTS, other, strict=True):
+                self.series_docs.labels("topic", "other", s, w).set(v)
+
+    def _set(self, kind: str, value: str, w: str, trend: Trend, row: int) -> None:
+        counts = (trend.negative[row], trend.neutral[row], trend.positive[row])
+        for s, v in zip(SENTIMENTS, counts, strict=True):
+            self.series_docs.labels(kind, value, s, w).set(float(v))
+        share, score = float(trend.negative_share[row]), float(trend.mean_score[row])
+        self.series_share.labels(kind, value, w).set(0.0 if np.isnan(share) else share)
+        self.series_score.labels(kind, value, w).set(0.0 if np.isnan(score) else score)

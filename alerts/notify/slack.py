@@ -1,0 +1,83 @@
+"""Slack incoming webhook: a header block, one section per alert, headline links."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from alerts.notify.base import Notification
+from alerts.notify.http import post
+
+__all__ = ["SlackNotifier", "slack_payload"]
+
+_EMOJI = {"firing": ":rotating_light:", "updated": ":arrow_up:", "resolved": ":white_check_mark:"}
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(notification: Notification) -> dict[str, Any]:
+    """The Slack message (``text`` fallback plus ``blocks``) for ``notification``.
+
+    >>> from alerts.notify.base import Notification
+    >>> from alerts.testing import sample_alert
+    >>> p = slack_payload(Notification((sample_alert(),)))
+    >>> p["blocks"][0]["type"], p["text"].startswith("[FIRING]")
+    ('header', True)
+    """
+    first = notification.first
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": notification.title[:150]},
+        }
+    ]
+    for alert in notification.alerts[:20]:  # Slack allows 50 blocks per message
+        lines = [f"{_EMOJI.get(alert.state, '')} *{_escape(alert.summary)}*"]
+        for e in alert.evidence[:3]:
+            title = _escape(e.title[:150])
+            lines.append(f"• <{e.url}|{title}>" if e.url else f"• {title}")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"rule `{first.rule}` · severity {first.severity} · "
+                    f"score {first.score:.2f} · {first.updated_at:%Y-%m-%d %H:%M} UTC",
+                }
+            ],
+        }
+    )
+    return {"text": notification.title, "blocks": blocks}
+
+
+class SlackNotifier:
+    """POST to a Slack incoming-webhook URL (a secret, from the environment)."""
+
+    channel_type = "slack"
+
+    def __init__(self, name: str, url: SecretStr, *, client: httpx.Client) -> None:
+        self.name = name
+        self._url = url
+        self._client = client
+
+    def send(self, notification: Notification) -> None:
+        """Deliver one notification."""
+        body = json.dumps(slack_payload(notification)).encode()
+        post(
+            self._client,
+            self._url.get_secret_value(),
+            content=body,
+            headers={"Content-Type": "application/json"},
+            what=f"slack {self.name}",
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self._client.close()

@@ -1,0 +1,451 @@
+"""The alerting service: Kafka in, alerts out, state checkpointed in SQLite.
+
+Consumes every partition of the scored topic (manual assignment: one instance
+aggregates the whole stream, the "all" series needs every document), feeds
+the pure :class:`~alerts.engine.AlertEngine`, and on a schedule (apscheduler,
+every ``evaluate_interval_s``) closes final buckets and turns detector
+decisions into alerts, which are persisted, produced to the alerts topic and
+notified.
+
+Delivery guarantees: the engine state and the next offset of every partition
+are saved in ONE SQLite transaction, and on start the consumer seeks to the
+saved offsets, so aggregates are exactly-once across restarts (no Kafka
+transactions needed). Kafka group offsets are committed after each checkpoint
+for lag monitoring only. Alerts are at-least-once: a crash between an
+evaluation and its checkpoint re-emits the same transitions (same key, state
+and ``updated_at``) after restart; the store de-duplicates them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from apscheduler.schedulers.background import BackgroundScheduler
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry
+
+from alerts.checkpoint import Checkpointer, Offsets
+from alerts.db import Database
+from alerts.engine import AlertEngine
+from alerts.metrics import AlertMetrics
+from alerts.notify import Dispatcher, Notifier, RetryPolicy, build_notifiers
+from alerts.rules import RulesFile, load_rules
+from alerts.settings import AlertSettings
+from alerts.store import AlertStore
+from stream.errors import BrokerError, SchemaError
+from stream.http import MetricsServer
+from stream.kafka import KafkaSettings, make_consumer, make_producer
+from stream.runtime import StopFlag
+from stream.schemas import Alert, DeadLetter, ScoredDocument, decode, encode
+from stream.topics import TopicNames
+
+__all__ = ["AlertService"]
+
+logger = logging.getLogger(__name__)
+
+
+class AlertService:
+    """Run alerting over the scored topic; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: AlertSettings,
+        *,
+        kafka: KafkaSettings,
+        topics: TopicNames | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+        notifiers: dict[str, Notifier] | None = None,
+        rules: RulesFile | None = None,
+        env: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.topics = topics or TopicNames()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.clock = clock
+        self.rules = rules or load_rules(settings.rules_path)
+        self.db = Database(settings.db_path)
+        self.store = AlertStore(self.db)
+        self.checkpointer = Checkpointer(self.db, name=settings.checkpoint_name)
+        self.engine = AlertEngine(
+            self.rules,
+            bucket_s=settings.bucket_s,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            windows_s=settings.windows_s,
+            top_k=settings.top_documents,
+            seasonal=settings.seasonal,
+        )
+        self.metrics = AlertMetrics(
+            self.registry,
+            topics=settings.metric_topics,
+            tickers=settings.watch_tickers,
+            windows_s=settings.windows_s,
+        )
+        if notifiers is None:
+            notifiers = build_notifiers(
+                self.rules.channels,
+                env=env,
+                clock=clock,
+                transport=transport,
+                timeout_s=settings.notify_timeout_s,
+            )
+        self.dispatcher = Dispatcher(
+            self.rules,
+            notifiers,
+            clock=clock,
+            group_wait_s=settings.group_wait_s,
+            retry=RetryPolicy(settings.notify_retry_initial_s, settings.notify_retry_max_s),
+            queue_max=settings.notify_queue_max,
+            on_outcome=self.metrics.notification,
+        )
+        self._lock = threading.RLock()
+        self._offsets: Offsets = {}
+        self._raised: deque[Alert] = deque(maxlen=10_000)
+        self._invalid = 0
+        self._last_record_s = clock()
+        self._partition_seen_s: dict[int, float] = {}
+        self._last_checkpoint_s = clock()
+        self._checkpoint_due = False
+        self._ready = False
+        self._restore()
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        saved = self.checkpointer.load()
+        if saved is None:
+            logger.info(
+                "no checkpoint %r: starting with empty state", self.settings.checkpoint_name
+            )
+            return
+        state, offsets, seen = saved
+        self.engine.load(state, seen)
+        self._offsets = dict(offsets)
+        logger.info(
+            "restored checkpoint %r: %d series, %d partitions",
+            self.settings.checkpoint_name,
+            len(self.engine.index),
+            len(offsets),
+        )
+
+    def checkpoint(self) -> None:
+        """Save engine state and consumed offsets atomically."""
+        with self._lock:
+            agg = self.engine.aggregator
+            wm = agg.watermark_s
+            evict = wm - max(self.settings.windows_s) if wm is not None else None
+            self.checkpointer.save(
+                self.engine.state(),
+                dict(self._offsets),
+                new_ids=agg.new_ids,
+                evict_before_s=evict,
+                now_s=self.clock(),
+            )
+            agg.new_ids = []
+            self._last_checkpoint_s = self.clock()
+            self._checkpoint_due = False
+
+    # -- public API for the demo and the CLI -------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once consuming (for /healthz)."""
+        return self._ready
+
+    def status(self) -> str:
+        """One line for /healthz."""
+        s = self.stats
+        return (
+            f"{s['accepted']} documents, {s['series']} series, {s['open_alerts']} open alerts, "
+            f"watermark {s['watermark_s']}"
+        )
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters for the demo: documents by outcome, buckets, alerts by state."""
+        with self._lock:
+            st = self.engine.stats
+            return {
+                "accepted": st.accepted,
+                "duplicate": st.duplicate,
+                "late": st.late,
+                "future": st.future,
+                "invalid": self._invalid,
+                "buckets_closed": st.buckets_closed,
+                "alerts": dict(st.alerts),
+                "open_alerts": len(self.engine.open_alerts()),
+                "series": len(self.engine.index),
+                "watermark_s": self.engine.aggregator.watermark_s,
+                "notifications_pending": self.dispatcher.pending,
+            }
+
+    def alerts(self) -> list[Alert]:
+        """Alert transitions raised by this instance, oldest first."""
+        with self._lock:
+            return list(self._raised)
+
+    def add(self, doc: ScoredDocument, source: str | None = None) -> str:
+        """Count one scored document (the consumer calls this; tests and demos may too)."""
+        if doc.published_at.timestamp() > self.clock() + self.settings.max_future_s:
+            outcome = "future"
+            self.engine.stats.future += 1
+        else:
+            with self._lock:
+                outcome = self.engine.add(doc, source)
+        self.metrics.documents.labels(outcome).inc()
+        if outcome in ("late", "future"):
+            logger.info(
+                "%s document %s published %s (watermark %s)",
+                outcome,
+                doc.id,
+                doc.published_at.isoformat(),
+                self.engine.aggregator.watermark_s,
+            )
+        return outcome
+
+    def evaluate_now(self) -> list[Alert]:
+        """Close the buckets that became final, run the detectors, emit transitions."""
+        with self._lock, self.metrics.evaluation.time():
+            alerts = self.engine.advance(self._idle_watermark())
+            self._emit(alerts)
+            self.dispatcher.release(self.engine.aggregator.watermark_s)
+            self._export()
+            self._checkpoint_due = True
+        return alerts
+
+    def flush(self) -> list[Alert]:
+        """End of a finite replay: close every bucket, evaluate, send pending groups."""
+        with self._lock, self.metrics.evaluation.time():
+            alerts = self.engine.flush()
+            self._emit(alerts)
+            self.dispatcher.flush()
+            self._export()
+            self._checkpoint_due = True
+        return alerts
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _idle_watermark(self) -> int | None:
+        """Wall clock minus lateness once a *live* stream went quiet (see settings)."""
+        idle_after = self.settings.idle_watermark_after_s
+        max_event = self.engine.aggregator.max_event_s
+        if idle_after is None or max_event is None:
+            return None
+        now = self.clock()
+        if now - self._last_record_s < idle_after:
+            return None
+        # Only a stream that was near real time is live; a replay of old history is not.
+        if self._last_record_s - max_event > self.settings.allowed_lateness_s + idle_after:
+            return None
+        return int(now) - self.settings.allowed_lateness_s
+
+    def _emit(self, alerts: list[Alert]) -> None:
+        now = self.clock()
+        for alert in alerts:
+            silence = self.store.silenced(alert.key, now_s=now)
+            self.store.record(alert, silenced=silence is not None)
+            self._produce(alert)
+            self._raised.append(alert)
+            self.metrics.transitions.labels(alert.state).inc()
+            logger.info("alert %s %s: %s", alert.state, alert.key, alert.summary)
+            if silence is None:
+                self.dispatcher.submit(alert)
+            else:
+                self.dispatcher.count_silenced(alert)
+
+    _producer: KafkaProducer | None = None
+
+    def _produce(self, alert: Alert) -> None:
+        if self._producer is None:
+            return
+        try:
+            self._producer.send(self.topics.alerts, key=alert.key.encode(), value=encode(alert))
+        except KafkaError as exc:
+            raise BrokerError(f"could not produce alert {alert.key}: {exc}") from exc
+
+    def _export(self) -> None:
+        self.metrics.export_trends(
+            self.engine.index, {w: self.engine.trend(w) for w in self.settings.windows_s}
+        )
+        counts = dict.fromkeys(("info", "warning", "critical"), 0)
+        by_rule = {r.name: r.severity for r in self.rules.rules}
+        for key, _ in self.engine.open_alerts():
+            counts[by_rule[key.split(":", 1)[0]]] += 1
+        for sev, n in counts.items():
+            self.metrics.firing.labels(sev).set(n)
+        self.metrics.series.set(len(self.engine.index))
+        last = self.engine.last_seen_s
+        end = self.engine.windows.last_end_s
+        if end is not None and last.size:
+            self.metrics.stale.set(int((last < end - self.settings.stale_after_s).sum()))
+        wm = self.engine.aggregator.watermark_s
+        if wm is not None:
+            self.metrics.watermark_lag.set(max(0.0, self.clock() - wm))
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self, stop: StopFlag) -> None:
+        """Consume until ``stop`` is set; then evaluate, checkpoint, close and return."""
+        server = MetricsServer(
+            self.registry,
+            host=self.settings.metrics_host,
+            port=self.settings.metrics_port,
+            ready=lambda: self._ready,
+            status=self.status,
+        ).start()
+        self.metrics_url = server.url
+        self._producer = make_producer(self.kafka)
+        consumer = make_consumer(
+            self.kafka,
+            group_id=self.settings.group_id,
+            max_poll_records=self.settings.max_poll_records,
+        )
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._scheduled_evaluation,
+            "interval",
+            seconds=self.settings.evaluate_interval_s,
+            max_instances=1,
+            coalesce=True,
+        )
+        self.dispatcher.start()
+        try:
+            self._assign(consumer, stop)
+            scheduler.start()
+            self._ready = True
+            while not stop.is_set():
+                self._poll_once(consumer)
+                if self._checkpoint_due or (
+                    self.clock() - self._last_checkpoint_s >= self.settings.checkpoint_interval_s
+                ):
+                    self._checkpoint_and_commit(consumer)
+        finally:
+            self._ready = False
+            scheduler.shutdown(wait=True)
+            self._shutdown(consumer, server)
+
+    def _scheduled_evaluation(self) -> None:
+        try:
+            self.evaluate_now()
+        except Exception:  # the scheduler thread must survive; the next run retries
+            logger.exception("scheduled evaluation failed")
+
+    def _assign(self, consumer: KafkaConsumer, stop: StopFlag) -> None:
+        topic = self.topics.scored
+        partitions: set[int] = set()
+        while not partitions and not stop.is_set():
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                logger.warning("topic %s has no partitions yet; waiting", topic)
+                stop.wait(1.0)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        now = self.clock()
+        with self._lock:
+            for p in partitions:
+                self.engine.aggregator.expect_source(str(p))
+                self._partition_seen_s.setdefault(p, now)
+        for tp in tps:
+            saved = self._offsets.get((tp.topic, tp.partition))
+            if saved is not None:
+                consumer.seek(tp, saved)
+                continue
+            committed = consumer.committed(tp)
+            if committed is not None:
+                consumer.seek(tp, committed)
+            else:
+                consumer.seek_to_beginning(tp)
+        logger.info("consuming %s partitions %s", topic, sorted(partitions))
+
+    def _poll_once(self, consumer: KafkaConsumer) -> None:
+        try:
+            batch = consumer.poll(timeout_ms=int(self.settings.poll_timeout_s * 1000))
+        except KafkaError as exc:
+            raise BrokerError(f"polling {self.topics.scored} failed: {exc}") from exc
+        now = self.clock()
+        for tp, records in batch.items():
+            for record in records:
+                self._handle(tp, record)
+            if records:
+                self._last_record_s = self._partition_seen_s[tp.partition] = now
+        self._retire_idle_partitions(now)
+
+    def _retire_idle_partitions(self, now: float) -> None:
+        """A partition quiet for ``idle_watermark_after_s`` no longer holds the watermark."""
+        idle_after = self.settings.idle_watermark_after_s
+        if idle_after is None:
+            return
+        for partition, seen in list(self._partition_seen_s.items()):
+            if now - seen >= idle_after:
+                with self._lock:
+                    self.engine.aggregator.retire_source(str(partition))
+                del self._partition_seen_s[partition]
+
+    def _handle(self, tp: TopicPartition, record: Any) -> None:
+        try:
+            doc = decode(record.value, ScoredDocument)
+        except SchemaError as exc:
+            self._dead_letter(tp, record, exc)
+        else:
+            self.add(doc, source=str(tp.partition))
+        with self._lock:
+            self._offsets[(tp.topic, tp.partition)] = record.offset + 1
+
+    def _dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+        self._invalid += 1
+        self.metrics.documents.labels("invalid").inc()
+        logger.warning("%s[%d]@%d rejected: %s", tp.topic, tp.partition, record.offset, exc)
+        letter = DeadLetter.wrap(
+            record.value or b"",
+            exc,
+            stage="alerts",
+            failed_at=datetime.fromtimestamp(self.clock(), tz=UTC),
+            source_topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
+            key=record.key,
+        )
+        if self._producer is not None:
+            self._producer.send(self.topics.deadletter, value=encode(letter))
+
+    def _checkpoint_and_commit(self, consumer: KafkaConsumer) -> None:
+        if self._producer is not None:
+            self._producer.flush(timeout=30)  # alerts are out before their inputs are "done"
+        self.checkpoint()
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+            for (t, p), o in self._offsets.items()
+        }
+        if offsets:
+            try:
+                consumer.commit(offsets)
+            except KafkaError as exc:  # informational only: the checkpoint is the truth
+                logger.warning("committing group offsets failed (lag metrics only): %s", exc)
+
+    def _shutdown(self, consumer: KafkaConsumer, server: MetricsServer) -> None:
+        try:
+            self.evaluate_now()
+            self._checkpoint_and_commit(consumer)
+        finally:
+            consumer.close()
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+                self._producer = None
+            self.dispatcher.stop()
+            server.stop()
+            logger.info("alerting service stopped")
+
+    def close(self) -> None:
+        """Close the database (after :meth:`run` returned; the store stays readable until)."""
+        self.db.close()
