@@ -184,7 +184,7 @@ def _run_pipeline(
         registry=registry,
     )
     alerter = AlertService(
-        AlertSettings(metrics_port=0, state_dir=state / "alerts"),
+        AlertSettings(metrics_port=0, db_path=state / "alerts.sqlite"),
         kafka=kafka,
         topics=topics,
         registry=registry,
@@ -219,8 +219,10 @@ def _run_pipeline(
             settings=IngestSettings(state_dir=state / "ingest", alias_files=[DEMO_ALIASES]),
         )
         summary.documents_in = report.produced
-        summary.duplicates = report.duplicates
-        ingest_rejects = report.rejected
+        summary.duplicates = sum(report.duplicates.values())
+        ingest_rejects = sum(report.rejected.values())
+        if report.failed:
+            raise DemoError(f"the crawler could not read the corpus: {report.failed}")
         _follow(scorer, alerter, summary.documents_in, threads, deadline, console)
         alerter.flush()
         summary.alerts = alerter.alerts()
@@ -259,13 +261,14 @@ def _follow(
         def done() -> bool:
             s = scorer.stats  # type: ignore[attr-defined]
             a = alerter.stats  # type: ignore[attr-defined]
+            seen = sum(a[k] for k in ("accepted", "duplicate", "late", "future", "invalid"))
             progress.update(scored, completed=s.scored + s.dead_lettered)
             progress.update(
                 aggregated,
-                completed=a.consumed,
-                description=f"aggregated ({a.alerts_raised} alerts)",
+                completed=seen,
+                description=f"aggregated ({a['alerts']['firing']} alerts firing)",
             )
-            return s.scored + s.dead_lettered >= total and a.consumed >= s.scored
+            return s.scored + s.dead_lettered >= total and seen >= s.scored
 
         _wait(done, threads, deadline, "scoring and aggregating the corpus")
 

@@ -69,3 +69,6 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = False) -> None:
     root.setLevel(level.upper())
     for noisy in ("kafka", "urllib3", "httpx", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # kafka-python 3 warns whenever its I/O loop was held up for 0.1 s, which a busy
+    # 2-core machine does all the time; real connection problems are logged as errors.
+    logging.getLogger("kafka.net").setLevel(max(logging.ERROR, root.level))
