@@ -71,64 +71,86 @@ def _series_to_plot(result: BacktestResult, rule: Rule, max_series: int) -> list
     return [k for k in picked if k in known][:max_series]
 
 
+def _count_panel(ax: Any, times: list[datetime], obs: np.ndarray, exp: np.ndarray) -> None:
+    ax.step(times, obs, where="post", color="#c0392b", lw=1.2, label="window negatives")
+    if not np.isnan(exp).all():
+        sd = np.sqrt(np.maximum(exp, 0))
+        ax.plot(times, exp, color="#2c3e50", lw=1.0, label="expected")
+        ax.fill_between(
+            times, np.maximum(exp - 2 * sd, 0), exp + 2 * sd,
+            color="#95a5a6", alpha=0.35, lw=0, label="baseline band",
+        )  # fmt: skip
+    ax.set_ylabel("negative docs / window")
+
+
+def _share_panel(
+    ax: Any, times: list[datetime], share: np.ndarray, base: np.ndarray, vol: np.ndarray, rule: Rule
+) -> None:
+    enough = np.nan_to_num(vol) >= rule.min_volume  # the share test ignores thinner windows
+    label = f"negative share (windows of {rule.min_volume}+ docs)"
+    ax.plot(times, np.where(enough, share, np.nan), color="#c0392b", lw=1.0, label=label)
+    if not np.isnan(base).all():
+        with np.errstate(all="ignore"):
+            # The band of a window of the test's minimum volume, so it stays continuous.
+            sd = np.sqrt(base * (1 - base) / np.maximum(np.nan_to_num(vol), rule.min_volume))
+        ax.plot(times, base, color="#2c3e50", lw=1.0, label="baseline share")
+        ax.fill_between(
+            times, np.clip(base - 2 * sd, 0, 1), np.clip(base + 2 * sd, 0, 1),
+            color="#95a5a6", alpha=0.35, lw=0, label="baseline band",
+        )  # fmt: skip
+    ax.set_ylabel("negative share")
+    ax.set_ylim(0, 1)
+
+
+def _focus_s(result: BacktestResult, rule: Rule, key: tuple[str, str]) -> int | None:
+    """When the zoom panel is centred: the first labeled event, else the first firing."""
+    starts = [e.start_s for e in events_for(rule, result.events) if (e.kind, e.value) == key]
+    starts += [
+        int(a.started_at.timestamp())
+        for a in result.alerts
+        if a.rule == rule.name and (a.series_kind, a.series) == key and a.state == "firing"
+    ]
+    return min(starts) if starts else None
+
+
 def _series_figure(result: BacktestResult, rule: Rule, key: tuple[str, str]) -> Figure:
     row = result.series.index(key)
     plots = result.plots[rule.name]
     n = len(result.series)
     times = [_dt(t) for t in plots.start_s]
-    obs = plots.matrix("observed", n)[:, row]
-    exp = plots.matrix("expected", n)[:, row]
-    share = plots.matrix("share", n)[:, row]
-    base = plots.matrix("baseline_share", n)[:, row]
+    obs, exp = plots.matrix("observed", n)[:, row], plots.matrix("expected", n)[:, row]
+    share, base = plots.matrix("share", n)[:, row], plots.matrix("baseline_share", n)[:, row]
     vol = plots.matrix("volume", n)[:, row]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5.6), sharex=True, layout="constrained")
-    ax1.step(times, obs, where="post", color="#c0392b", lw=1.2, label="window negatives")
-    if not np.isnan(exp).all():
-        sd = np.sqrt(np.maximum(exp, 0))
-        ax1.plot(times, exp, color="#2c3e50", lw=1.0, label="expected")
-        ax1.fill_between(
-            times,
-            np.maximum(exp - 2 * sd, 0),
-            exp + 2 * sd,
-            color="#95a5a6",
-            alpha=0.35,
-            lw=0,
-            label="baseline band",
-        )
-    enough = np.nan_to_num(vol) >= rule.min_volume  # the share test ignores thinner windows
-    label = f"negative share (windows of {rule.min_volume}+ docs)"
-    ax2.plot(times, np.where(enough, share, np.nan), color="#c0392b", lw=1.0, label=label)
-    if not np.isnan(base).all():
-        with np.errstate(all="ignore"):
-            # The band of a window of the test's minimum volume, so it stays continuous.
-            sd = np.sqrt(base * (1 - base) / np.maximum(np.nan_to_num(vol), rule.min_volume))
-        ax2.plot(times, base, color="#2c3e50", lw=1.0, label="baseline share")
-        ax2.fill_between(
-            times,
-            np.clip(base - 2 * sd, 0, 1),
-            np.clip(base + 2 * sd, 0, 1),
-            color="#95a5a6",
-            alpha=0.35,
-            lw=0,
-            label="baseline band",
-        )
+    fig = plt.figure(figsize=(11, 8.4), layout="constrained")
+    ax1 = fig.add_subplot(3, 1, 1)
+    ax2 = fig.add_subplot(3, 1, 2, sharex=ax1)
+    ax3 = fig.add_subplot(3, 1, 3)
+    _count_panel(ax1, times, obs, exp)
+    _share_panel(ax2, times, share, base, vol, rule)
+    _count_panel(ax3, times, obs, exp)
     _mark(ax1, ax2, result, rule, key, times, obs)
-    ax1.set_ylabel("negative docs / window")
-    ax2.set_ylabel("negative share")
-    ax2.set_ylim(0, 1)
+    _mark(ax3, None, result, rule, key, times, obs)
+    focus = _focus_s(result, rule, key)
+    if focus is not None:
+        lo, hi = focus - 4 * 3600, focus + 4 * 3600
+        ax3.set_xlim(_dt(lo), _dt(hi))
+        inside = [o for t, o in zip(plots.start_s, obs, strict=True) if lo <= t <= hi]
+        top = np.nanmax(inside) if inside and not np.isnan(inside).all() else 1.0
+        ax3.set_ylim(0, max(1.0, float(top)) * 1.2)
+        ax3.set_title("zoom: 4 h either side of the first event or firing", fontsize=10)
     ax1.set_title(f"{rule.name}: {key[0]} {key[1]}")
-    for ax in (ax1, ax2):
+    for ax, where in ((ax1, "upper left"), (ax2, "upper left"), (ax3, "upper right")):
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8, ncols=4)
-    locator = mdates.AutoDateLocator()
-    ax2.xaxis.set_major_locator(locator)
-    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.legend(loc=where, fontsize=8, ncols=4)
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     return fig
 
 
 def _mark(
     ax1: Any,
-    ax2: Any,
+    ax2: Any | None,
     result: BacktestResult,
     rule: Rule,
     key: tuple[str, str],
@@ -138,7 +160,7 @@ def _mark(
     for i, e in enumerate(
         ev for ev in events_for(rule, result.events) if (ev.kind, ev.value) == key
     ):
-        for ax in (ax1, ax2):
+        for ax in (ax1, ax2) if ax2 is not None else (ax1,):
             ax.axvspan(
                 _dt(e.start_s),
                 _dt(e.end_s),
@@ -192,8 +214,10 @@ def _num(v: float | int) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+    text = {i for r in rows for i, v in enumerate(r) if isinstance(v, str)}
     th = "".join(
-        f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(header)
+        f'<th class="{"l" if i < left or i in text else ""}">{html.escape(h)}</th>'
+        for i, h in enumerate(header)
     )
     body = "".join(
         "<tr>" + "".join(_cell(i, v, left) for i, v in enumerate(r)) + "</tr>" for r in rows
@@ -240,7 +264,12 @@ def _rule_section(result: BacktestResult, rule: Rule, fig_dir: Path, max_series:
             [("alerts", *counts, len({a.key for a in mine}))],
         )
     )
-    if result.events:
+    if result.events and not events_for(rule, result.events):
+        parts.append(
+            '<p class="note">No labeled event is on a series this rule watches: precision, '
+            "recall and the threshold sweep are not defined for it.</p>"
+        )
+    elif result.events:
         m = result.metrics(rule)
         parts.append("<h3>Against the labeled events</h3>")
         parts.append(_table(("", *_METRIC_HEAD), [("at the rule threshold", *m.row().values())]))
