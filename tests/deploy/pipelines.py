@@ -43,8 +43,13 @@ def demo_available() -> bool:
 
 
 @contextlib.contextmanager
-def demo_pipeline(workdir: Path, bootstrap_servers: str | None = None) -> Iterator[str]:
-    """``finsentinel demo --keep-running`` on a free metrics port; yields ``host:port``.
+def demo_pipeline(
+    workdir: Path, bootstrap_servers: str | None = None
+) -> Iterator[tuple[str, list[BaseException]]]:
+    """``finsentinel demo --keep-running`` on a free metrics port.
+
+    Yields the metrics endpoint ``host:port`` and an (empty) error list, like
+    :func:`inprocess_pipeline`; the demo's own failures end its process.
 
     With ``bootstrap_servers`` the demo uses that broker (under its own fresh topic
     prefix) instead of starting a second embedded one.
@@ -73,7 +78,7 @@ def demo_pipeline(workdir: Path, bootstrap_servers: str | None = None) -> Iterat
 
     try:
         wait_for("the demo's metrics endpoint", serving, timeout_s=180)
-        yield target
+        yield target, []
     finally:
         demo.stop(timeout_s=60)
 

@@ -98,8 +98,7 @@ def live(
     else:
         kafka = KafkaSettings(bootstrap_servers=broker)
         pipeline = inprocess_pipeline(workdir, kafka, _model_dir(request))
-    with pipeline as running:
-        target = running if isinstance(running, str) else running[0]
+    with pipeline as (target, errors):
         with monitoring(workdir, target) as prometheus:
             wait_for(
                 "documents crawled and scored",
@@ -143,8 +142,7 @@ def live(
                 interval_s=1,
             )
             yield Live(prometheus, services, records)
-        if not isinstance(running, str):
-            assert not running[1], f"a service thread failed: {running[1]!r}"
+        assert not errors, f"a service thread failed: {errors!r}"
 
 
 def _metrics_in(expr: str) -> set[str]:
@@ -261,7 +259,7 @@ def test_rules_are_loaded_and_healthy(live: Live) -> None:
 def test_every_service_target_is_up(live: Live) -> None:
     for sample in live.prometheus.query('up{job=~"finsentinel-.*"}'):
         assert sample["value"][1] == "1", sample["metric"]
-    assert {"scorer", "crawler"} <= live.services
+    assert {"scorer", "crawler", "alerts"} <= live.services
 
 
 def test_alertmanager_is_connected(live: Live) -> None:

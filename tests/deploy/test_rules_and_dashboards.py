@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -28,7 +29,7 @@ def _anchors(markdown: str) -> set[str]:
 
 
 @pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
-def test_alert_has_summary_severity_and_a_runbook_that_exists(rule: dict[str, object]) -> None:
+def test_alert_has_summary_severity_and_a_runbook_that_exists(rule: dict[str, Any]) -> None:
     labels, annotations = rule["labels"], rule["annotations"]
     assert isinstance(labels, dict) and isinstance(annotations, dict)
     assert labels["severity"] in {"page", "ticket"}
