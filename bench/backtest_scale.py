@@ -32,7 +32,7 @@ RULES = Path(__file__).resolve().parents[1] / "alerts" / "rules.default.yaml"
 
 def _events(start: datetime, days: int, tickers: int) -> list[PlantedEvent]:
     return [
-        PlantedEvent(f"T{1 + (7 * i) % tickers:03d}", start + timedelta(days=d, hours=14), 45, 10.0)
+        PlantedEvent(f"T{1 + (7 * i) % tickers:03d}", start + timedelta(days=d, hours=14), 45, 40.0)
         for i, d in enumerate(range(2, days, 3))
     ]
 
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--no-seasonal", action="store_true")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--aggregation-only", action="store_true")
+    parser.add_argument("--out", type=Path, help="keep outputs and report here")
     args = parser.parse_args()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     events = _events(start, args.days, args.tickers)
@@ -95,9 +96,10 @@ def main() -> None:
             m = result.metrics(rule)
             print(f"  {rule.name}: recall {m.recall:.2f} precision {m.precision:.2f}")
         t = time.perf_counter()
-        write_outputs(result, root / "out")
+        out = args.out or root / "out"
+        write_outputs(result, out)
         if not args.no_report:
-            write_report(result, root / "out")
+            write_report(result, out, title=f"{args.days} days x {args.tickers} tickers")
         print(f"outputs+report                          {time.perf_counter() - t:7.1f} s")
 
 

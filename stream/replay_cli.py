@@ -56,7 +56,11 @@ def archive(
     from stream.runtime import StopFlag
     from stream.topics import TopicNames
 
-    given = {"root_dir": root_dir, "group_id": group_id, "metrics_port": metrics_port}
+    given: dict[str, Any] = {
+        "root_dir": root_dir,
+        "group_id": group_id,
+        "metrics_port": metrics_port,
+    }
     try:
         settings = ArchiveSettings(**{k: v for k, v in given.items() if v is not None})
         kafka = KafkaSettings()

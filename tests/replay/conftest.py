@@ -14,7 +14,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from alerts.backtest import Backtest, BacktestConfig, BacktestResult
+from alerts.backtest_eval import load_labels
+from alerts.backtest_input import archive_tables
 from alerts.backtest_synth import PlantedEvent, synthesize, write_archive, write_labels
+from alerts.rules import load_rules
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 BUCKET_S = 300
@@ -79,3 +83,17 @@ def rules_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def labels_path(planted: list[PlantedEvent], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The planted bursts as a labels file."""
     return write_labels(planted, tmp_path_factory.mktemp("labels") / "events.csv")
+
+
+def run_backtest(archive: Path, rules: Path, labels: Path) -> BacktestResult:
+    """The rules of ``rules`` backtested on the archive with 5-minute buckets."""
+    bt = Backtest(load_rules(rules), BacktestConfig(bucket_s=BUCKET_S), events=load_labels(labels))
+    for _, table in archive_tables(archive, start=None, end=None):
+        bt.feed(table)
+    return bt.finish()
+
+
+@pytest.fixture(scope="session")
+def backtest_result(archive_dir: Path, rules_path: Path, labels_path: Path) -> BacktestResult:
+    """One backtest of the planted history, shared by the tests that only read it."""
+    return run_backtest(archive_dir, rules_path, labels_path)

@@ -14,9 +14,8 @@ import pytest
 
 from alerts.aggregate import Aggregator
 from alerts.backtest import Backtest, BacktestConfig, BacktestResult
-from alerts.backtest_eval import load_labels
 from alerts.backtest_frames import BucketBuilder
-from alerts.backtest_input import archive_tables, file_tables
+from alerts.backtest_input import file_tables
 from alerts.backtest_output import write_outputs
 from alerts.backtest_synth import PlantedEvent
 from alerts.engine import AlertEngine
@@ -25,14 +24,7 @@ from alerts.series import SeriesIndex
 from stream.archive_schema import from_row
 from stream.schemas import ScoredDocument
 
-from .conftest import BUCKET_S
-
-
-def _run(archive_dir: Path, rules: RulesFile, labels: Path) -> BacktestResult:
-    bt = Backtest(rules, BacktestConfig(bucket_s=BUCKET_S), events=load_labels(labels))
-    for _, table in archive_tables(archive_dir, start=None, end=None):
-        bt.feed(table)
-    return bt.finish()
+from .conftest import BUCKET_S, run_backtest
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +33,8 @@ def rules(rules_path: Path) -> RulesFile:
 
 
 @pytest.fixture(scope="module")
-def result(archive_dir: Path, rules: RulesFile, labels_path: Path) -> BacktestResult:
-    return _run(archive_dir, rules, labels_path)
+def result(backtest_result: BacktestResult) -> BacktestResult:
+    return backtest_result
 
 
 def test_planted_bursts_are_found_with_short_delays(
@@ -73,11 +65,11 @@ def test_sweep_at_the_rule_threshold_matches_the_live_decision(
 def test_outputs_are_identical_across_runs(
     result: BacktestResult,
     archive_dir: Path,
-    rules: RulesFile,
+    rules_path: Path,
     labels_path: Path,
     tmp_path: Path,
 ) -> None:
-    again = _run(archive_dir, rules, labels_path)
+    again = run_backtest(archive_dir, rules_path, labels_path)
     first = write_outputs(result, tmp_path / "a")
     second = write_outputs(again, tmp_path / "b")
     assert [p.name for p in first] == [p.name for p in second]
@@ -87,6 +79,7 @@ def test_outputs_are_identical_across_runs(
     assert header.startswith("rule,alerts,events,detected,precision,recall,mean_delay_s")
 
 
+@pytest.mark.slow
 def test_input_file_gives_the_same_alerts_as_the_archive(
     result: BacktestResult, history: pa.Table, rules: RulesFile, tmp_path: Path
 ) -> None:

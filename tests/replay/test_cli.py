@@ -34,6 +34,7 @@ def app() -> Iterator[typer.Typer]:
         signal.signal(s, h)
 
 
+@pytest.mark.slow
 def test_backtest_command_writes_everything(
     app: typer.Typer, archive_dir: Path, rules_path: Path, labels_path: Path, tmp_path: Path
 ) -> None:
