@@ -179,3 +179,23 @@ def test_topics_job_uses_the_shared_script(k8s_base: list[Doc]) -> None:
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"].startswith("apache/kafka:")
     assert container["command"] == ["bash", "/opt/finsentinel/create-topics.sh"]
+
+
+def test_podmonitor_names_jobs_as_the_rules_expect(k8s_base: list[Doc]) -> None:
+    """The job label becomes finsentinel-<component>: the jobs in the rules and dashboards."""
+    docs = kustomize(DEPLOY / "k8s" / "monitoring")
+    if docs is None:
+        pytest.skip("kubectl is not installed")
+    (monitor,) = docs
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+    (job,) = [r for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+    assert job["sourceLabels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    for spec in SERVICES:
+        pod = find(k8s_base, "Deployment", spec.name)["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= pod.items(), f"{spec.name} pods are not selected"
+        component = pod["app.kubernetes.io/component"]
+        assert re.sub(job["regex"], job["replacement"].replace("$1", r"\1"), component) == (
+            spec.prometheus_job
+        )
