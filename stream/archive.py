@@ -188,12 +188,17 @@ class ArchiveSink:
 
     def run(self, stop: StopFlag) -> None:
         """Archive until ``stop`` is set; then close every file, commit and return."""
-        server = self._start_server()
         root = Path(self.settings.root_dir)
         root.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(root, older_than_s=self.settings.stale_tmp_age_s)
-        consumer = self._consumer or make_consumer(self.kafka, group_id=self.settings.group_id)
-        producer = self._producer or make_producer(self.kafka)
+        server = self._start_server()
+        try:
+            consumer = self._consumer or make_consumer(self.kafka, group_id=self.settings.group_id)
+            producer = self._producer or make_producer(self.kafka)
+        except BrokerError:
+            if server is not None:
+                server.stop()
+            raise
         consumer.subscribe(self.source_topics, listener=self._revocations)
         self.ready = True
         logger.info("archiving %s into %s", ", ".join(self.source_topics), root)
@@ -205,7 +210,7 @@ class ArchiveSink:
             try:
                 self._finish(consumer, producer, "shutdown")
             finally:
-                consumer.close()
+                consumer.close(autocommit=False)
                 producer.close()
                 if server is not None:
                     server.stop()

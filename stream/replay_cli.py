@@ -173,6 +173,7 @@ def _run_replay(o: dict[str, Any]) -> None:
     from stream.topics import TopicNames
 
     names = TopicNames.with_prefix(o["topic_prefix"]) if o["topic_prefix"] else TopicNames()
+    o["scored_topic"] = names.scored
     try:
         if o["archive_dir"] is not None:
             query = HistoryQuery(
@@ -210,7 +211,10 @@ def _drive(o: dict[str, Any], items: Iterator[ReplayItem], kafka: Any) -> None:
         )
     parquet_sink = None
     if o["out"] is not None:
-        scored = o["kind"] == "scored" or o["from_kafka"]
+        if o["from_kafka"]:  # the raw topics hold raw documents
+            scored = all(t == o["scored_topic"] for t in o["topics"] or [o["scored_topic"]])
+        else:
+            scored = o["kind"] == "scored"
         parquet_sink = ParquetSink(o["out"], scored=scored, rescored=rescorer is not None)
     flag = StopFlag().install()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
