@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,6 +61,7 @@ def backtest(
     rescore_model: Annotated[
         Path | None, typer.Option(help="Rescore the history with this model first (slow).")
     ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; rules are split among them.")] = 1,
 ) -> None:
     """Backtest alert rules on archived or exported history; write alerts, metrics, report."""
     from alerts.backtest import BacktestConfig
@@ -88,11 +88,17 @@ def backtest(
     if t0 and t1 and t1 <= t0:
         raise _fail(2, "--to must be after --from")
     filters = {"sources": source or [], "tickers": ticker or [], "topics": topic or []}
-    run = {"archive": archive, "input": input_file, "t0": t0, "t1": t1, "filters": filters}
+    run = {
+        "archive": archive, "input": input_file, "t0": t0, "t1": t1, "filters": filters,
+        "workers": workers,
+    }  # fmt: skip
     _run(rules_file, config, events, run, out, report, max_series, rescore_model)
 
 
-def _tables(run: dict[str, Any]) -> tuple[Iterator[tuple[str, pa.Table]], int | None]:
+def _source(run: dict[str, Any]) -> tuple[Any, int | None]:
+    """A picklable ``() -> (date, table) iterator`` over the input, and its day count if known."""
+    from functools import partial
+
     from alerts.backtest_input import archive_tables, file_tables
     from stream.history import HistoryQuery, archive_dates
 
@@ -100,9 +106,8 @@ def _tables(run: dict[str, Any]) -> tuple[Iterator[tuple[str, pa.Table]], int | 
         root = Path(run["archive"])
         query = HistoryQuery("scored", run["t0"], run["t1"])
         days = len(query.dates(archive_dates(root, "scored")))
-        tables = archive_tables(root, start=run["t0"], end=run["t1"], **run["filters"])
-        return tables, days
-    return file_tables(run["input"], start=run["t0"], end=run["t1"]), None
+        return partial(archive_tables, root, start=run["t0"], end=run["t1"], **run["filters"]), days
+    return partial(file_tables, Path(run["input"]), start=run["t0"], end=run["t1"]), None
 
 
 def _run(
@@ -127,16 +132,19 @@ def _run(
         config = _with_bin(config, plot_bin_for(span, config.bucket_s))
     started = time.perf_counter()
     try:
-        tables, days = _tables(run)
-        rescore = _rescorer(rescore_model) if rescore_model else None
-        bt = Backtest(rules, config, events=events)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeElapsedColumn()) as bar:
-            task = bar.add_task("backtest: days", total=days)
-            for date, table in tables:
-                bt.feed(rescore(table) if rescore else table)
-                bar.update(task, advance=1, description=f"backtest: {date}")
-        result = bt.finish()
+        source, days = _source(run)
+        if run["workers"] > 1 and not rescore_model:
+            result = _parallel(rules, config, events, source, run["workers"])
+        else:
+            rescore = _rescorer(rescore_model) if rescore_model else None
+            bt = Backtest(rules, config, events=events)
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, TimeElapsedColumn()) as bar:
+                task = bar.add_task("backtest: days", total=days)
+                for date, table in source():
+                    bt.feed(rescore(table) if rescore else table)
+                    bar.update(task, advance=1, description=f"backtest: {date}")
+            result = bt.finish()
     except (InputError, HistoryError) as exc:
         raise _fail(2, str(exc)) from exc
     except FinSentinelError as exc:
@@ -153,6 +161,21 @@ def _run(
             f"  {rule.name}: precision {m.precision:.2f} recall {m.recall:.2f} "
             f"mean delay {m.mean_delay_s:.0f} s, {m.false_alarms_per_day:.2f} false alarms/day"
         )
+
+
+def _parallel(rules: Any, config: Any, events: list[Any], source: Any, workers: int) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from alerts.backtest_parallel import run_parallel
+
+    parts = min(workers, len(rules.rules))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn()) as bar:
+        task = bar.add_task(f"backtest: {parts} processes", total=parts)
+        return run_parallel(
+            rules, config, events, source, workers=workers,
+            done=lambda n: bar.update(task, completed=n),
+        )  # fmt: skip
 
 
 def _with_bin(config: Any, bin_buckets: int) -> Any:

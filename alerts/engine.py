@@ -207,13 +207,14 @@ class AlertEngine:
 
     def advance(self, watermark_s: int | None = None) -> list[Alert]:
         """Close the buckets the watermark passed (optionally forcing it) and evaluate."""
-        return self._evaluate(self.aggregator.advance_to(watermark_s))
+        return self.evaluate(self.aggregator.advance_to(watermark_s))
 
     def flush(self) -> list[Alert]:
         """End of a finite input: close every bucket and evaluate."""
-        return self._evaluate(self.aggregator.flush())
+        return self.evaluate(self.aggregator.flush())
 
-    def _evaluate(self, buckets: list[FinalBucket]) -> list[Alert]:
+    def evaluate(self, buckets: list[FinalBucket]) -> list[Alert]:
+        """Run trend windows, detectors and lifecycle over final buckets, in order."""
         out: list[Alert] = []
         for bucket in buckets:
             self.windows.push(bucket)
