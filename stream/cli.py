@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "ingest.cli",
     "stream.score_cli",
     "alerts.cli",
+    "stream.replay_cli",
+    "alerts.backtest_cli",
     "models.cli",
 )
 
