@@ -115,6 +115,7 @@ class AlertService:
         self._invalid = 0
         self._last_record_s = clock()
         self._partition_seen_s: dict[int, float] = {}
+        self._first_record_s: float | None = None
         self._last_checkpoint_s = clock()
         self._checkpoint_due = False
         self._ready = False
@@ -351,11 +352,10 @@ class AlertService:
                 stop.wait(1.0)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        now = self.clock()
         with self._lock:
             for p in partitions:
                 self.engine.aggregator.expect_source(str(p))
-                self._partition_seen_s.setdefault(p, now)
+                self._partition_seen_s.setdefault(p, float("-inf"))
         for tp in tps:
             saved = self._offsets.get((tp.topic, tp.partition))
             if saved is not None:
@@ -379,15 +379,20 @@ class AlertService:
                 self._handle(tp, record)
             if records:
                 self._last_record_s = self._partition_seen_s[tp.partition] = now
+                if self._first_record_s is None:
+                    self._first_record_s = now
         self._retire_idle_partitions(now)
 
     def _retire_idle_partitions(self, now: float) -> None:
-        """A partition quiet for ``idle_watermark_after_s`` no longer holds the watermark."""
+        """A partition silent for ``idle_watermark_after_s`` *while records flow* (an empty
+        or quiet partition) no longer holds the watermark back; it rejoins with its next
+        record. Silence before the first record anywhere does not count: a partition that
+        simply has not been fetched yet must keep holding the watermark."""
         idle_after = self.settings.idle_watermark_after_s
-        if idle_after is None:
+        if idle_after is None or self._first_record_s is None:
             return
         for partition, seen in list(self._partition_seen_s.items()):
-            if now - seen >= idle_after:
+            if now - max(seen, self._first_record_s) >= idle_after:
                 with self._lock:
                     self.engine.aggregator.retire_source(str(partition))
                 del self._partition_seen_s[partition]
