@@ -291,7 +291,7 @@ class Backtest:
 
     def _step(self, bucket: FinalBucket) -> None:
         # The engine's bucket entry point; documents were aggregated by the builder.
-        self.alerts.extend(self.engine._evaluate([bucket]))
+        self.alerts.extend(self.engine.evaluate([bucket]))
         self.buckets += 1
         self._first = bucket.start_s if self._first is None else self._first
         self._end = bucket.end_s

@@ -6,6 +6,7 @@ outputs writer and the report (Matplotlib Agg).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,11 @@ import pytest
 
 from alerts.aggregate import Aggregator
 from alerts.backtest import Backtest, BacktestConfig, BacktestResult
+from alerts.backtest_eval import load_labels
 from alerts.backtest_frames import BucketBuilder
-from alerts.backtest_input import file_tables
+from alerts.backtest_input import archive_tables, file_tables
 from alerts.backtest_output import write_outputs
+from alerts.backtest_parallel import run_parallel
 from alerts.backtest_synth import PlantedEvent
 from alerts.engine import AlertEngine
 from alerts.rules import RulesFile, load_rules
@@ -134,3 +137,16 @@ def test_alerts_match_the_engine_fed_document_by_document(
 
     assert firing(mine) == firing(live)
     assert len(firing(live)) >= 2
+
+
+@pytest.mark.slow
+def test_parallel_rules_give_byte_identical_outputs(
+    result: BacktestResult, archive_dir: Path, rules: RulesFile, labels_path: Path, tmp_path: Path
+) -> None:
+    source = partial(archive_tables, archive_dir, start=None, end=None)
+    config = BacktestConfig(bucket_s=BUCKET_S)
+    merged = run_parallel(rules, config, load_labels(labels_path), source, workers=2)
+    one = write_outputs(result, tmp_path / "one")
+    two = write_outputs(merged, tmp_path / "two")
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
