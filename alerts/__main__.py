@@ -17,11 +17,14 @@ __all__ = ["main", "serve"]
 logger = logging.getLogger("alerts")
 
 
-def serve(settings: AlertSettings, *, kafka: KafkaSettings | None = None) -> int:
+def serve(
+    settings: AlertSettings, *, kafka: KafkaSettings | None = None, configure_logs: bool = True
+) -> int:
     """Run the service in this process until SIGTERM/SIGINT; the exit code."""
     from alerts.service import AlertService
 
-    configure_logging(settings.log_level)
+    if configure_logs:
+        configure_logging(settings.log_level)
     stop = StopFlag().install()
     topics = TopicNames()
     try:

@@ -74,15 +74,13 @@ def alert(
     rules: RulesOption = None,
     db: DbOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
-    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = None,
 ) -> None:
     """Run the alerting service until SIGTERM/Ctrl+C (then finish, checkpoint, exit 0)."""
     from alerts.__main__ import serve
 
-    settings = _settings(
-        rules_path=rules, db_path=db, metrics_port=metrics_port, log_level=log_level
-    )
-    raise typer.Exit(serve(settings))
+    settings = _settings(rules_path=rules, db_path=db, metrics_port=metrics_port)
+    _rules(settings.rules_path)  # a bad rules file is one line and exit 2, before Kafka
+    raise typer.Exit(serve(settings, configure_logs=False))  # the root app configured logging
 
 
 @alerts_app.command("list")

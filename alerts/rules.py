@@ -84,22 +84,22 @@ class Rule(_Strict):
     ]
     #: ``all``: every available detector must exceed the threshold; ``any``: one suffices.
     combine: Literal["all", "any"] = "all"
-    window_s: Seconds = Field(300, alias="window")
+    window_s: Seconds = Field(default=300, alias="window")
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
     #: A tail probability at or under this scores 1.0 (score = log10 p / log10 full_at_p).
     full_at_p: Annotated[float, Field(gt=0, lt=1)] = 1e-8
     min_volume: Annotated[int, Field(ge=1)] = 8
     min_negative: Annotated[int, Field(ge=0)] = 5
-    min_history_s: Seconds = Field(1800, alias="min_history")
-    baseline_half_life_s: Seconds = Field(3600, alias="baseline_half_life")
+    min_history_s: Seconds = Field(default=1800, alias="min_history")
+    baseline_half_life_s: Seconds = Field(default=3600, alias="baseline_half_life")
     cusum_drift: Annotated[float, Field(ge=0)] = 0.5
     cusum_threshold: Annotated[float, Field(gt=0)] = 8.0
     severity: Literal["info", "warning", "critical"] = "warning"
-    hold_s: Seconds = Field(120, alias="hold")
-    clear_s: Seconds = Field(600, alias="clear")
-    cooldown_s: Seconds = Field(1800, alias="cooldown")
+    hold_s: Seconds = Field(default=120, alias="hold")
+    clear_s: Seconds = Field(default=600, alias="clear")
+    cooldown_s: Seconds = Field(default=1800, alias="cooldown")
     #: While firing, send an "updated" event at most this often (and only on growth).
-    update_interval_s: Seconds = Field(900, alias="update_interval")
+    update_interval_s: Seconds = Field(default=900, alias="update_interval")
     #: Label whose value groups notifications (e.g. ``sector``); None = one per alert.
     group_by: Label | None = None
     labels: dict[Label, str] = {}
@@ -118,7 +118,7 @@ class _Channel(_Strict):
     #: Most notifications per minute; more wait in the channel's queue.
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 30
     #: Notifications older than this are dropped (and counted) instead of sent late.
-    max_age_s: Seconds = Field(86_400, alias="max_age")
+    max_age_s: Seconds = Field(default=86_400, alias="max_age")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

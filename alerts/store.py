@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ class AlertStore:
             )
         return int(row[0])
 
-    def list(self, *, state: str | None = None, limit: int = 50) -> list[StoredAlert]:
+    def list(self, *, state: str | None = None, limit: int = 50) -> builtins.list[StoredAlert]:
         """The most recently updated alerts, optionally only in ``state``."""
         sql = "SELECT id, silenced, payload FROM alerts"
         args: tuple[object, ...] = ()
@@ -108,7 +109,7 @@ class AlertStore:
             ).fetchone()
         return StoredAlert(r[0], bool(r[1]), Alert.model_validate_json(r[2])) if r else None
 
-    def history(self, alert_id: int) -> list[Alert]:
+    def history(self, alert_id: int) -> builtins.list[Alert]:
         """Every transition of one alert, oldest first."""
         with self.db.transaction() as conn:
             rows = conn.execute(
@@ -135,7 +136,7 @@ class AlertStore:
                 cur = conn.execute("DELETE FROM silences WHERE pattern = ?", (pattern_or_id,))
         return cur.rowcount
 
-    def silences(self, *, now_s: float) -> list[Silence]:
+    def silences(self, *, now_s: float) -> builtins.list[Silence]:
         """Silences still in force at ``now_s``."""
         with self.db.transaction() as conn:
             rows = conn.execute(

@@ -204,5 +204,5 @@ def test_mask_excludes_unselected_series() -> None:
     engine = AlertEngine(rules)
     _run(engine, synthetic_stream(start=T0, docs=100, seed=6, hours=1))
     mask = engine._rules[0].selected()
-    keys = [engine.index.key(r) for r in np.flatnonzero(mask)]
+    keys = [engine.index.key(int(r)) for r in np.flatnonzero(mask)]
     assert keys == [("topic", "Macro")]

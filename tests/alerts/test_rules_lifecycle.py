@@ -161,7 +161,7 @@ def test_dispatcher_routes_groups_to_rule_channels() -> None:
 
     d = Dispatcher(rules, {"hook": Recorder()}, clock=lambda: 0.0)
     queued: list[object] = []
-    d.workers["hook"].submit = queued.append  # type: ignore[method-assign]
+    d.workers["hook"].submit = queued.append  # type: ignore[method-assign,assignment]
     for t in ("JPM", "BAC"):
         d.submit(sample_alert(key=f"r:ticker:{t}", series=t, labels={"sector": "banks"}))
     assert queued == []
@@ -176,7 +176,8 @@ def test_store_upserts_by_key_and_start_and_keeps_history(tmp_path: Path) -> Non
     assert store.record(firing) == a  # a replayed transition is not a new alert
     resolved = firing.model_copy(update={"state": "resolved", "resolved_at": firing.updated_at})
     assert store.record(resolved) == a
-    assert store.get(a).alert.state == "resolved"
+    stored = store.get(a)
+    assert stored is not None and stored.alert.state == "resolved"
     assert [h.state for h in store.history(a)] == ["firing", "resolved"]
     assert [s.alert.state for s in store.list(state="resolved")] == ["resolved"]
 
