@@ -112,6 +112,8 @@ class AlertService:
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
         self._raised: deque[Alert] = deque(maxlen=10_000)
+        self._open: dict[str, Alert] = {}  # latest transition of each open alert, by key
+        self._last_resend_s = clock()
         self._invalid = 0
         self._last_record_s = clock()
         self._partition_seen_s: dict[int, float] = {}
@@ -133,6 +135,12 @@ class AlertService:
         state, offsets, seen = saved
         self.engine.load(state, seen)
         self._offsets = dict(offsets)
+        open_keys = {(k, s) for k, s in self.engine.open_alerts()}
+        self._open = {
+            a.key: a
+            for a in self.store.unresolved()
+            if (a.key, int(a.started_at.timestamp())) in open_keys
+        }
         logger.info(
             "restored checkpoint %r: %d series, %d partitions",
             self.settings.checkpoint_name,
@@ -221,6 +229,7 @@ class AlertService:
             alerts = self.engine.advance(self._idle_watermark())
             self._emit(alerts)
             self.dispatcher.release(self.engine.aggregator.watermark_s)
+            self._resend_open()
             self._export()
             self._checkpoint_due = True
         return alerts
@@ -251,6 +260,14 @@ class AlertService:
             return None
         return int(now) - self.settings.allowed_lateness_s
 
+    def _resend_open(self) -> None:
+        now = self.clock()
+        if now - self._last_resend_s < self.settings.alertmanager_resend_s:
+            return
+        self._last_resend_s = now
+        live = [a for a in self._open.values() if self.store.silenced(a.key, now_s=now) is None]
+        self.dispatcher.resend(live)
+
     def _emit(self, alerts: list[Alert]) -> None:
         now = self.clock()
         for alert in alerts:
@@ -258,6 +275,10 @@ class AlertService:
             self.store.record(alert, silenced=silence is not None)
             self._produce(alert)
             self._raised.append(alert)
+            if alert.state == "resolved":
+                self._open.pop(alert.key, None)
+            else:
+                self._open[alert.key] = alert
             self.metrics.transitions.labels(alert.state).inc()
             logger.info("alert %s %s: %s", alert.state, alert.key, alert.summary)
             if silence is None:

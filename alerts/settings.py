@@ -69,6 +69,9 @@ class AlertSettings(BaseSettings):
     watch_tickers: tuple[str, ...] = ()
     #: A series with no document for this long counts as stale.
     stale_after_s: Annotated[int, Field(ge=60)] = 3600
+    #: Open alerts are re-sent to Alertmanager channels this often (wall clock), or
+    #: Alertmanager resolves them after its ``resolve_timeout`` (5 min by default).
+    alertmanager_resend_s: Annotated[float, Field(gt=0)] = 60.0
     notify_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     notify_retry_initial_s: Annotated[float, Field(gt=0)] = 1.0
     notify_retry_max_s: Annotated[float, Field(gt=0)] = 60.0

@@ -101,6 +101,12 @@ class AlertStore:
             rows = conn.execute(sql, (*args, limit)).fetchall()
         return [StoredAlert(r[0], bool(r[1]), Alert.model_validate_json(r[2])) for r in rows]
 
+    def unresolved(self) -> builtins.list[Alert]:
+        """Latest state of every alert not resolved yet."""
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT payload FROM alerts WHERE state != 'resolved'").fetchall()
+        return [Alert.model_validate_json(r[0]) for r in rows]
+
     def get(self, alert_id: int) -> StoredAlert | None:
         """One alert by id."""
         with self.db.transaction() as conn:

@@ -139,6 +139,17 @@ class Dispatcher:
                 if worker is not None:
                     worker.submit(n)
 
+    def resend(self, alerts: list[Alert], *, channel_type: str = "alertmanager") -> None:
+        """Re-send open alerts to the channels of one type (Alertmanager forgets otherwise)."""
+        now = self._clock()
+        for alert in alerts:
+            rule = self._by_name.get(alert.rule)
+            names = self.rules.channels_for(rule) if rule else list(self.workers)
+            for name in names:
+                worker = self.workers.get(name)
+                if worker is not None and worker.notifier.channel_type == channel_type:
+                    worker.submit(Notification((alert,), created_s=now))
+
     def send_test(self, channel: str, notification: Notification) -> None:
         """Send ``notification`` to one channel synchronously (``alerts test-notify``)."""
         self.workers[channel].notifier.send(notification)

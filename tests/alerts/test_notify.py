@@ -214,3 +214,23 @@ def _start_receiver() -> tuple[Receiver, Callable[[], None]]:
         server.server_close()
 
     return rec, stop
+
+
+def test_open_alerts_are_resent_to_alertmanager_only(receiver: Receiver) -> None:
+    rules = parse_rules(
+        f"""
+rules: [{{name: negative-spike-topic, series: {{kind: topic}}}}]
+channels:
+  - {{name: hook, type: webhook, url: "{receiver.url}", rate_limit_per_minute: 6000}}
+  - {{name: am, type: alertmanager, url: "http://127.0.0.1:1", rate_limit_per_minute: 6000}}
+"""
+    )
+    notifiers = build_notifiers(rules.channels, env={}, clock=time.time)
+    dispatcher = Dispatcher(rules, notifiers, clock=time.time)
+    queued: dict[str, list[Notification]] = {"hook": [], "am": []}
+    for name, worker in dispatcher.workers.items():  # no threads: look at what is queued
+        worker.submit = queued[name].append  # type: ignore[method-assign]
+    dispatcher.resend([sample_alert()])
+    assert len(queued["am"]) == 1 and queued["hook"] == []
+    for n in notifiers.values():
+        n.close()
