@@ -229,7 +229,7 @@ channels:
     dispatcher = Dispatcher(rules, notifiers, clock=time.time)
     queued: dict[str, list[Notification]] = {"hook": [], "am": []}
     for name, worker in dispatcher.workers.items():  # no threads: look at what is queued
-        worker.submit = queued[name].append  # type: ignore[method-assign]
+        worker.submit = queued[name].append  # type: ignore[method-assign,assignment]
     dispatcher.resend([sample_alert()])
     assert len(queued["am"]) == 1 and queued["hook"] == []
     for n in notifiers.values():
