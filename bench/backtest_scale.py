@@ -15,6 +15,7 @@ import argparse
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from alerts.backtest import Backtest, BacktestConfig, plot_bin_for
@@ -22,6 +23,7 @@ from alerts.backtest_eval import LabeledEvent
 from alerts.backtest_frames import BucketBuilder
 from alerts.backtest_input import archive_tables
 from alerts.backtest_output import write_outputs
+from alerts.backtest_parallel import run_parallel
 from alerts.backtest_synth import PlantedEvent, synthesize, write_archive
 from alerts.report import write_report
 from alerts.rules import load_rules
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--aggregation-only", action="store_true")
     parser.add_argument("--out", type=Path, help="keep outputs and report here")
+    parser.add_argument("--workers", type=int, default=1, help="processes (rules split)")
     args = parser.parse_args()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     events = _events(start, args.days, args.tickers)
@@ -82,10 +85,14 @@ def main() -> None:
             plot_bin_buckets=plot_bin_for(args.days * 86_400, args.bucket_s),
         )
         t = time.perf_counter()
-        bt = Backtest(load_rules(RULES), config, events=labels)
-        for _, day in days:
-            bt.feed(day)
-        result = bt.finish()
+        if args.workers > 1:
+            source = partial(archive_tables, root / "archive", start=None, end=None)
+            result = run_parallel(load_rules(RULES), config, labels, source, workers=args.workers)
+        else:
+            bt = Backtest(load_rules(RULES), config, events=labels)
+            for _, day in days:
+                bt.feed(day)
+            result = bt.finish()
         elapsed = time.perf_counter() - t
         per_bucket_ms = 1000 * elapsed / max(result.buckets, 1)
         print(
