@@ -13,7 +13,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from alerts.durations import format_duration_s
+from alerts.engine import AlertEngine
 from alerts.notify.worker import OUTCOMES
+from alerts.rules import RulesFile
 from alerts.series import SeriesIndex
 from alerts.windows import Trend
 
@@ -103,6 +105,25 @@ class AlertMetrics:
                         self.series_docs.labels(kind, v, s, w)
                     self.series_share.labels(kind, v, w)
                     self.series_score.labels(kind, v, w)
+
+    def export(
+        self, engine: AlertEngine, rules: RulesFile, *, stale_after_s: int, now_s: float
+    ) -> None:
+        """Set every gauge from the engine after an evaluation."""
+        self.export_trends(engine.index, {w: engine.trend(w) for w in self.windows})
+        counts = dict.fromkeys(SEVERITIES, 0)
+        by_rule = {r.name: r.severity for r in rules.rules}
+        for key, _ in engine.open_alerts():
+            counts[by_rule[key.split(":", 1)[0]]] += 1
+        for sev, n in counts.items():
+            self.firing.labels(sev).set(n)
+        self.series.set(len(engine.index))
+        end = engine.windows.last_end_s
+        if end is not None and engine.last_seen_s.size:
+            self.stale.set(int((engine.last_seen_s < end - stale_after_s).sum()))
+        wm = engine.aggregator.watermark_s
+        if wm is not None:
+            self.watermark_lag.set(max(0.0, now_s - wm))
 
     def notification(self, channel_type: str, outcome: str) -> None:
         """Count one notification outcome."""

@@ -30,12 +30,12 @@ import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
 from alerts.checkpoint import Checkpointer, Offsets
 from alerts.db import Database
 from alerts.engine import AlertEngine
+from alerts.kafka_io import IdlePartitions, assign_all, commit_offsets, dead_letter
 from alerts.metrics import AlertMetrics
 from alerts.notify import Dispatcher, Notifier, RetryPolicy, build_notifiers
 from alerts.rules import RulesFile, load_rules
@@ -45,7 +45,7 @@ from stream.errors import BrokerError, SchemaError
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
-from stream.schemas import Alert, DeadLetter, ScoredDocument, decode, encode
+from stream.schemas import Alert, ScoredDocument, decode, encode
 from stream.topics import TopicNames
 
 __all__ = ["AlertService"]
@@ -112,12 +112,13 @@ class AlertService:
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
         self._raised: deque[Alert] = deque(maxlen=10_000)
+        self._rejected: deque[tuple[str, str, str]] = deque(maxlen=100)
+        self._rejected_reported = 0
         self._open: dict[str, Alert] = {}  # latest transition of each open alert, by key
         self._last_resend_s = clock()
         self._invalid = 0
         self._last_record_s = clock()
-        self._partition_seen_s: dict[int, float] = {}
-        self._first_record_s: float | None = None
+        self._idle = IdlePartitions(idle_after_s=settings.idle_watermark_after_s)
         self._last_checkpoint_s = clock()
         self._checkpoint_due = False
         self._ready = False
@@ -214,7 +215,8 @@ class AlertService:
                 outcome = self.engine.add(doc, source)
         self.metrics.documents.labels(outcome).inc()
         if outcome in ("late", "future"):
-            logger.info(
+            self._rejected.append((outcome, doc.id, doc.published_at.isoformat()))
+            logger.debug(
                 "%s document %s published %s (watermark %s)",
                 outcome,
                 doc.id,
@@ -223,6 +225,27 @@ class AlertService:
             )
         return outcome
 
+    def late_documents(self) -> list[tuple[str, str, str]]:
+        """The latest late/future documents: ``(outcome, id, published_at)``, oldest first."""
+        with self._lock:
+            return list(self._rejected)
+
+    def _report_rejected(self) -> None:
+        """One warning per evaluation that saw late or future documents (not one per document)."""
+        seen = self.engine.stats.late + self.engine.stats.future
+        new, self._rejected_reported = seen - self._rejected_reported, seen
+        if new > 0 and self._rejected:
+            outcome, doc_id, published = self._rejected[-1]
+            logger.warning(
+                "%d late or future documents since the last evaluation (latest: %s %s published "
+                "%s; watermark %s); they are counted, not aggregated",
+                new,
+                outcome,
+                doc_id,
+                published,
+                self.engine.aggregator.watermark_s,
+            )
+
     def evaluate_now(self) -> list[Alert]:
         """Close the buckets that became final, run the detectors, emit transitions."""
         with self._lock, self.metrics.evaluation.time():
@@ -230,6 +253,7 @@ class AlertService:
             self._emit(alerts)
             self.dispatcher.release(self.engine.aggregator.watermark_s)
             self._resend_open()
+            self._report_rejected()
             self._export()
             self._checkpoint_due = True
         return alerts
@@ -297,23 +321,9 @@ class AlertService:
             raise BrokerError(f"could not produce alert {alert.key}: {exc}") from exc
 
     def _export(self) -> None:
-        self.metrics.export_trends(
-            self.engine.index, {w: self.engine.trend(w) for w in self.settings.windows_s}
+        self.metrics.export(
+            self.engine, self.rules, stale_after_s=self.settings.stale_after_s, now_s=self.clock()
         )
-        counts = dict.fromkeys(("info", "warning", "critical"), 0)
-        by_rule = {r.name: r.severity for r in self.rules.rules}
-        for key, _ in self.engine.open_alerts():
-            counts[by_rule[key.split(":", 1)[0]]] += 1
-        for sev, n in counts.items():
-            self.metrics.firing.labels(sev).set(n)
-        self.metrics.series.set(len(self.engine.index))
-        last = self.engine.last_seen_s
-        end = self.engine.windows.last_end_s
-        if end is not None and last.size:
-            self.metrics.stale.set(int((last < end - self.settings.stale_after_s).sum()))
-        wm = self.engine.aggregator.watermark_s
-        if wm is not None:
-            self.metrics.watermark_lag.set(max(0.0, self.clock() - wm))
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -327,12 +337,19 @@ class AlertService:
             status=self.status,
         ).start()
         self.metrics_url = server.url
-        self._producer = make_producer(self.kafka)
-        consumer = make_consumer(
-            self.kafka,
-            group_id=self.settings.group_id,
-            max_poll_records=self.settings.max_poll_records,
-        )
+        try:
+            self._producer = make_producer(self.kafka)
+            consumer = make_consumer(
+                self.kafka,
+                group_id=self.settings.group_id,
+                max_poll_records=self.settings.max_poll_records,
+            )
+        except BaseException:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+            server.stop()
+            raise
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self._scheduled_evaluation,
@@ -343,7 +360,11 @@ class AlertService:
         )
         self.dispatcher.start()
         try:
-            self._assign(consumer, stop)
+            partitions = assign_all(consumer, self.topics.scored, dict(self._offsets), stop)
+            with self._lock:
+                for p in partitions:
+                    self.engine.aggregator.expect_source(str(p))
+            self._idle.watch(partitions)
             scheduler.start()
             self._ready = True
             while not stop.is_set():
@@ -354,7 +375,8 @@ class AlertService:
                     self._checkpoint_and_commit(consumer)
         finally:
             self._ready = False
-            scheduler.shutdown(wait=True)
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
             self._shutdown(consumer, server)
 
     def _scheduled_evaluation(self) -> None:
@@ -362,32 +384,6 @@ class AlertService:
             self.evaluate_now()
         except Exception:  # the scheduler thread must survive; the next run retries
             logger.exception("scheduled evaluation failed")
-
-    def _assign(self, consumer: KafkaConsumer, stop: StopFlag) -> None:
-        topic = self.topics.scored
-        partitions: set[int] = set()
-        while not partitions and not stop.is_set():
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                logger.warning("topic %s has no partitions yet; waiting", topic)
-                stop.wait(1.0)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        with self._lock:
-            for p in partitions:
-                self.engine.aggregator.expect_source(str(p))
-                self._partition_seen_s.setdefault(p, float("-inf"))
-        for tp in tps:
-            saved = self._offsets.get((tp.topic, tp.partition))
-            if saved is not None:
-                consumer.seek(tp, saved)
-                continue
-            committed = consumer.committed(tp)
-            if committed is not None:
-                consumer.seek(tp, committed)
-            else:
-                consumer.seek_to_beginning(tp)
-        logger.info("consuming %s partitions %s", topic, sorted(partitions))
 
     def _poll_once(self, consumer: KafkaConsumer) -> None:
         try:
@@ -399,65 +395,32 @@ class AlertService:
             for record in records:
                 self._handle(tp, record)
             if records:
-                self._last_record_s = self._partition_seen_s[tp.partition] = now
-                if self._first_record_s is None:
-                    self._first_record_s = now
-        self._retire_idle_partitions(now)
-
-    def _retire_idle_partitions(self, now: float) -> None:
-        """A partition silent for ``idle_watermark_after_s`` *while records flow* (an empty
-        or quiet partition) no longer holds the watermark back; it rejoins with its next
-        record. Silence before the first record anywhere does not count: a partition that
-        simply has not been fetched yet must keep holding the watermark."""
-        idle_after = self.settings.idle_watermark_after_s
-        if idle_after is None or self._first_record_s is None:
-            return
-        for partition, seen in list(self._partition_seen_s.items()):
-            if now - max(seen, self._first_record_s) >= idle_after:
-                with self._lock:
-                    self.engine.aggregator.retire_source(str(partition))
-                del self._partition_seen_s[partition]
+                self._last_record_s = now
+                self._idle.seen(tp.partition, now_s=now)
+        for partition in self._idle.due(now_s=now):
+            with self._lock:
+                self.engine.aggregator.retire_source(str(partition))
 
     def _handle(self, tp: TopicPartition, record: Any) -> None:
         try:
             doc = decode(record.value, ScoredDocument)
         except SchemaError as exc:
-            self._dead_letter(tp, record, exc)
+            self._invalid += 1
+            self.metrics.documents.labels("invalid").inc()
+            failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+            dead_letter(
+                self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at
+            )
         else:
             self.add(doc, source=str(tp.partition))
         with self._lock:
             self._offsets[(tp.topic, tp.partition)] = record.offset + 1
 
-    def _dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
-        self._invalid += 1
-        self.metrics.documents.labels("invalid").inc()
-        logger.warning("%s[%d]@%d rejected: %s", tp.topic, tp.partition, record.offset, exc)
-        letter = DeadLetter.wrap(
-            record.value or b"",
-            exc,
-            stage="alerts",
-            failed_at=datetime.fromtimestamp(self.clock(), tz=UTC),
-            source_topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
-            key=record.key,
-        )
-        if self._producer is not None:
-            self._producer.send(self.topics.deadletter, value=encode(letter))
-
     def _checkpoint_and_commit(self, consumer: KafkaConsumer) -> None:
         if self._producer is not None:
             self._producer.flush(timeout=30)  # alerts are out before their inputs are "done"
         self.checkpoint()
-        offsets = {
-            TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-            for (t, p), o in self._offsets.items()
-        }
-        if offsets:
-            try:
-                consumer.commit(offsets)
-            except KafkaError as exc:  # informational only: the checkpoint is the truth
-                logger.warning("committing group offsets failed (lag metrics only): %s", exc)
+        commit_offsets(consumer, dict(self._offsets))
 
     def _shutdown(self, consumer: KafkaConsumer, server: MetricsServer) -> None:
         try:
