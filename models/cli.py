@@ -190,6 +190,9 @@ def export(
     variants: Annotated[
         str, typer.Option(help="Comma-separated ONNX variants.")
     ] = "fp32,int8,fp16",
+    min_agreement: Annotated[
+        float, typer.Option(help="Least int8-vs-fp32 argmax agreement per head.")
+    ] = 0.99,
 ) -> None:
     """Export a run to an ONNX model directory: calibrate, quantize, check parity, write card."""
     with _user_errors():
@@ -199,7 +202,9 @@ def export(
         unknown = set(chosen) - {"fp32", "int8", "fp16"}
         if unknown:
             raise DataError(f"unknown variants {sorted(unknown)}; use fp32, int8, fp16")
-        export_run(run, out, name=name, version=version, variants=chosen)
+        export_run(
+            run, out, name=name, version=version, variants=chosen, min_agreement=min_agreement
+        )
         from models.modeldir import load_model_dir
 
         card = load_model_dir(out).card

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ def write_model_dir(
     *,
     variants: Sequence[str] = ("fp32", "int8", "fp16"),
     min_agreement: float = 0.99,
+    parity_domains: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """Export ``model`` into ``out_dir`` with tokenizer, parity report and card.
 
@@ -67,7 +68,9 @@ def write_model_dir(
         paths["fp16"] = export_fp16(paths["fp32"], out_dir / VARIANT_FILES["fp16"])
     encoder = TextEncoder.from_file(out_dir / TOKENIZER_FILE, info.max_length)
     sequences = encoder.encode_truncated(parity_texts)
-    parity = check_parity(model, paths, sequences, min_agreement=min_agreement)
+    parity = check_parity(
+        model, paths, sequences, min_agreement=min_agreement, domains=parity_domains
+    )
     card = ModelCard(
         name=info.name,
         version=info.version,

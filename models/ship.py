@@ -60,13 +60,27 @@ def fit_temperatures(checkpoint: Path) -> tuple[dict[str, float], dict[str, Any]
     return temperature, report
 
 
-def _parity_texts(run_dir: Path) -> list[str]:
+def _tokenizer(checkpoint: Path, extra: dict[str, Any]) -> Path:
+    """The checkpoint's tokenizer.json, else the base model's."""
+    for candidate in (checkpoint, Path(str(extra.get("base_model", "")))):
+        if (candidate / "tokenizer.json").is_file():
+            return candidate / "tokenizer.json"
+    raise ModelDirError(f"{checkpoint}: no tokenizer.json here or in the base model directory")
+
+
+def _parity_texts(run_dir: Path) -> tuple[list[str], dict[str, list[int]]]:
+    """Held-out texts of each head, and which head each belongs to."""
     texts: list[str] = []
+    domains: dict[str, list[int]] = {}
     for head in HEADS:
         path = run_dir / f"val_{head}.csv"
         if path.is_file():
-            texts.extend(pd.read_csv(path)["text"].astype(str).tolist()[: _PARITY_ROWS // 2])
-    return texts or list(PARITY_TEXTS)
+            rows = pd.read_csv(path)["text"].astype(str).tolist()[: _PARITY_ROWS // 2]
+            domains[head] = list(range(len(texts), len(texts) + len(rows)))
+            texts.extend(rows)
+    if not texts:
+        return list(PARITY_TEXTS), {}
+    return texts, domains
 
 
 def _base_model_name(path: str) -> str:
@@ -141,14 +155,16 @@ def export_run(
         training_data=_training_data(run_dir),
         notes=notes,
     )
+    texts, domains = _parity_texts(run_dir)
     write_model_dir(
         model,
-        checkpoint / "tokenizer.json",
+        _tokenizer(checkpoint, extra),
         out_dir,
         info,
-        _parity_texts(run_dir),
+        texts,
         variants=variants,
         min_agreement=min_agreement,
+        parity_domains=domains,
     )
     evaluated = ["int8", "fp32"] if "int8" in variants else ["fp32"]
     metrics = {
