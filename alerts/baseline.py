@@ -14,6 +14,7 @@ array entry per series; arrays grow as new series appear).
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -28,6 +29,8 @@ __all__ = [
     "WindowRing",
     "alpha_from_half_life",
     "grow",
+    "pack",
+    "unpack",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -72,6 +75,27 @@ class SeriesFrame:
     def n(self) -> int:
         """Number of series in the frame."""
         return int(self.total.shape[0])
+
+
+def pack(a: NDArray[Any]) -> dict[str, Any]:
+    """A numpy array as a compact JSON-able dict (raw bytes, base64) for checkpoints.
+
+    >>> b = unpack(pack(np.array([[1.5, 2.0]])))
+    >>> b.tolist(), b.dtype.name
+    ([[1.5, 2.0]], 'float64')
+    """
+    a = np.ascontiguousarray(a)
+    return {
+        "dtype": a.dtype.str,
+        "shape": list(a.shape),
+        "b64": base64.b64encode(a.tobytes()).decode("ascii"),
+    }
+
+
+def unpack(state: dict[str, Any]) -> NDArray[Any]:
+    """The array :func:`pack` stored (a writable copy)."""
+    raw = base64.b64decode(state["b64"])
+    return np.frombuffer(raw, dtype=np.dtype(state["dtype"])).reshape(state["shape"]).copy()
 
 
 def grow(a: NDArray[Any], n: int, fill: float = 0.0) -> NDArray[Any]:
@@ -132,13 +156,12 @@ class EwmaBaseline:
 
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
-        return {k: getattr(self, k).tolist() for k in ("w", "s1", "s2", "n")}
+        return {k: pack(getattr(self, k)) for k in ("w", "s1", "s2", "n")}
 
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
-        for k in ("w", "s1", "s2"):
-            setattr(self, k, np.asarray(state[k], dtype=np.float64))
-        self.n = np.asarray(state["n"], dtype=np.int64)
+        for k in ("w", "s1", "s2", "n"):
+            setattr(self, k, unpack(state[k]))
         return self
 
 
@@ -202,13 +225,11 @@ class SeasonalProfile:
 
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
-        return {"w": self.w.tolist(), "s1": self.s1.tolist(), "n": self.n.tolist()}
+        return {"w": pack(self.w), "s1": pack(self.s1), "n": pack(self.n)}
 
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
-        self.w = np.asarray(state["w"], dtype=np.float64).reshape(self.slots, -1)
-        self.s1 = np.asarray(state["s1"], dtype=np.float64).reshape(self.slots, -1)
-        self.n = np.asarray(state["n"], dtype=np.int64).reshape(self.slots, -1)
+        self.w, self.s1, self.n = unpack(state["w"]), unpack(state["s1"]), unpack(state["n"])
         return self
 
 
@@ -261,9 +282,9 @@ class WindowRing:
         order = [(self._count - k + i) % self.w for i in range(k)]
         return {
             "starts": self.starts,
-            "total": self.total[order].tolist(),
-            "negative": self.negative[order].tolist(),
-            "suspect": self.suspect[order].tolist(),
+            "total": pack(self.total[order]),
+            "negative": pack(self.negative[order]),
+            "suspect": pack(self.suspect[order]),
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -272,9 +293,9 @@ class WindowRing:
         self.suspect = np.zeros((self.w, 0), dtype=bool)
         self.starts, self._count = [], 0
         for start, total, neg in zip(
-            state["starts"], state["total"], state["negative"], strict=True
+            state["starts"], unpack(state["total"]), unpack(state["negative"]), strict=True
         ):
             self.push(SeriesFrame.of(start_s=start, total=total, negative=neg))
         k = len(self.starts)
-        for i, flags in enumerate(state["suspect"]):
-            self.suspect[(self._count - k + i) % self.w] = np.asarray(flags, dtype=bool)
+        for i, flags in enumerate(unpack(state["suspect"])):
+            self.suspect[(self._count - k + i) % self.w] = flags

@@ -15,6 +15,7 @@ so lag monitoring works.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from alerts.db import Database
@@ -46,7 +47,7 @@ class Checkpointer:
                 "INSERT INTO checkpoint (name, state, saved_s) VALUES (?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET state = excluded.state,"
                 " saved_s = excluded.saved_s",
-                (self.name, json.dumps(state, separators=(",", ":")), now_s),
+                (self.name, _compress(state), now_s),
             )
             conn.executemany(
                 "INSERT INTO offsets (name, topic, partition, next_offset) VALUES (?, ?, ?, ?)"
@@ -85,4 +86,9 @@ class Checkpointer:
                     "SELECT doc_id, bucket_s FROM seen_ids WHERE name = ?", (self.name,)
                 )
             ]
-        return json.loads(row[0]), offsets, seen
+        return json.loads(zlib.decompress(row[0])), offsets, seen
+
+
+def _compress(state: dict[str, Any]) -> bytes:
+    # Level 1: the state is mostly zeros and repeated keys; speed matters more than size.
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS silences (
 );
 CREATE TABLE IF NOT EXISTS checkpoint (
     name TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
+    state BLOB NOT NULL,
     saved_s REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS offsets (

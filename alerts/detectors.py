@@ -37,6 +37,8 @@ from alerts.baseline import (
     WindowRing,
     alpha_from_half_life,
     grow,
+    pack,
+    unpack,
 )
 from alerts.stats import binom_sf, negbin_sf, poisson_sf, tail_score
 
@@ -158,7 +160,7 @@ class CountSpike:
             "ring": self._ring.state(),
             "base": self._base.state(),
             "seasons": [s.state() for s in self._seasons],
-            "skipped": self._skipped.tolist(),
+            "skipped": pack(self._skipped),
         }
 
     def load(self, state: dict[str, Any]) -> Self:
@@ -167,7 +169,7 @@ class CountSpike:
         self._base.load(state["base"])
         for s, st in zip(self._seasons, state["seasons"], strict=True):
             s.load(st)
-        self._skipped = np.asarray(state["skipped"], dtype=np.int64)
+        self._skipped = unpack(state["skipped"])
         return self
 
 
@@ -264,7 +266,7 @@ class ShareSpike:
             "ring": self._ring.state(),
             "neg": self._neg.state(),
             "tot": self._tot.state(),
-            "skipped": self._skipped.tolist(),
+            "skipped": pack(self._skipped),
         }
 
     def load(self, state: dict[str, Any]) -> Self:
@@ -272,7 +274,7 @@ class ShareSpike:
         self._ring.load(state["ring"])
         self._neg.load(state["neg"])
         self._tot.load(state["tot"])
-        self._skipped = np.asarray(state["skipped"], dtype=np.int64)
+        self._skipped = unpack(state["skipped"])
         return self
 
 
@@ -325,12 +327,12 @@ class Cusum:
 
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
-        return {"base": self._base.state(), "s": self._s.tolist()}
+        return {"base": self._base.state(), "s": pack(self._s)}
 
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
         self._base.load(state["base"])
-        self._s = np.asarray(state["s"], dtype=np.float64)
+        self._s = unpack(state["s"])
         return self
 
 

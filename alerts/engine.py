@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from alerts.aggregate import NEG, TOTAL, Aggregator, FinalBucket, Outcome
+from alerts.baseline import pack, unpack
 from alerts.detectors import Combined, CountSpike, Cusum, Detector, SeriesFrame, ShareSpike
 from alerts.hysteresis import Hysteresis
 from alerts.lifecycle import Observation, RuleTracker
@@ -258,7 +259,7 @@ class AlertEngine:
             "aggregator": self.aggregator.state(),
             "windows": self.windows.state(),
             "rules": {rs.rule.name: rs.state() for rs in self._rules},
-            "last_seen_s": self.last_seen_s.tolist(),
+            "last_seen_s": pack(self.last_seen_s),
         }
 
     def load(self, state: dict[str, Any], seen: list[tuple[str, int]]) -> None:
@@ -270,4 +271,4 @@ class AlertEngine:
         for rs in self._rules:
             if rs.rule.name in state["rules"]:
                 rs.load(state["rules"][rs.rule.name])
-        self.last_seen_s = np.asarray(state["last_seen_s"], dtype=np.float64)
+        self.last_seen_s = unpack(state["last_seen_s"])

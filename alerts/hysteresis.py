@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from alerts.baseline import grow
+from alerts.baseline import grow, pack, unpack
 
 __all__ = ["Hysteresis"]
 
@@ -63,16 +63,16 @@ class Hysteresis:
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
         return {
-            "active": self.active.tolist(),
-            "above": self.above.tolist(),
-            "below": self.below.tolist(),
+            "active": pack(self.active),
+            "above": pack(self.above),
+            "below": pack(self.below),
         }
 
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
-        self.active = np.asarray(state["active"], dtype=bool)
-        self.above = np.asarray(state["above"], dtype=np.int64)
-        self.below = np.asarray(state["below"], dtype=np.int64)
+        self.active = unpack(state["active"])
+        self.above = unpack(state["above"])
+        self.below = unpack(state["below"])
         self.fired = np.zeros_like(self.active)
         self.resolved = np.zeros_like(self.active)
         return self

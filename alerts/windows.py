@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from alerts.aggregate import COLUMNS, CONF, NEG, NEU, POS, TOTAL, WSCORE, FinalBucket
-from alerts.baseline import grow
+from alerts.baseline import grow, pack, unpack
 from stream.schemas import AlertEvidence
 
 __all__ = ["Trend", "TrendWindows"]
@@ -106,8 +106,8 @@ class TrendWindows:
             "buckets": [
                 {
                     "start_s": b.start_s,
-                    "rows": b.rows.tolist(),
-                    "values": b.values.tolist(),
+                    "rows": pack(b.rows),
+                    "values": pack(b.values),
                     "top": {
                         str(r): [e.model_dump(mode="json") for e in es] for r, es in b.top.items()
                     },
@@ -122,8 +122,7 @@ class TrendWindows:
         self._buckets, self._by_start = deque(), {}
         self._sums = {w: np.zeros((n_series, len(COLUMNS))) for w in self.windows_s}
         for b in state["buckets"]:
-            rows = np.asarray(b["rows"], dtype=np.int64)
-            values = np.asarray(b["values"], dtype=np.float64).reshape(len(rows), len(COLUMNS))
+            rows, values = unpack(b["rows"]), unpack(b["values"])
             top = {
                 int(r): [AlertEvidence.model_validate(e) for e in es] for r, es in b["top"].items()
             }
