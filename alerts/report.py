@@ -133,15 +133,15 @@ def _series_figure(result: BacktestResult, rule: Rule, key: tuple[str, str]) -> 
     focus = _focus_s(result, rule, key)
     if focus is not None:
         lo, hi = focus - 4 * 3600, focus + 4 * 3600
-        ax3.set_xlim(_dt(lo), _dt(hi))
+        ax3.set_xlim(mdates.date2num(_dt(lo)), mdates.date2num(_dt(hi)))
         inside = [o for t, o in zip(plots.start_s, obs, strict=True) if lo <= t <= hi]
         top = np.nanmax(inside) if inside and not np.isnan(inside).all() else 1.0
         ax3.set_ylim(0, max(1.0, float(top)) * 1.2)
         ax3.set_title("zoom: 4 h either side of the first event or firing", fontsize=10)
     ax1.set_title(f"{rule.name}: {key[0]} {key[1]}")
-    for ax, where in ((ax1, "upper left"), (ax2, "upper left"), (ax3, "upper right")):
+    for ax, corner in ((ax1, "left"), (ax2, "left"), (ax3, "right")):
         ax.grid(alpha=0.3)
-        ax.legend(loc=where, fontsize=8, ncols=4)
+        ax.legend(loc="upper left" if corner == "left" else "upper right", fontsize=8, ncols=4)
         locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
