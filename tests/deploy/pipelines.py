@@ -78,7 +78,10 @@ def demo_pipeline(
 
     try:
         wait_for("the demo's metrics endpoint", serving, timeout_s=180)
-        yield target, []
+        try:
+            yield target, []
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the demo's log ends:\n{demo.tail()}") from exc
     finally:
         demo.stop(timeout_s=60)
 

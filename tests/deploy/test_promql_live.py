@@ -9,9 +9,12 @@ values their own variable queries return) and in the rules files is sent to
 in :data:`ALLOWED_EMPTY` with the reason. Alert conditions are empty on a healthy
 pipeline by design; for those the test asserts that every series they read exists.
 
-The pipeline is ``finsentinel demo --keep-running`` when that command exists,
-else the services started in threads here (``tests/deploy/pipelines.py``);
-``FINSENTINEL_TEST_PIPELINE=inprocess`` forces the latter.
+Two pipelines are checked (``FINSENTINEL_TEST_PIPELINE=demo|inprocess`` picks
+one): ``finsentinel demo --keep-running``, as users run it, and the services
+started in threads here (``tests/deploy/pipelines.py``) with every option the
+dashboards use: the archive sink and a watch-list of tickers. Expressions that
+read only a service or option the pipeline does not run return nothing there;
+the other pipeline checks them.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ ALLOWED_EMPTY: dict[str, str] = {
     "annotation 'Market alert fired'": "no market alert fired in the last 2 minutes",
 }
 
+#: Per-ticker series exist only for a configured watch-list; the demo may have none.
+_WATCH_LIST = 'kind="ticker"'
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
@@ -70,6 +75,8 @@ class Live:
     services: set[str]
     #: Recording rule name -> the services its expression reads (transitively).
     record_services: dict[str, set[str]]
+    #: Whether the alerts service exports watch-list tickers (per-ticker series).
+    watch_list: bool
 
 
 def _model_dir(request: pytest.FixtureRequest) -> Path:
@@ -84,16 +91,24 @@ def _model_dir(request: pytest.FixtureRequest) -> Path:
     return Path(DEFAULT_MODEL_DIR)
 
 
-@pytest.fixture(scope="module")
+PIPELINES = [
+    p for p in ("demo", "inprocess") if os.environ.get("FINSENTINEL_TEST_PIPELINE", p) == p
+]
+
+
+@pytest.fixture(scope="module", params=PIPELINES)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
+    """Prometheus on ``finsentinel demo`` (as users run it), or on the services started
+    here with every option the dashboards use (archive sink, a watch-list)."""
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (make system-deps installs Debian's package)")
-    workdir = tmp_path_factory.mktemp("promql_live")
-    use_demo = demo_available() and os.environ.get("FINSENTINEL_TEST_PIPELINE") != "inprocess"
+    if request.param == "demo" and not demo_available():
+        pytest.skip("`finsentinel demo` is not registered in the root CLI")
+    workdir = tmp_path_factory.mktemp(f"promql_{request.param}")
     broker = request.getfixturevalue("broker")
-    if use_demo:
+    if request.param == "demo":
         pipeline = demo_pipeline(workdir, broker)
     else:
         kafka = KafkaSettings(bootstrap_servers=broker)
@@ -141,7 +156,10 @@ def live(
                 timeout_s=60,
                 interval_s=1,
             )
-            yield Live(prometheus, services, records)
+            watch_list = bool(
+                prometheus.query('count(finsentinel_alerts_series_documents{kind="ticker"})')
+            )
+            yield Live(prometheus, services, records, watch_list)
         assert not errors, f"a service thread failed: {errors!r}"
 
 
@@ -188,6 +206,8 @@ def _variable_values(live: Live, board: Path) -> dict[str, str]:
         m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query.strip())
         assert m, f"{board.name}: variable {var['name']} is not a label_values() query"
         found = live.prometheus.api(f"label/{m.group(2)}/values", **{"match[]": m.group(1)})
+        if not found and 'kind="ticker"' in query and not live.watch_list:
+            found = [".*"]  # no watch-list: allowed below, see _WATCH_LIST
         assert found, f"{board.name}: variable ${var['name']} ({query}) has no values"
         values[var["name"]] = var["allValue"] if var.get("includeAll") else found[0]
     return values
@@ -201,6 +221,8 @@ def _check_returns_data(live: Live, query: Query, expr: str) -> None:
     if result:
         return
     allowed = [why for key, why in ALLOWED_EMPTY.items() if key in query.origin]
+    if _WATCH_LIST in query.expr and not live.watch_list:
+        allowed.append("the pipeline has no watch-list (FINSENTINEL_ALERTS_WATCH_TICKERS)")
     needed = _services_of(query.expr, live)
     if not allowed and needed and not needed & live.services:
         allowed = [f"reads only {sorted(needed)}, which this pipeline does not run"]
