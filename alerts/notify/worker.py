@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,7 +97,12 @@ class ChannelWorker:
             return len(self._queue)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop after the current attempt; what is still queued is logged as lost."""
+        """Give the queue up to ``timeout_s`` to drain, then stop after the current attempt;
+        what is still queued is logged as lost."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and not self.failing and time.monotonic() < deadline:
+            if self._stop.wait(0.05):
+                break
         self._stop.set()
         with self._cv:
             self._cv.notify_all()
@@ -141,7 +147,9 @@ class ChannelWorker:
                     self.max_age_s,
                 )
                 return
-            wait = self._last_sent_s + self.min_interval_s - self._clock()
+            # Pacing runs on the monotonic clock: an injected (possibly frozen) clock only
+            # dates notifications and ages them out.
+            wait = self._last_sent_s + self.min_interval_s - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
             attempt += 1
@@ -167,7 +175,7 @@ class ChannelWorker:
                 if self._stop.wait(delay):
                     return
                 continue
-            self._last_sent_s = self._clock()
+            self._last_sent_s = time.monotonic()
             if self.failing:
                 logger.info("channel %s: recovered after %d attempts", self.notifier.name, attempt)
             self.failing = False
