@@ -57,6 +57,8 @@ class DemoOptions:
     keep_running: bool = False
     #: Give up if the pipeline has not drained the corpus after this long.
     timeout_s: float = 300.0
+    #: Allowed event-time lateness for the replayed corpus (it spans a few hours).
+    backfill_lateness_s: int = 24 * 3600
     state_dir: Path | None = None
 
 
@@ -183,8 +185,16 @@ def _run_pipeline(
         topics=topics,
         registry=registry,
     )
+    # The corpus is a backfill: the crawler reads its files one after another, each
+    # spanning hours, so event time arrives out of order. Allowing the whole span as
+    # lateness makes every document count; detectors still run bucket by bucket in
+    # event-time order when the input ends (flush), as they would have live.
     alerter = AlertService(
-        AlertSettings(metrics_port=0, db_path=state / "alerts.sqlite"),
+        AlertSettings(
+            metrics_port=0,
+            db_path=state / "alerts.sqlite",
+            allowed_lateness_s=options.backfill_lateness_s,
+        ),
         kafka=kafka,
         topics=topics,
         registry=registry,
