@@ -23,6 +23,8 @@ driven by a simulated clock make the same decisions.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,13 @@ from stream.errors import ConfigError
 from stream.schemas import Alert, ScoredDocument
 
 __all__ = ["AlertEngine", "EngineStats", "build_detector"]
+
+logger = logging.getLogger(__name__)
+
+
+def _fingerprint(rule: Rule) -> str:
+    """Identity of a rule's configuration: a changed rule restarts its detectors."""
+    return hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -259,6 +268,7 @@ class AlertEngine:
             "aggregator": self.aggregator.state(),
             "windows": self.windows.state(),
             "rules": {rs.rule.name: rs.state() for rs in self._rules},
+            "rule_versions": {rs.rule.name: _fingerprint(rs.rule) for rs in self._rules},
             "last_seen_s": pack(self.last_seen_s),
         }
 
@@ -268,7 +278,13 @@ class AlertEngine:
             self.index.row((kind, value))
         self.aggregator.load(state["aggregator"], seen)
         self.windows.load(state["windows"], len(self.index))
+        versions = state.get("rule_versions", {})
         for rs in self._rules:
-            if rs.rule.name in state["rules"]:
-                rs.load(state["rules"][rs.rule.name])
+            name = rs.rule.name
+            if name not in state["rules"]:
+                logger.info("rule %s is new: its detectors start without history", name)
+            elif versions.get(name) != _fingerprint(rs.rule):
+                logger.warning("rule %s changed since the checkpoint: its detectors restart", name)
+            else:
+                rs.load(state["rules"][name])
         self.last_seen_s = unpack(state["last_seen_s"])

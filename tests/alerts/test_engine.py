@@ -206,3 +206,19 @@ def test_mask_excludes_unselected_series() -> None:
     mask = engine._rules[0].selected()
     keys = [engine.index.key(int(r)) for r in np.flatnonzero(mask)]
     assert keys == [("topic", "Macro")]
+
+
+def test_a_changed_rule_restarts_only_its_own_detectors() -> None:
+    rules = load_rules(DEFAULT_RULES)
+    docs = synthetic_stream(start=T0, docs=200, seed=8, hours=2)
+    first = AlertEngine(rules)
+    _run_no_flush(first, docs)
+    state = json.loads(json.dumps(first.state()))
+    changed = rules.model_copy(
+        update={"rules": [rules.rules[0].model_copy(update={"window_s": 600}), rules.rules[1]]}
+    )
+    second = AlertEngine(changed)
+    second.load(state, [])
+    topic_rule, ticker_rule = second._rules
+    assert topic_rule.detector.detectors["count"]._base.n.size == 0  # restarted
+    assert ticker_rule.detector.detectors["count"]._base.n.size > 0  # restored
