@@ -29,13 +29,18 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(PIP) install --quiet -e '.[train,dev]'
 	touch $@
 
-## system-deps: Debian's prometheus (promtool) and prometheus-alertmanager for integration tests
+## system-deps: Debian's Prometheus 2.42 (+promtool), Alertmanager 0.25 and Chromium (renders
+## the backtest report) for the integration tests; installed with apt-get when root.
+SYSTEM_TOOLS := prometheus promtool prometheus-alertmanager chromium
 system-deps:
-	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then :; \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages for:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			prometheus prometheus-alertmanager >/dev/null; \
-	else echo "note: install Debian's prometheus and prometheus-alertmanager (tests that need them skip)"; fi
+			prometheus prometheus-alertmanager chromium >/dev/null; \
+	else echo "note: install Debian's prometheus, prometheus-alertmanager and chromium;" \
+		"the tests that need them skip"; fi
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check ingest models stream alerts tests bench
