@@ -41,6 +41,9 @@ def serve(
     except FinSentinelError as exc:
         logger.error("%s", exc)
         return 1 if exc.retriable else 2
+    except OSError as exc:  # e.g. the metrics port is taken
+        logger.error("cannot start the alerting service: %s", exc)
+        return 1
     return 0
 
 
