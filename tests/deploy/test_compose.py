@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,28 @@ def test_alerts_metric_topics_are_the_model_topics(compose: dict[str, Any]) -> N
     env = compose["services"]["alerts"]["environment"]
     assert json.loads(env["FINSENTINEL_ALERTS_METRIC_TOPICS"]) == list(labels.TOPIC_LABELS)
     assert json.loads(_env_example()["FINSENTINEL_ALERTS_WATCH_TICKERS"])
+
+
+@pytest.mark.parametrize("variant", ["cpu", "cuda"])
+def test_dockerfile_requirements_step_runs_on_this_pyproject(variant: str, tmp_path: Path) -> None:
+    """The RUN step that turns pyproject.toml into requirements.txt, executed here."""
+    text = (DEPLOY / "docker" / f"Dockerfile.{variant}").read_text()
+    match = re.search(r'RUN python -c "(import tomllib.*?)" \\\n', text, flags=re.S)
+    assert match, "no requirements step"
+    code = match.group(1).replace("\\\n", "")
+    (tmp_path / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    requirements = (tmp_path / "requirements.txt").read_text().splitlines()
+    onnx = [r for r in requirements if r.startswith("onnxruntime")]
+    if variant == "cpu":
+        assert onnx == ["onnxruntime>=1.20"]
+    else:
+        assert any(r.startswith("onnxruntime-gpu[cuda,cudnn]") for r in onnx), onnx
