@@ -102,7 +102,9 @@ class Aggregator:
         #: Latest event time per source (Kafka partition): the watermark follows the slowest.
         self.source_max_s: dict[str, int | None] = {}
         self.forced_watermark_s: int | None = None
-        self.next_final_s: int | None = None  # start of the oldest bucket not yet final
+        #: Start of the oldest bucket not yet final (before any bucket closed: the oldest seen).
+        self.next_final_s: int | None = None
+        self.closed_any = False
         self._open: dict[int, _Open] = {}
         self._seen: dict[str, int] = {}  # document id -> bucket start
         self._seen_by_bucket: dict[int, set[str]] = {}
@@ -145,15 +147,15 @@ class Aggregator:
         if doc.id in self._seen:
             return "duplicate"
         wm = self.watermark_s
-        final = self.next_final_s is not None and start < self.next_final_s
+        final = self.closed_any and self.next_final_s is not None and start < self.next_final_s
         if final or (wm is not None and start + self.bucket_s <= wm):
             return "late"
         self._remember(doc.id, start)
         self.max_event_s = max(self.max_event_s or int(ts), int(ts))
         if source is not None:
             self.source_max_s[source] = max(self.source_max_s.get(source) or int(ts), int(ts))
-        if self.next_final_s is None:
-            self.next_final_s = start
+        if self.next_final_s is None or (not self.closed_any and start < self.next_final_s):
+            self.next_final_s = start  # out of order before anything closed: not late
         bucket = self._open.setdefault(start, _Open())
         for key in series_of(doc):
             self._count(bucket, self.index.row(key), doc)
@@ -198,6 +200,7 @@ class Aggregator:
         ):
             out.append(self._close(self.next_final_s))
             self.next_final_s += self.bucket_s
+            self.closed_any = True
         if out:
             self._evict(out[-1].end_s - self.dedup_retention_s)
         return out
@@ -237,6 +240,7 @@ class Aggregator:
             "source_max_s": self.source_max_s,
             "forced_watermark_s": self.forced_watermark_s,
             "next_final_s": self.next_final_s,
+            "closed_any": self.closed_any,
             "open": {
                 str(start): {
                     "rows": {str(r): v.tolist() for r, v in b.rows.items()},
@@ -255,6 +259,7 @@ class Aggregator:
         self.source_max_s = dict(state["source_max_s"])
         self.forced_watermark_s = state["forced_watermark_s"]
         self.next_final_s = state["next_final_s"]
+        self.closed_any = state["closed_any"]
         self._open = {}
         for start, b in state["open"].items():
             bucket = self._open[int(start)] = _Open()

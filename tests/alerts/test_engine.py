@@ -44,6 +44,21 @@ def test_late_documents_are_counted_not_added() -> None:
     assert sum(b.stats[0, 0] for b in rest) == 3
 
 
+def test_out_of_order_sources_before_any_bucket_closed_are_not_late() -> None:
+    agg = Aggregator(bucket_s=60, allowed_lateness_s=60)
+    agg.expect_source("0")
+    agg.expect_source("1")
+    # Partition 1 is read first and is ten minutes ahead of partition 0.
+    assert agg.add(scored("p1", T0 + timedelta(minutes=10)), "1") == "accepted"
+    assert agg.advance() == []  # partition 0 has not spoken: the watermark waits
+    assert agg.add(scored("p0", T0), "0") == "accepted"
+    closed = agg.advance()  # watermark = min(0:00, 0:10) - 1 min: nothing final yet
+    assert closed == []
+    agg.add(scored("p0b", T0 + timedelta(minutes=12)), "0")
+    closed = agg.advance()  # watermark 0:09: buckets 0:00..0:08 final, p0 counted once
+    assert [b.stats[0, 0] for b in closed][:1] == [1] and len(closed) == 9
+
+
 def test_duplicates_are_skipped_within_retention_and_forgotten_after() -> None:
     agg = Aggregator(bucket_s=60, allowed_lateness_s=0, dedup_retention_s=600)
     assert agg.add(scored("a", T0)) == "accepted"
