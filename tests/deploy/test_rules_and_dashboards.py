@@ -22,7 +22,8 @@ ALERTS = [rule for path in RULE_FILES for _, rule in rule_queries(path) if "aler
 def _anchors(markdown: str) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
     out = set()
-    for heading in re.findall(r"^#+\s+(.+)$", markdown, flags=re.M):
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    for heading in re.findall(r"^#+\s+(.+)$", prose, flags=re.M):
         slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         out.add(slug)
     return out
