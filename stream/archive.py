@@ -30,7 +30,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -49,6 +55,13 @@ __all__ = ["ArchiveMetrics", "ArchiveSink"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_REASONS = ("size", "age", "shutdown", "rebalance")
+#: Commit errors that only mean "the group is rebalancing": not a reason to stop.
+_REBALANCING = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 
 class ArchiveMetrics:
@@ -250,6 +263,8 @@ class ArchiveSink:
 
     def _handle(self, record: Any, producer: KafkaProducer) -> ClosedFile | None:
         tp = (record.topic, record.partition)
+        if record.offset < self._next.get(tp, -1):
+            return None  # archived before a rebalance reset the position
         self._next[tp] = record.offset + 1
         self.consumed += 1
         doc_type: DocType = "scored" if record.topic == self.topics.scored else "raw"
@@ -316,6 +331,11 @@ class ArchiveSink:
                     for (t, p), o in offsets.items()
                 }
             )
+        except _REBALANCING as exc:
+            # The group is rebalancing: the records are safe on disk; the next commit (or
+            # the partition's next owner, re-archiving from the last commit) covers them.
+            logger.warning("offset commit skipped during a rebalance: %s", exc)
+            return
         except KafkaError as exc:
             raise BrokerError(f"archive offset commit failed: {exc}") from exc
         self._committed.update(offsets)
@@ -325,17 +345,22 @@ class ArchiveSink:
     def _on_revoked(
         self, consumer: KafkaConsumer, producer: KafkaProducer, revoked: set[TopicPartition]
     ) -> None:
-        """Close every file; commit what we still own; forget the revoked partitions."""
+        """Close every file, commit what is still ours, resume it where we were.
+
+        Partitions that moved elsewhere are forgotten: their new owner starts from
+        the last commit, so records after it may be archived twice (readers drop
+        such duplicates). Partitions we keep are committed and re-positioned at
+        our next offset (the rebalance reset them to the last commit).
+        """
         self._account([(f, "rebalance") for f in self._writer.close_all()])
-        gone = {(tp.topic, tp.partition) for tp in revoked}
-        for tp in gone:
+        kept = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        for tp in {(tp.topic, tp.partition) for tp in revoked} - kept:
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
-        try:
-            self._commit(consumer, producer)
-        except BrokerError:
-            # The group moved on; the new owner re-archives from the last commit.
-            logger.warning("commit after rebalance failed: records may be archived twice")
+        self._commit(consumer, producer)
+        for (topic, partition), offset in self._next.items():
+            if (topic, partition) in kept:
+                consumer.seek(TopicPartition(topic, partition), offset)
 
     def _finish(self, consumer: KafkaConsumer, producer: KafkaProducer, reason: str) -> None:
         self._account([(f, reason) for f in self._writer.close_all()])

@@ -152,3 +152,62 @@ def _assert_dead_letter(kafka: KafkaSettings, topics: TopicNames) -> None:
     assert [(d.stage, d.reason, d.original) for d in letters] == [
         ("archive", "malformed_json", b"{not json")
     ]
+
+
+@pytest.mark.slow
+def test_a_rebalance_closes_files_and_nothing_is_lost(
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+    group_id: str,
+    docs: list[ScoredDocument],
+    tmp_path: Path,
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    first, second = docs[:75], docs[75:]
+    _produce(kafka_settings, topics, first)
+    settings = ArchiveSettings(
+        root_dir=tmp_path, group_id=group_id, max_file_age_s=2, poll_timeout_s=0.2
+    )
+    sinks = [
+        ArchiveSink(
+            settings, kafka=kafka_settings, topics=topics, registry=CollectorRegistry(),
+            serve_metrics=False,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    stops = [StopFlag(), StopFlag()]
+    threads = [
+        threading.Thread(target=s.run, args=(f,), daemon=True)
+        for s, f in zip(sinks, stops, strict=True)
+    ]
+    threads[0].start()
+    try:
+        _wait(lambda: sinks[0].consumed == len(first) + 2, "the first sink to read everything")
+        threads[1].start()  # joins the group: the first sink's partitions are revoked
+        rebalance = {"doc_type": "scored", "reason": "rebalance"}
+        _wait(
+            lambda: sinks[0].registry.get_sample_value(
+                "finsentinel_archive_files_closed_total", rebalance
+            ) > 0,
+            "the first sink to close its files on the rebalance",
+        )  # fmt: skip
+        _wait(lambda: sinks[1].ready, "the second sink to join")
+        producer = make_producer(kafka_settings)
+        for d in second:
+            producer.send(topics.scored, value=encode(d), key=message_key(d))
+        producer.flush()
+        producer.close()
+        total = len(docs) + 2
+        _wait(
+            lambda: sum(_committed(kafka_settings, group_id, topics).values()) >= total
+            and not sinks[0].pending and not sinks[1].pending,
+            "every record committed",
+        )  # fmt: skip
+    finally:
+        for f in stops:
+            f.set()
+        for t in threads:
+            t.join(timeout=30)
+    table = read_history(tmp_path, HistoryQuery("scored"))
+    assert sorted(table["id"].to_pylist()) == sorted(d.id for d in docs)
