@@ -91,7 +91,7 @@ def plot_confusion(
     ax.set_title(title)
     if len(label_names) <= 6:
         for (i, j), value in np.ndenumerate(counts):
-            ax.text(j, i, int(value), ha="center", va="center", fontsize=9)
+            ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

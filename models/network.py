@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 __all__ = ["MultiTaskModel", "load_checkpoint", "save_checkpoint"]
 
@@ -26,7 +26,7 @@ class MultiTaskModel(nn.Module):
     """Encoder + sentiment head + topic head; ``forward`` returns both logits."""
 
     def __init__(
-        self, encoder: nn.Module, n_sentiment: int, n_topic: int, dropout: float = 0.1
+        self, encoder: PreTrainedModel, n_sentiment: int, n_topic: int, dropout: float = 0.1
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -39,7 +39,7 @@ class MultiTaskModel(nn.Module):
     @property
     def config(self) -> PretrainedConfig:
         """The encoder's Hugging Face config."""
-        return self.encoder.config  # type: ignore[no-any-return]
+        return self.encoder.config
 
     def forward(
         self,

@@ -127,12 +127,12 @@ def _seed_everything(config: TrainConfig) -> None:
 
 def _save_val_logits(best_dir: Path, validation: list[HeadData]) -> None:
     model, _ = load_checkpoint(best_dir)
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for data in validation:
         sent, topic = predict_logits(model, data.sequences)
         arrays[f"{data.head}_logits"] = sent if data.head == "sentiment" else topic
         arrays[f"{data.head}_labels"] = data.labels
-    np.savez(best_dir / "val_logits.npz", **arrays)
+    np.savez(best_dir / "val_logits.npz", **arrays)  # type: ignore[arg-type]
 
 
 def run_training(

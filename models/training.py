@@ -112,7 +112,8 @@ class Trainer:
         return int(layer.out_features)
 
     def _optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, param in self.model.named_parameters():
             (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
         optimizer = torch.optim.AdamW(
