@@ -239,9 +239,6 @@ class AlertEngine:
             self.stats.alerts[alert.state] += 1
         return out
 
-    #: Former private name, still used by ``alerts.backtest``; prefer :meth:`evaluate`.
-    _evaluate = evaluate
-
     def _touch(self, bucket: FinalBucket) -> None:
         n = bucket.stats.shape[0]
         if self.last_seen_s.shape[0] < n:
