@@ -88,6 +88,7 @@ class _Sweep:
     ):
         self.rule = rule
         self.th = np.asarray(thresholds, dtype=np.float64)
+        self.lowest = float(self.th.min())
         self.t = len(thresholds)
         # A 0/1 input against threshold 0.5 reproduces "score >= t_j" for each j.
         self.hyst = Hysteresis(
@@ -106,6 +107,11 @@ class _Sweep:
         s = np.nan_to_num(score, nan=-1.0)
         if mask is not None:
             s = np.where(mask, s, -1.0)
+        hit = s >= self.lowest
+        if not hit.any() and not self.hyst.active.any() and not self.hyst.above.any():
+            # Nothing is over the lowest threshold, firing or building up: the update
+            # would only count quiet buckets of inactive rows, which never matters.
+            return
         cond = (s[:, None] >= self.th[None, :]).ravel().astype(np.float64)
         self.hyst.update(cond)
         n = cond.shape[0]
