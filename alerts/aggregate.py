@@ -91,11 +91,16 @@ class Aggregator:
         dedup_retention_s: int = 86_400,
         top_k: int = 5,
         index: SeriesIndex | None = None,
+        max_series: int = 100_000,
     ) -> None:
         self.bucket_s = bucket_s
         self.allowed_lateness_s = allowed_lateness_s
         self.dedup_retention_s = dedup_retention_s
         self.top_k = top_k
+        #: Memory bound: past it, new series are not tracked (their documents still count
+        #: in every series already known, e.g. ``all`` and their topic); see ``dropped``.
+        self.max_series = max_series
+        self.dropped_series = 0
         self.index = index if index is not None else SeriesIndex()
         self.index.row(ALL_KEY)
         self.max_event_s: int | None = None
@@ -158,7 +163,13 @@ class Aggregator:
             self.next_final_s = start  # out of order before anything closed: not late
         bucket = self._open.setdefault(start, _Open())
         for key in series_of(doc):
-            self._count(bucket, self.index.row(key), doc)
+            row = self.index.find(key)
+            if row is None:
+                if len(self.index) >= self.max_series:
+                    self.dropped_series += 1
+                    continue
+                row = self.index.row(key)
+            self._count(bucket, row, doc)
         return "accepted"
 
     def _count(self, bucket: _Open, row: int, doc: ScoredDocument) -> None:

@@ -189,6 +189,7 @@ class AlertEngine:
         windows_s: tuple[int, ...] = (300, 3600, 86_400),
         top_k: int = 5,
         seasonal: bool = True,
+        max_series: int = 100_000,
     ) -> None:
         for w in windows_s:
             _buckets(w, bucket_s, "trend window")
@@ -203,6 +204,7 @@ class AlertEngine:
             dedup_retention_s=max(windows_s),
             top_k=top_k,
             index=self.index,
+            max_series=max_series,
         )
         self.windows = TrendWindows(bucket_s=bucket_s, windows_s=windows_s)
         self._rules = [_RuleState(r, self) for r in rules.rules]

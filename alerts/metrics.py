@@ -82,6 +82,11 @@ class AlertMetrics:
             registry=r,
         )
         self.series = Gauge(f"{_NS}_series", "Series tracked", registry=r)
+        self.series_dropped = Gauge(
+            f"{_NS}_series_dropped",
+            "Series memberships not tracked because max_series was reached",
+            registry=r,
+        )
         self.stale = Gauge(f"{_NS}_stale_series", "Series without documents lately", registry=r)
         self.watermark_lag = Gauge(
             f"{_NS}_watermark_lag_seconds", "Wall clock minus the event-time watermark", registry=r
@@ -118,6 +123,7 @@ class AlertMetrics:
         for sev, n in counts.items():
             self.firing.labels(sev).set(n)
         self.series.set(len(engine.index))
+        self.series_dropped.set(engine.aggregator.dropped_series)
         end = engine.windows.last_end_s
         if end is not None and engine.last_seen_s.size:
             self.stale.set(int((engine.last_seen_s < end - stale_after_s).sum()))

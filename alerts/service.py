@@ -85,6 +85,7 @@ class AlertService:
             windows_s=settings.windows_s,
             top_k=settings.top_documents,
             seasonal=settings.seasonal,
+            max_series=settings.max_series,
         )
         self.metrics = AlertMetrics(
             self.registry,

@@ -67,6 +67,9 @@ class AlertSettings(BaseSettings):
     metric_topics: tuple[str, ...] = ()
     #: Tickers exported as metric labels (the watch-list); no other ticker becomes a label.
     watch_tickers: tuple[str, ...] = ()
+    #: Most series tracked (memory bound); documents of further new series still count in
+    #: ``all``, their topic and their source; skipped series are counted in a metric.
+    max_series: Annotated[int, Field(ge=100)] = 100_000
     #: A series with no document for this long counts as stale.
     stale_after_s: Annotated[int, Field(ge=60)] = 3600
     #: Open alerts are re-sent to Alertmanager channels this often (wall clock), or

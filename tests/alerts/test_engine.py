@@ -59,6 +59,16 @@ def test_out_of_order_sources_before_any_bucket_closed_are_not_late() -> None:
     assert [b.stats[0, 0] for b in closed][:1] == [1] and len(closed) == 9
 
 
+def test_series_beyond_max_series_are_not_tracked_but_still_counted_in_all() -> None:
+    agg = Aggregator(bucket_s=60, allowed_lateness_s=0, max_series=4)
+    agg.add(scored("a", T0, topic="Macro", tickers=["AAA"]))  # all, topic, source, ticker
+    agg.add(scored("b", T0, topic="Macro", tickers=["BBB"]))  # BBB would be the 5th series
+    assert len(agg.index) == 4 and agg.index.find(("ticker", "BBB")) is None
+    assert agg.dropped_series == 1
+    (bucket,) = agg.flush()
+    assert bucket.stats[agg.index.find(("all", "all")), 0] == 2
+
+
 def test_duplicates_are_skipped_within_retention_and_forgotten_after() -> None:
     agg = Aggregator(bucket_s=60, allowed_lateness_s=0, dedup_retention_s=600)
     assert agg.add(scored("a", T0)) == "accepted"
