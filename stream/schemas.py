@@ -250,6 +250,8 @@ def decode(data: bytes, model: type[M]) -> M:
         obj: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaError("malformed_json", str(exc)) from exc
+    except RecursionError as exc:  # hostile nesting ("[[[[..."): a reject, not a crash loop
+        raise SchemaError("malformed_json", "JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise SchemaError("schema_violation", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version", SCHEMA_VERSION)
