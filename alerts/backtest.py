@@ -63,6 +63,8 @@ class BacktestConfig:
     tolerance_s: int = 1800
     #: Bucket of history per plotted point (1 = every bucket).
     plot_bin_buckets: int = 1
+    #: The live engine's memory bound on series (new series past it are not tracked).
+    max_series: int = 100_000
 
 
 class _RecordingHysteresis(Hysteresis):
@@ -270,7 +272,11 @@ class Backtest:
         self.events = list(events)
         cfg = self.config
         self.engine = AlertEngine(
-            rules, bucket_s=cfg.bucket_s, seasonal=cfg.seasonal, top_k=cfg.top_k
+            rules,
+            bucket_s=cfg.bucket_s,
+            seasonal=cfg.seasonal,
+            top_k=cfg.top_k,
+            max_series=cfg.max_series,
         )
         # The engine has no public per-rule hook; the backtest records through its rule states.
         self._states = list(self.engine._rules)
@@ -283,7 +289,9 @@ class Backtest:
             _Sweep(rs.rule, cfg.thresholds, rs.hysteresis, self.engine.index) for rs in self._states
         ]
         self._bins = [_Binner(cfg.plot_bin_buckets) for _ in self._states]
-        self.builder = BucketBuilder(self.engine.index, bucket_s=cfg.bucket_s, top_k=cfg.top_k)
+        self.builder = BucketBuilder(
+            self.engine.index, bucket_s=cfg.bucket_s, top_k=cfg.top_k, max_series=cfg.max_series
+        )
         self.alerts: list[Alert] = []
         self.buckets = 0
         self._first: int | None = None

@@ -136,11 +136,16 @@ def _series_keys(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 class BucketBuilder:
     """Stateful across chunks: feed tables in time order with :meth:`feed`, then :meth:`finish`."""
 
-    def __init__(self, index: SeriesIndex, *, bucket_s: int = 60, top_k: int = 5) -> None:
+    def __init__(
+        self, index: SeriesIndex, *, bucket_s: int = 60, top_k: int = 5, max_series: int = 100_000
+    ) -> None:
         self.index = index
         self.index.row(ALL_KEY)
         self.bucket_s = bucket_s
         self.top_k = top_k
+        #: As the live aggregator: past it new series are not tracked (counted in ``dropped``).
+        self.max_series = max_series
+        self.dropped_series = 0
         self.next_start_s: int | None = None
         self.documents = 0
         self.duplicates = 0
@@ -190,10 +195,15 @@ class BucketBuilder:
         known = np.array([self.index.find(tuple(k.split("\x1f", 1))) for k in uniq], dtype=object)
         base = len(self.index)
         new = np.array([k is None for k in known])
-        local = np.where(new, base + np.cumsum(new) - 1, np.where(new, 0, known)).astype(np.int64)
-        rows = local[codes]
+        rank = np.cumsum(new) - 1
+        dropped = new & (rank >= max(0, self.max_series - base))
+        local = np.where(new, base + rank, np.where(new, 0, known)).astype(np.int64)
+        rows = np.where(dropped, -1, local)[codes]
+        keep = rows >= 0
+        self.dropped_series += int((~keep).sum())
         values, conf = self._values(table)
-        yield from self._emit(starts, doc, rows, values, uniq, new, table, conf)
+        new = new & ~dropped
+        yield from self._emit(starts, doc[keep], rows[keep], values, uniq, new, table, conf)
 
     def _values(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         sentiment = table["sentiment"].to_numpy(zero_copy_only=False)

@@ -96,17 +96,19 @@ def test_input_file_gives_the_same_alerts_as_the_archive(
     assert bt.finish().alerts == result.alerts
 
 
-def test_buckets_match_the_live_aggregator(history: pa.Table) -> None:
+@pytest.mark.parametrize("max_series", [100_000, 12])  # 12: only two tickers fit
+def test_buckets_match_the_live_aggregator(history: pa.Table, max_series: int) -> None:
     small = history.slice(0, 1500)
-    builder = BucketBuilder(SeriesIndex(), bucket_s=BUCKET_S)
+    builder = BucketBuilder(SeriesIndex(), bucket_s=BUCKET_S, max_series=max_series)
     mine = [*builder.feed(small.slice(0, 700)), *builder.feed(small.slice(700)), *builder.finish()]
-    agg = Aggregator(bucket_s=BUCKET_S, allowed_lateness_s=0)
+    agg = Aggregator(bucket_s=BUCKET_S, allowed_lateness_s=0, max_series=max_series)
     live = []
     for row in small.to_pylist():
         agg.add(from_row(row, ScoredDocument))
         live += agg.advance()
     live += agg.flush()
     assert builder.index.keys() == agg.index.keys()
+    assert builder.dropped_series == agg.dropped_series
     assert [b.start_s for b in mine] == [b.start_s for b in live]
     for m, lv in zip(mine, live, strict=True):
         n = m.stats.shape[0]
