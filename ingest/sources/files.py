@@ -67,6 +67,8 @@ def row_candidate(row: Any, raw: bytes) -> Record:
     tickers = row.get("tickers") or ()
     if isinstance(tickers, str):
         tickers = [t for t in _SPLIT.split(tickers) if t]
+    elif not isinstance(tickers, list | tuple):
+        return Rejected("schema_violation", f"tickers is {type(tickers).__name__}, not a list", raw)
     url = row.get("url") or None
     key = row.get("id") or url or hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
     return Candidate(
@@ -93,6 +95,9 @@ def _jsonl_records(data: bytes, start: int) -> Iterator[Record]:
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             yield Rejected("malformed_json", f"line {lineno}: {exc}", line[:_MAX_RAW])
+            continue
+        except RecursionError:  # "[[[[...": a reject, not a crash that stalls the folder
+            yield Rejected("malformed_json", f"line {lineno}: nested too deeply", line[:_MAX_RAW])
             continue
         yield row_candidate(row, line[:_MAX_RAW])
 
