@@ -128,6 +128,7 @@ def check_parity(
             gate = _in_domain_agreement(int8, fp32, domains)
             report["int8_vs_fp32_in_domain_agreement"] = gate
         worst = min(gate.values())
+        report["int8_min_agreement_gate"] = min_agreement
         if worst < min_agreement:
             raise ExportError(
                 f"int8 argmax agrees with fp32 on only {worst:.2%} of texts "
