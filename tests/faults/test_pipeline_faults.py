@@ -428,6 +428,11 @@ def test_kills_and_a_broker_freeze_lose_nothing_and_change_no_alert(
         "unexpected_exits": {n: s.unexpected_exits for n, s in services.items()},
         "ready_after_start_s_max": {n: round(max(s.ready_s), 1) for n, s in services.items()},
         "freeze_s": FREEZE_S,
+        "scoring_resumed_after_thaw_s": round(
+            min((t for t in scored_tail.first_seen.values() if t > resumed), default=resumed)
+            - resumed,
+            1,
+        ),
         "first_new_doc_scored_after_thaw_s": round(min(after) - resumed, 1) if after else None,
         "backlog_before_thaw_scored_by_s": round(max(before) - resumed, 1) if before else None,
         "latency_p50_s": round(_pct(latencies, 0.5), 2),
