@@ -55,7 +55,7 @@ def test_stalled_input_fires_nothing_and_marks_series_stale(tmp_path: Path) -> N
             metrics_port=0,
             stale_after_s=3600,
             idle_watermark_after_s=60,
-        ),  # fmt: skip
+        ),
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),  # run() is not called here
         registry=registry,
         clock=clock,
