@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import onnxruntime as ort
@@ -77,10 +79,20 @@ def _pick_variant(model_dir: ModelDir, order: tuple[str, ...], variant: str | No
     raise ModelDirError(f"{model_dir.path}: no ONNX variant file present")
 
 
+def _no_nvidia_device() -> bool:
+    """True on Linux when no NVIDIA device node exists (trying CUDA would only log errors)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    dev = Path("/dev")
+    return not (dev / "nvidiactl").exists() and not any(dev.glob("nvidia[0-9]*"))
+
+
 def _try_cuda(model_dir: ModelDir, device_id: int, variant: str | None) -> SessionChoice | str:
     """A CUDA session, or the reason there is none."""
     if _CUDA not in ort.get_available_providers():
         return f"{_CUDA} is not in this onnxruntime build (install onnxruntime-gpu)"
+    if _no_nvidia_device():
+        return "no NVIDIA GPU device on this machine (/dev/nvidia* absent)"
     chosen = _pick_variant(model_dir, _CUDA_ORDER, variant)
     options = ort.SessionOptions()
     options.log_severity_level = 4  # the CPU fallback below is reported by us, once
