@@ -47,3 +47,10 @@ def test_exported_model_classifies_toy_headlines(toy_model: Path) -> None:
     preds = clf.predict(["Zorg shares soar on record profit", "Zorg declares quarterly dividend"])
     assert preds[0].sentiment == "positive"
     assert preds[1].topic == "Dividend"
+
+
+def test_in_domain_gate_fails_loudly(toy_run: Path, tmp_path: Path) -> None:
+    from models.exceptions import ExportError
+
+    with pytest.raises(ExportError, match="int8 argmax agrees with fp32"):
+        export_run(toy_run, tmp_path / "m", variants=("fp32", "int8"), min_agreement=1.01)

@@ -138,3 +138,19 @@ def test_scoring_does_not_import_torch() -> None:
     code = "import sys, models.scoring; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cpu_only_onnxruntime_build_is_reported(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    clf = Classifier.load(tiny_model_dir, provider="auto")
+    assert clf.provider == "CPUExecutionProvider"
+    assert clf.fallback_reason is not None
+    assert "not in this onnxruntime build" in clf.fallback_reason
+
+
+def test_cpu_provider_has_no_fallback_reason(clf: Classifier) -> None:
+    assert clf.fallback_reason is None
