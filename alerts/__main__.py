@@ -26,7 +26,7 @@ def serve(
     if configure_logs:
         configure_logging(settings.log_level)
     stop = StopFlag().install()
-    topics = TopicNames()
+    topics = TopicNames.from_env()
     try:
         with kafka_connection(kafka or KafkaSettings()) as connected:
             ensure_topics(connected, (topics.scored, topics.alerts, topics.deadletter))

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["TopicNames"]
+__all__ = ["TOPIC_PREFIX_ENV", "TopicNames"]
+
+#: The environment variable every service reads its topic prefix from.
+TOPIC_PREFIX_ENV = "FINSENTINEL_TOPIC_PREFIX"
 
 
 class TopicNames(BaseModel):
@@ -34,6 +40,16 @@ class TopicNames(BaseModel):
             alerts=f"{prefix}.alerts",
             deadletter=f"{prefix}.deadletter",
         )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TopicNames:
+        """Names under ``FINSENTINEL_TOPIC_PREFIX`` when it is set, else the defaults.
+
+        >>> TopicNames.from_env({"FINSENTINEL_TOPIC_PREFIX": "staging"}).alerts
+        'staging.alerts'
+        """
+        prefix = (os.environ if environ is None else environ).get(TOPIC_PREFIX_ENV, "").strip()
+        return cls.with_prefix(prefix) if prefix else cls()
 
     @property
     def raw(self) -> tuple[str, str]:
