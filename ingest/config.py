@@ -127,8 +127,18 @@ class Credentials(_Model):
     def secret(self) -> SecretStr:
         """The secret from the environment; raises if the variable is unset."""
         value = os.environ.get(self.env)
+        path = os.environ.get(f"{self.env}_FILE")
+        if not value and path:  # container secrets mounted as files
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SourceConfigError(
+                    f"credentials: cannot read {self.env}_FILE={path}: {exc.strerror}"
+                ) from exc
         if not value:
-            raise SourceConfigError(f"credentials: environment variable {self.env} is not set")
+            raise SourceConfigError(
+                f"credentials: environment variable {self.env} (or {self.env}_FILE) is not set"
+            )
         return SecretStr(self.prefix + value)
 
 

@@ -51,6 +51,8 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    #: File holding the SASL password (container secrets); used when ``sasl_password`` is unset.
+    sasl_password_file: Path | None = None
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
@@ -61,6 +63,23 @@ class KafkaSettings(BaseSettings):
     #: Partitions for topics FinSentinel creates itself (existing topics are left alone).
     default_partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_file(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and data.get("sasl_password_file")
+            and not data.get("sasl_password")
+        ):
+            path = Path(data["sasl_password_file"])
+            try:
+                data = {**data, "sasl_password": path.read_text(encoding="utf-8").strip()}
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read KAFKA_SASL_PASSWORD_FILE={path}: {exc.strerror}"
+                ) from exc
+        return data
 
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:

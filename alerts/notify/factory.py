@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
@@ -26,11 +27,22 @@ __all__ = ["build_notifier", "build_notifiers"]
 
 
 def _secret(env: Mapping[str, str], name: str | None, channel: str) -> SecretStr | None:
+    """The secret in ``$NAME``, or in the file named by ``$NAME_FILE`` (container secrets)."""
     if name is None:
         return None
     value = env.get(name)
+    path = env.get(f"{name}_FILE")
+    if not value and path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ChannelConfigError(
+                f"channel {channel!r}: cannot read {name}_FILE={path}: {exc.strerror}"
+            ) from exc
     if not value:
-        raise ChannelConfigError(f"channel {channel!r} needs the environment variable {name}")
+        raise ChannelConfigError(
+            f"channel {channel!r} needs the environment variable {name} (or {name}_FILE)"
+        )
     return SecretStr(value)
 
 
