@@ -58,15 +58,27 @@ def system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _unwrap(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address a packet really reaches: IPv4-mapped and NAT64 forms as their IPv4."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def is_public(address: str) -> bool:
     """True for a globally routable unicast address.
 
     >>> [is_public(a) for a in ("93.184.216.34", "127.0.0.1", "169.254.169.254", "::1")]
     [True, False, False, False]
     """
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = _unwrap(address)
     return ip.is_global and not (ip.is_multicast or ip.is_reserved)
 
 
@@ -80,9 +92,7 @@ def permitted(address: str, allow: AllowPrivate) -> bool:
     """
     if is_public(address):
         return True
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = _unwrap(address)
     if allow is True:
         return not (ip.is_link_local or ip.is_multicast or ip.is_unspecified)
     if allow is False:

@@ -19,6 +19,7 @@ METADATA_AND_LOCAL = [
     ["::"],
     ["::ffff:169.254.169.254"],  # IPv4-mapped
     ["::ffff:127.0.0.1"],
+    ["64:ff9b::a9fe:a9fe"],  # NAT64 form of 169.254.169.254
     ["fe80::1%eth0"],
     ["10.0.0.5"],
     ["93.184.216.34", "169.254.169.254"],  # one bad answer among good ones (rebinding)
@@ -31,7 +32,9 @@ def test_a_name_resolving_to_a_forbidden_address_is_refused(
     answers: list[str], allow_private: bool
 ) -> None:
     guard = AddressGuard(resolve=lambda host, port: answers)
-    link_local = any(a.startswith(("169.254.", "::ffff:169.254", "fe80")) for a in answers)
+    link_local = any(
+        a.startswith(("169.254.", "::ffff:169.254", "fe80", "64:ff9b::a9fe")) for a in answers
+    )
     unspecified = any(a in ("0.0.0.0", "::") for a in answers)
     if allow_private and not (link_local or unspecified):
         guard.check_url("http://feeds.example.com/rss", allow_private=True)  # opted in
