@@ -88,6 +88,17 @@ _XML_BOMB = (
     + b"]><lolz>&lol9;</lolz>"
 )
 
+_WRONG_TYPES: list[dict[str, Any]] = [
+    {"id": 7},
+    {"tickers": "ACME"},
+    {"kind": "video"},
+    {"title": ["a"]},
+    {"tickers": ["acme lower"]},
+    {"copies": 0},
+    {"novelty": 2},
+]
+_HUGE: list[dict[str, Any]] = [{"title": "A" * 5_000}, {"id": "i" * 300}, {"tickers": ["A"] * 65}]
+
 #: Generators of invalid records by kind.
 _INVALID: dict[str, Callable[[random.Random, int], bytes]] = {
     "truncated_json": lambda r, i: (b := _json(valid_doc(r, i)))[: r.randint(1, len(b) - 2)],
@@ -104,23 +115,11 @@ _INVALID: dict[str, Callable[[random.Random, int], bytes]] = {
     "wrong_types": lambda r, i: _mutate(
         r,
         i,
-        **r.choice(
-            [
-                {"id": 7},
-                {"tickers": "ACME"},
-                {"kind": "video"},
-                {"title": ["a"]},
-                {"tickers": ["acme lower"]},
-                {"copies": 0},
-                {"novelty": 2},
-            ]
-        ),
+        **r.choice(_WRONG_TYPES),
     ),
     "missing_field": _drop,
     "extra_field": lambda r, i: _mutate(r, i, __proto__={"admin": True}),
-    "huge_field": lambda r, i: _mutate(
-        r, i, **r.choice([{"title": "A" * 5_000}, {"id": "i" * 300}, {"tickers": ["A"] * 65}])
-    ),
+    "huge_field": lambda r, i: _mutate(r, i, **r.choice(_HUGE)),
     "too_large": lambda r, i: _mutate(r, i, body="C" * 1_000_100),
     "absurd_time": lambda r, i: _mutate(
         r,
