@@ -107,8 +107,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 KAFKA_SETTINGS = "stream.kafka:KafkaSettings"
-#: Options of the root ``finsentinel`` command read from the environment (stream/cli.py).
-ROOT_CLI_ENV = ("FINSENTINEL_LOG_LEVEL", "FINSENTINEL_JSON_LOGS")
+#: Read from the environment outside the settings classes: the root ``finsentinel``
+#: command's options (stream/cli.py) and the topic prefix (stream/topics.py).
+ROOT_CLI_ENV = ("FINSENTINEL_LOG_LEVEL", "FINSENTINEL_JSON_LOGS", "FINSENTINEL_TOPIC_PREFIX")
 
 
 def spec_for_env(name: str) -> ServiceSpec | None:

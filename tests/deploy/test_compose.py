@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.topics import TopicNames
+from stream.topics import TOPIC_PREFIX_ENV, TopicNames
 from tests.deploy.manifests import (
     DEPLOY,
     REPO,
@@ -146,25 +146,6 @@ def test_env_file_is_git_ignored() -> None:
     assert ".env" in ignore and "!.env.example" in ignore
 
 
-def test_topic_job_creates_every_topic_with_its_retention() -> None:
-    script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
-    specs = dict(
-        (m.group(1), (int(m.group(2)), int(m.group(3))))
-        for m in re.finditer(r'"(finsentinel\.[\w.]+) (\d+) (\d+)"', script)
-    )
-    names = TopicNames()
-    assert set(specs) == set(names.all)
-    days = {t: d for t, (_, d) in specs.items()}
-    assert days == {
-        names.raw_news: 7,
-        names.raw_comments: 7,
-        names.scored: 30,
-        names.alerts: 90,
-        names.deadletter: 30,
-    }
-    assert specs[names.raw_news][0] == specs[names.raw_comments][0] == specs[names.scored][0] == 12
-
-
 def test_kafka_is_kraft_and_pinned(compose: dict[str, Any]) -> None:
     kafka = compose["services"]["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
@@ -223,11 +204,14 @@ def test_dockerfiles() -> None:
         pytest.skip(f"not in the repository yet, the images cannot be built: {sorted(missing)}")
 
 
-def test_topic_script_creates_and_converges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", [None, "staging"])
+def test_topic_script_creates_and_converges(tmp_path: Path, prefix: str | None) -> None:
     """Runs the script with stand-ins for Kafka's CLI tools, which need a JVM (none here).
 
     The stand-ins log their arguments; ``kafka-topics.sh --describe`` reports 6
-    partitions, as if a service had created the topic first with its default.
+    partitions, as if a service had created the topic first with its default. The
+    topics must be the services' (``TopicNames.from_env``), with the retention
+    policy: raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d.
     """
     log = tmp_path / "calls.log"
     tool = tmp_path / "tool.sh"
@@ -247,27 +231,34 @@ def test_topic_script_creates_and_converges(tmp_path: Path) -> None:
         "KAFKA_TOPICS": str(tmp_path / "kafka-topics.sh"),
         "KAFKA_CONFIGS": str(tmp_path / "kafka-configs.sh"),
     }
+    if prefix:
+        env[TOPIC_PREFIX_ENV] = prefix
     script = DEPLOY / "kafka" / "create-topics.sh"
     out = subprocess.run(
         ["bash", str(script)], env=env, capture_output=True, text=True, check=False, timeout=30
     )
     assert out.returncode == 0, out.stderr
     calls = log.read_text().splitlines()
-    names = TopicNames()
-    for topic in names.all:
-        assert any(
-            c.startswith("kafka-topics.sh") and "--create" in c and topic in c for c in calls
-        )
+    names = TopicNames.from_env(env)
+    policy = {
+        names.raw_news: (12, 7),
+        names.raw_comments: (12, 7),
+        names.scored: (12, 30),
+        names.alerts: (3, 90),
+        names.deadletter: (3, 30),
+    }
+    created = {
+        re.search(r"--topic (\S+)", c).group(1): c  # type: ignore[union-attr]
+        for c in calls
+        if c.startswith("kafka-topics.sh") and "--create" in c
+    }
+    assert set(created) == set(names.all) == set(policy)
+    for topic, (partitions, days) in policy.items():
+        assert f"--partitions {partitions} " in created[topic]
+        assert f"--config retention.ms={days * 86_400_000} " in created[topic]
         assert any(c.startswith("kafka-configs.sh") and topic in c for c in calls)
-    grown = [c for c in calls if "--alter --topic" in c]
-    assert {c.split("--topic ")[1].split()[0] for c in grown} == {
-        names.raw_news,
-        names.raw_comments,
-        names.scored,
-    }, "only topics with fewer partitions than the policy grow"
-    assert f"--config retention.ms={7 * 86_400_000}" in next(
-        c for c in calls if names.raw_news in c
-    )
+    grown = {c.split("--topic ")[1].split()[0] for c in calls if "--alter --topic" in c}
+    assert grown == {t for t, (p, _) in policy.items() if p > 6}, "only topics below policy grow"
 
 
 def test_alerts_rules_file_is_valid_and_feeds_alertmanager(compose: dict[str, Any]) -> None:

@@ -23,10 +23,6 @@ PACKAGES = ("ingest", "models", "stream", "alerts")
 #: Not needed at run time: docs next to the code, and the model, which the
 #: Dockerfiles copy to /opt/finsentinel/models/default themselves.
 NOT_SHIPPED = ("README.md",)
-#: Reported to the lead: pyproject's package-data lacks ``*.html`` and ``*.rss``. Neither
-#: file is used by a service (backtest report template, demo corpus), so the images
-#: work; delete entries here as they get packaged (the test then insists they stay).
-KNOWN_UNPACKAGED = {"alerts/report_template.html", "stream/demo_data/news.rss"}
 
 
 def _context(tmp_path: Path) -> Path:
@@ -78,9 +74,7 @@ def test_wheel_carries_every_data_file(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    missing = sorted(_data_files() - shipped - KNOWN_UNPACKAGED)
-    fixed = sorted(KNOWN_UNPACKAGED & shipped)
-    assert not fixed, f"now packaged, remove from KNOWN_UNPACKAGED: {fixed}"
+    missing = sorted(_data_files() - shipped)
     assert not missing, (
         f"not packaged, so missing from the images: {missing}; add their patterns to "
         "[tool.setuptools.package-data] in pyproject.toml"

@@ -144,7 +144,7 @@ def test_keda_scales_the_scorer_on_its_lag(k8s_base: list[Doc]) -> None:
         assert int(meta["lagThreshold"]) > 0
         assert all(isinstance(v, str) for v in meta.values()), "KEDA metadata values are strings"
     script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
-    partitions = int(re.search(r'"finsentinel\.raw\.news (\d+) ', script).group(1))  # type: ignore[union-attr]
+    partitions = int(re.search(r'"raw\.news (\d+) ', script).group(1))  # type: ignore[union-attr]
     assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"] <= partitions
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot topic creation for FinSentinel (compose service `kafka-init`).
 #
-# Creates the five topics named in stream/topics.py (TopicNames defaults) with
+# Creates the five topics named in stream/topics.py (TopicNames.from_env) with
 # their partitions and retention, and brings existing topics to the same policy,
 # so the job is safe to re-run and to run after the services (Kubernetes gives no
 # order). Retention: raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d.
@@ -9,7 +9,8 @@
 # does work, so 12 partitions allow scaling to 12 scorer replicas.
 #
 # Environment: BOOTSTRAP (default kafka:9092), REPLICATION_FACTOR (default 1; use 3
-# with min.insync.replicas=2 on a real cluster), MIN_INSYNC_REPLICAS (default 1).
+# with min.insync.replicas=2 on a real cluster), MIN_INSYNC_REPLICAS (default 1),
+# FINSENTINEL_TOPIC_PREFIX (the same variable the services read).
 set -euo pipefail
 
 BOOTSTRAP="${BOOTSTRAP:-kafka:9092}"
@@ -20,17 +21,21 @@ KAFKA_CONFIGS="${KAFKA_CONFIGS:-/opt/kafka/bin/kafka-configs.sh}"
 
 DAY_MS=86400000
 
-# name partitions retention_days
+# The services' prefix (stream/topics.py: FINSENTINEL_TOPIC_PREFIX, default "finsentinel").
+PREFIX="${FINSENTINEL_TOPIC_PREFIX:-finsentinel}"
+
+# topic (after the prefix) partitions retention_days
 TOPICS=(
-  "finsentinel.raw.news 12 7"
-  "finsentinel.raw.comments 12 7"
-  "finsentinel.scored 12 30"
-  "finsentinel.alerts 3 90"
-  "finsentinel.deadletter 3 30"
+  "raw.news 12 7"
+  "raw.comments 12 7"
+  "scored 12 30"
+  "alerts 3 90"
+  "deadletter 3 30"
 )
 
 for spec in "${TOPICS[@]}"; do
-  read -r name partitions days <<<"${spec}"
+  read -r suffix partitions days <<<"${spec}"
+  name="${PREFIX}.${suffix}"
   "${KAFKA_TOPICS}" --bootstrap-server "${BOOTSTRAP}" --create --if-not-exists \
     --topic "${name}" --partitions "${partitions}" --replication-factor "${RF}" \
     --config "retention.ms=$((days * DAY_MS))" \
