@@ -29,6 +29,7 @@ __all__ = [
     "WindowRing",
     "alpha_from_half_life",
     "grow",
+    "nan0",
     "pack",
     "unpack",
 ]
@@ -98,6 +99,15 @@ def unpack(state: dict[str, Any]) -> NDArray[Any]:
     return np.frombuffer(raw, dtype=np.dtype(state["dtype"])).reshape(state["shape"]).copy()
 
 
+def nan0(x: FloatArray) -> FloatArray:
+    """``np.nan_to_num(x)`` for arrays without infinities (NaN -> 0), at a fraction of the cost.
+
+    >>> nan0(np.array([1.5, np.nan])).tolist()
+    [1.5, 0.0]
+    """
+    return np.where(np.isnan(x), 0.0, x)
+
+
 def grow(a: NDArray[Any], n: int, fill: float = 0.0) -> NDArray[Any]:
     """``a`` extended along its last axis to ``n`` entries with ``fill``."""
     have = a.shape[-1]
@@ -131,8 +141,9 @@ class EwmaBaseline:
         self.resize(x.shape[0])
         if self.clip_sigma is not None:
             mean, var = self.get()
-            sd = np.sqrt(np.maximum(np.nan_to_num(var), np.nan_to_num(mean)))
-            cap = np.nan_to_num(mean) + self.clip_sigma * sd + 1.0
+            mean0 = nan0(mean)
+            sd = np.sqrt(np.maximum(nan0(var), mean0))
+            cap = mean0 + self.clip_sigma * sd + 1.0
             x = np.where(self.n >= self.min_clip_obs, np.minimum(x, cap), x)
         decay = 1.0 - self.alpha
         m = np.ones(x.shape[0], dtype=bool) if mask is None else mask
@@ -190,6 +201,15 @@ class SeasonalProfile:
         self.w = np.zeros((self.slots, 0))
         self.s1 = np.zeros((self.slots, 0))
         self.n = np.zeros((self.slots, 0), dtype=np.int64)
+        self._derive()
+
+    def _derive(self) -> None:
+        # Caches kept in step with w/s1/n (factor() runs several times per update):
+        # the per-slot means and, per series, how many slots still lack observations.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._means = np.where(self.w > 0, self.s1 / self.w, 0.0)
+        self._short = (self.n < self.min_obs_per_slot).sum(axis=0)
+        self._overall: FloatArray | None = None
 
     def slot(self, start_s: int) -> int:
         """Slot of the bucket starting at ``start_s`` (UTC)."""
@@ -199,7 +219,12 @@ class SeasonalProfile:
 
     def resize(self, n: int) -> None:
         """Make room for ``n`` series."""
+        if self.w.shape[1] >= n:
+            return
         self.w, self.s1, self.n = grow(self.w, n), grow(self.s1, n), grow(self.n, n)
+        self._means = grow(self._means, n)
+        self._short = grow(self._short, n, self.slots if self.min_obs_per_slot > 0 else 0)
+        self._overall = None
 
     def update(self, start_s: int, x: FloatArray) -> Self:
         """Add the counts of the bucket starting at ``start_s``."""
@@ -208,18 +233,23 @@ class SeasonalProfile:
         self.w[k] = decay * self.w[k] + 1.0
         self.s1[k] = decay * self.s1[k] + x
         self.n[k] += 1
+        self._short -= self.n[k] == self.min_obs_per_slot
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._means[k] = np.where(self.w[k] > 0, self.s1[k] / self.w[k], 0.0)
+        self._overall = None
         return self
 
     def factor(self, start_s: int, n: int) -> FloatArray:
         """Seasonal factor per series for the bucket starting at ``start_s``."""
         self.resize(n)
-        ready = self.n.min(axis=0) >= self.min_obs_per_slot
+        ready = self._short == 0
         if not ready.any():
             return np.ones(n)
+        if self._overall is None:
+            self._overall = self._means.mean(axis=0)
+        overall = self._overall
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(self.w > 0, self.s1 / self.w, 0.0)
-            overall = means.mean(axis=0)
-            f = means[self.slot(start_s)] / overall
+            f = self._means[self.slot(start_s)] / overall
         f = np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0)
         return np.where(ready & (overall > 0), f, 1.0)
 
@@ -230,6 +260,7 @@ class SeasonalProfile:
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
         self.w, self.s1, self.n = unpack(state["w"]), unpack(state["s1"]), unpack(state["n"])
+        self._derive()
         return self
 
 

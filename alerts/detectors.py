@@ -37,6 +37,7 @@ from alerts.baseline import (
     WindowRing,
     alpha_from_half_life,
     grow,
+    nan0,
     pack,
     unpack,
 )
@@ -49,7 +50,7 @@ FloatArray = NDArray[np.float64]
 
 def _flag(ring: WindowRing, score: FloatArray, exclude_score: float | None) -> None:
     if exclude_score is not None:
-        ring.flag(np.nan_to_num(score) >= exclude_score)
+        ring.flag(nan0(score) >= exclude_score)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class CountSpike:
     _p: FloatArray = field(init=False, repr=False)
     _expected: FloatArray = field(init=False, repr=False)
     _observed: FloatArray = field(init=False, repr=False)
+    _score: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._ring = WindowRing(self.window_buckets)
@@ -106,7 +108,7 @@ class CountSpike:
                     bucket_s=self.bucket_s,
                 ),
             ]
-        self._p = self._expected = self._observed = np.zeros(0)
+        self._p = self._expected = self._observed = self._score = np.zeros(0)
         self._skipped = np.zeros(0, dtype=np.int64)
 
     def _factor(self, start_s: int, n: int) -> FloatArray:
@@ -130,16 +132,17 @@ class CountSpike:
         _, self._observed = self._ring.sums()
         mean, var = self._base.get()
         f = self._factor(frame.start_s, frame.n)
-        rate = np.maximum(np.nan_to_num(mean), self.min_rate_per_bucket) * f
+        rate = np.maximum(nan0(mean), self.min_rate_per_bucket) * f
         self._expected = rate * self.window_buckets
-        window_var = np.maximum(np.nan_to_num(var) * f * f, rate) * self.window_buckets
+        window_var = np.maximum(nan0(var) * f * f, rate) * self.window_buckets
         if self.overdispersed:
             p = negbin_sf(self._observed, self._expected, window_var)
         else:
             p = poisson_sf(self._observed, self._expected)
         young = self._base.n < self.min_history_buckets
         self._p = np.where(young, np.nan, p)
-        _flag(self._ring, self.score(), self.exclude_score)
+        self._score = tail_score(self._p, full_at_p=self.full_at_p)
+        _flag(self._ring, self._score, self.exclude_score)
         return self
 
     def flag(self, rows: NDArray[np.bool_]) -> None:
@@ -148,7 +151,7 @@ class CountSpike:
 
     def score(self) -> FloatArray:
         """Score in [0, 1] per series; NaN for series without enough history."""
-        return tail_score(self._p, full_at_p=self.full_at_p)
+        return self._score
 
     def get(self) -> dict[str, FloatArray]:
         """The statistic: observed window count, expected count and p-value."""
@@ -200,12 +203,13 @@ class ShareSpike:
     _share: FloatArray = field(init=False, repr=False)
     _baseline: FloatArray = field(init=False, repr=False)
     _volume: FloatArray = field(init=False, repr=False)
+    _score: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         alpha = alpha_from_half_life(self.half_life_buckets)
         self._ring = WindowRing(self.window_buckets)
         self._neg, self._tot = EwmaBaseline(alpha), EwmaBaseline(alpha)
-        self._p = self._share = self._baseline = self._volume = np.zeros(0)
+        self._p = self._share = self._baseline = self._volume = self._score = np.zeros(0)
         self._skipped = np.zeros(0, dtype=np.int64)
 
     def baseline_share(self, prior_row: int | None) -> FloatArray:
@@ -237,10 +241,12 @@ class ShareSpike:
         with np.errstate(invalid="ignore", divide="ignore"):
             self._share = np.where(self._volume > 0, negative / self._volume, np.nan)
         self._baseline = self.baseline_share(frame.prior_row)
-        p = binom_sf(negative, self._volume, np.nan_to_num(self._baseline, nan=0.5))
+        unknown = np.isnan(self._baseline)
+        p = binom_sf(negative, self._volume, np.where(unknown, 0.5, self._baseline))
         p = np.where(self._volume < self.min_volume, 1.0, p)
-        self._p = np.where(np.isnan(self._baseline), np.nan, p)
-        _flag(self._ring, self.score(), self.exclude_score)
+        self._p = np.where(unknown, np.nan, p)
+        self._score = tail_score(self._p, full_at_p=self.full_at_p)
+        _flag(self._ring, self._score, self.exclude_score)
         return self
 
     def flag(self, rows: NDArray[np.bool_]) -> None:
@@ -249,7 +255,7 @@ class ShareSpike:
 
     def score(self) -> FloatArray:
         """Score in [0, 1] per series; NaN where neither own nor prior baseline exists."""
-        return tail_score(self._p, full_at_p=self.full_at_p)
+        return self._score
 
     def get(self) -> dict[str, FloatArray]:
         """The statistic: window share, baseline share, window volume and p-value."""
@@ -353,13 +359,15 @@ class Combined:
 
     #: A window that any detector scores this high stays out of every detector's baseline.
     exclude_score: float | None = 0.3
+    _score: FloatArray | None = field(default=None, init=False, repr=False, compare=False)
 
     def update(self, frame: SeriesFrame) -> Self:
         """Feed one final bucket to every detector."""
         for d in self.detectors.values():
             d.update(frame)
+        self._score = None  # scores only change here: score() computes them once
         if self.exclude_score is not None:
-            stack = np.nan_to_num(np.stack(list(self.scores().values())))
+            stack = nan0(np.stack(list(self.scores().values())))
             rows = stack.max(axis=0) >= self.exclude_score
             for d in self.detectors.values():
                 d.flag(rows)
@@ -371,10 +379,16 @@ class Combined:
 
     def score(self) -> FloatArray:
         """The combined score per series."""
+        if self._score is None:
+            self._score = self._combine()
+        return self._score
+
+    def _combine(self) -> FloatArray:
         stack = np.stack(list(self.scores().values()))
-        if np.isnan(stack).all():
+        missing = np.isnan(stack)
+        if missing.all():
             return np.zeros(stack.shape[1])
-        filled = np.where(np.isnan(stack), np.inf if self.mode == "all" else -np.inf, stack)
+        filled = np.where(missing, np.inf if self.mode == "all" else -np.inf, stack)
         out = filled.min(axis=0) if self.mode == "all" else filled.max(axis=0)
         return np.where(np.isfinite(out), out, 0.0)
 
@@ -390,4 +404,5 @@ class Combined:
         """Restore from :meth:`state`."""
         for name, d in self.detectors.items():
             d.load(state[name])
+        self._score = None
         return self

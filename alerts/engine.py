@@ -24,6 +24,7 @@ driven by a simulated clock make the same decisions.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,25 @@ def _buckets(seconds: int, bucket_s: int, what: str) -> int:
     if seconds % bucket_s:
         raise ConfigError(f"{what} {seconds}s is not a multiple of the {bucket_s}s bucket")
     return seconds // bucket_s
+
+
+def _detector_key(rule: Rule) -> tuple[Any, ...]:
+    """Everything :func:`build_detector` reads: rules with equal keys get equal detectors."""
+    return (
+        tuple(sorted(set(rule.detectors))),
+        rule.combine,
+        rule.window_s,
+        rule.min_history_s,
+        rule.baseline_half_life_s,
+        rule.full_at_p,
+        rule.min_volume,
+        rule.cusum_drift,
+        rule.cusum_threshold,
+    )
+
+
+def _state_digest(state: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
 def build_detector(rule: Rule, *, bucket_s: int, seasonal: bool = True) -> Combined:
@@ -137,7 +157,8 @@ class _RuleState:
         return self._mask
 
     def step(self, frame: SeriesFrame) -> list[Alert]:
-        det = self.detector.update(frame)
+        """Decide on ``frame``, which :attr:`detector` has already consumed."""
+        det = self.detector
         score = det.score()
         stats = det.get()
         count = stats.get("count", {})
@@ -208,6 +229,8 @@ class AlertEngine:
         )
         self.windows = TrendWindows(bucket_s=bucket_s, windows_s=windows_s)
         self._rules = [_RuleState(r, self) for r in rules.rules]
+        self._detectors: list[Combined] = []
+        self._share_detectors({rs.rule.name: "fresh" for rs in self._rules})
         self.stats = EngineStats()
         self.last_seen_s = np.zeros(0)  # event time of each series' latest final document
 
@@ -234,12 +257,27 @@ class AlertEngine:
             frame = SeriesFrame(
                 bucket.start_s, bucket.stats[:, TOTAL], bucket.stats[:, NEG], bucket.all_row
             )
+            for det in self._detectors:
+                det.update(frame)
             for rs in self._rules:
                 out.extend(rs.step(frame))
             self.stats.buckets_closed += 1
         for alert in out:
             self.stats.alerts[alert.state] += 1
         return out
+
+    def _share_detectors(self, history: dict[str, str]) -> None:
+        """One detector per distinct configuration and history, shared by its rules.
+
+        A detector is a deterministic function of its configuration and the frames
+        it consumed, so rules that agree on both (e.g. the same test per topic and
+        per ticker) can share one; ``history`` names each rule's detector state.
+        """
+        shared: dict[tuple[Any, ...], Combined] = {}
+        for rs in self._rules:
+            key = (_detector_key(rs.rule), history[rs.rule.name])
+            rs.detector = shared.setdefault(key, rs.detector)
+        self._detectors = list({id(d): d for d in shared.values()}.values())
 
     def _touch(self, bucket: FinalBucket) -> None:
         n = bucket.stats.shape[0]
@@ -278,12 +316,17 @@ class AlertEngine:
         self.aggregator.load(state["aggregator"], seen)
         self.windows.load(state["windows"], len(self.index))
         versions = state.get("rule_versions", {})
+        history: dict[str, str] = {}
         for rs in self._rules:
             name = rs.rule.name
+            rs.detector = build_detector(rs.rule, bucket_s=self.bucket_s, seasonal=self.seasonal)
+            history[name] = "fresh"
             if name not in state["rules"]:
                 logger.info("rule %s is new: its detectors start without history", name)
             elif versions.get(name) != _fingerprint(rs.rule):
                 logger.warning("rule %s changed since the checkpoint: its detectors restart", name)
             else:
                 rs.load(state["rules"][name])
+                history[name] = _state_digest(state["rules"][name]["detector"])
+        self._share_detectors(history)
         self.last_seen_s = unpack(state["last_seen_s"])

@@ -1,0 +1,202 @@
+"""The engine's fast paths decide exactly as the straightforward computation did.
+
+The detectors cache their scores, the seasonal profiles keep their slot means
+and readiness incrementally, and rules with the same detector configuration
+share one detector. None of that may change a byte of a backtest's outputs:
+
+* the outputs of a small synthetic history are pinned to the digests the
+  engine produced before these fast paths existed (seasonal factors active,
+  two rules sharing a detector, a third rule with its own);
+* the same backtest with one private detector per rule (the reference path)
+  gives the same outputs and the same plotted statistics;
+* a seasonal profile's factors match the formula recomputed from scratch;
+* a checkpoint restored into an engine whose rules share a detector continues
+  exactly as the uninterrupted engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from alerts.aggregate import FinalBucket
+from alerts.backtest import Backtest, BacktestConfig, BacktestResult
+from alerts.backtest_eval import LabeledEvent
+from alerts.backtest_frames import BucketBuilder
+from alerts.backtest_output import write_outputs
+from alerts.backtest_synth import PlantedEvent, synthesize
+from alerts.baseline import SeasonalProfile
+from alerts.engine import AlertEngine, build_detector
+from alerts.rules import RulesFile, parse_rules
+from alerts.series import SeriesIndex
+from stream.schemas import Alert
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+BUCKET_S = 300
+_SHARED = (
+    "window: 10m, min_history: 2h, baseline_half_life: 3h, hold: 5m, clear: 15m,"
+    " cooldown: 1h, threshold: 0.4, min_volume: 6, min_negative: 3"
+)
+RULES = f"""
+rules:
+  - {{name: neg-topic, series: {{kind: topic}}, {_SHARED}}}
+  - {{name: neg-ticker, series: {{kind: ticker}}, {_SHARED}}}
+  - {{name: neg-cusum, series: {{kind: ticker}}, detectors: [cusum, count], combine: any,
+     window: 15m, min_history: 2h, hold: 10m, clear: 10m}}
+"""
+#: sha256 of each output file, produced by the engine before the fast paths (commit a9f2faa).
+GOLDEN = {
+    "alerts.csv": "cc17bc64c9d01eb8f266c3a55c50022b4dffa951ed36d0dfcccb0408039c41eb",
+    "alerts.json": "cbbf50acd9f790fe3aeb4eba784800f018a3f0a3cfbf0de8bd34ad96cdf7c616",
+    "rule_counts.csv": "039280d2e2f8f3f171c3a18ae0e37abb7549ad858fef4cdfa88396786953f5e9",
+    "summary.json": "2343e171ff53a4dec50370777960c32a9f5edb08d6048a83398a5d6bcc86ceef",
+    "metrics.csv": "08101f04f6311ed8d86d112536df73c29441d178789b922b62420fdb3e62fa40",
+    "sweep.csv": "388c3a7020324c815a2319bc628e832d53db8704d80fa2b3e930134ec412dac7",
+}
+PLANTED = [
+    PlantedEvent(f"T00{i}", START + timedelta(days=d, hours=h), minutes=40, rate_x=8)
+    for i, (d, h) in enumerate([(2, 15), (2, 3), (1, 10)], start=1)
+]
+
+
+@pytest.fixture(scope="module")
+def history() -> pa.Table:
+    """Three days on 6 tickers: long enough for the hour-of-day factors to switch on."""
+    return synthesize(
+        start=START, days=3, n_tickers=6, docs_per_ticker_day=300, events=PLANTED, seed=5
+    )
+
+
+@pytest.fixture(scope="module")
+def rules() -> RulesFile:
+    return parse_rules(RULES)
+
+
+def _labels() -> list[LabeledEvent]:
+    return [
+        LabeledEvent("ticker", e.ticker, int(e.start.timestamp()), int(e.end.timestamp()))
+        for e in PLANTED
+    ]
+
+
+def _run(history: pa.Table, rules: RulesFile, *, private: bool) -> BacktestResult:
+    bt = Backtest(rules, BacktestConfig(bucket_s=BUCKET_S), events=_labels())
+    if private:  # the reference path: one detector per rule, as before sharing
+        engine = bt.engine
+        for rs in engine._rules:
+            rs.detector = build_detector(rs.rule, bucket_s=BUCKET_S, seasonal=engine.seasonal)
+        engine._detectors = [rs.detector for rs in engine._rules]
+    bt.feed(history)
+    return bt.finish()
+
+
+@pytest.fixture(scope="module")
+def fast(history: pa.Table, rules: RulesFile) -> BacktestResult:
+    return _run(history, rules, private=False)
+
+
+def test_two_rules_share_one_detector(rules: RulesFile) -> None:
+    engine = AlertEngine(rules, bucket_s=BUCKET_S)
+    topic, ticker, cusum = (rs.detector for rs in engine._rules)
+    assert topic is ticker and cusum is not topic
+    assert len(engine._detectors) == 2
+
+
+def test_outputs_match_the_engine_before_the_fast_paths(
+    fast: BacktestResult, tmp_path: Path
+) -> None:
+    assert len(fast.alerts) >= 10
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in write_outputs(fast, tmp_path)
+    }
+    assert digests == GOLDEN
+
+
+def test_shared_detectors_match_private_ones(
+    fast: BacktestResult, history: pa.Table, rules: RulesFile, tmp_path: Path
+) -> None:
+    reference = _run(history, rules, private=True)
+    one = write_outputs(fast, tmp_path / "fast")
+    two = write_outputs(reference, tmp_path / "reference")
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    n = len(fast.series)
+    for name, plot in fast.plots.items():
+        ref = reference.plots[name]
+        assert plot.start_s == ref.start_s
+        for stat in ("observed", "expected", "share", "baseline_share", "volume"):
+            np.testing.assert_array_equal(plot.matrix(stat, n), ref.matrix(stat, n), stat)
+
+
+def _factor_from_scratch(prof: SeasonalProfile, start_s: int) -> np.ndarray:
+    """The factor formula over the raw sums, as SeasonalProfile computed it before caching."""
+    ready = prof.n.min(axis=0) >= prof.min_obs_per_slot
+    n = prof.w.shape[1]
+    if not ready.any():
+        return np.ones(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(prof.w > 0, prof.s1 / prof.w, 0.0)
+        overall = means.mean(axis=0)
+        f = means[prof.slot(start_s)] / overall
+    f = np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0)
+    return np.where(ready & (overall > 0), f, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["hour", "dow"])
+def test_seasonal_factors_match_the_formula_from_scratch(kind: str) -> None:
+    bucket_s = 3600 if kind == "hour" else 86_400
+    prof = SeasonalProfile(kind, alpha=0.05, min_obs_per_slot=3, bucket_s=bucket_s)  # type: ignore[arg-type]
+    rng = np.random.default_rng(3)
+    n = 2
+    for t in range(400):
+        if t in (50, 120):  # new series appear later and must wait for their own history
+            n += 3
+        x = rng.poisson(rng.uniform(0, 4, n)).astype(np.float64)
+        x[0] = 0.0  # a series that never has documents: overall mean 0, factor 1
+        start = t * bucket_s
+        np.testing.assert_array_equal(prof.factor(start, n), _factor_from_scratch(prof, start))
+        prof.update(start, x)
+        np.testing.assert_array_equal(
+            prof.factor(start + bucket_s, n), _factor_from_scratch(prof, start + bucket_s)
+        )
+    restored = SeasonalProfile(kind, alpha=0.05, min_obs_per_slot=3, bucket_s=bucket_s)  # type: ignore[arg-type]
+    restored.load(prof.state())
+    np.testing.assert_array_equal(restored.factor(0, n), prof.factor(0, n))
+
+
+def _feed(engine: AlertEngine, buckets: list[FinalBucket], keys: SeriesIndex) -> list[Alert]:
+    """Evaluate ``buckets``, registering series as they appear (as the backtest does)."""
+    out: list[Alert] = []
+    for bucket in buckets:
+        for row in range(len(engine.index), bucket.stats.shape[0]):
+            engine.index.row(keys.key(row))
+        out += engine.evaluate([bucket])
+    return out
+
+
+def test_checkpoint_restores_shared_detectors(history: pa.Table, rules: RulesFile) -> None:
+    keys = SeriesIndex()
+    builder = BucketBuilder(keys, bucket_s=BUCKET_S)
+    buckets = [*builder.feed(history), *builder.finish()]
+    cut = len(buckets) // 2
+    expected = _feed(AlertEngine(rules, bucket_s=BUCKET_S), buckets, keys)
+    first = AlertEngine(rules, bucket_s=BUCKET_S)
+    alerts = _feed(first, buckets[:cut], keys)
+    resumed = AlertEngine(rules, bucket_s=BUCKET_S)
+    resumed.load(first.state(), [])
+    topic, ticker, cusum = (rs.detector for rs in resumed._rules)
+    assert topic is ticker and cusum is not topic
+    alerts += _feed(resumed, buckets[cut:], keys)
+    assert alerts == expected and len(expected) >= 10
+    # A rule new to the checkpoint starts fresh with its own detector.
+    state = first.state()
+    del state["rules"]["neg-topic"]
+    fresh = AlertEngine(rules, bucket_s=BUCKET_S)
+    fresh.load(state, [])
+    topic, ticker, _ = (rs.detector for rs in fresh._rules)
+    assert topic is not ticker
