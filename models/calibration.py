@@ -33,8 +33,8 @@ def fit_temperature(
     >>> rng = np.random.default_rng(0)
     >>> labels = rng.integers(0, 3, 2000)
     >>> logits = 3.0 * np.eye(3)[labels] + rng.normal(size=(2000, 3))
-    >>> 0.5 < fit_temperature(4.0 * logits, labels) / 4.0 < 2.0
-    True
+    >>> round(fit_temperature(4.0 * logits, labels) / fit_temperature(logits, labels), 2)
+    4.0
     """
     if len(labels) == 0:
         return 1.0

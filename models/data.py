@@ -166,7 +166,7 @@ def stratified_split(
     two or more) into validation.
 
     >>> tr, va = stratified_split(np.array([0] * 10 + [1] * 10), 0.2, seed=0)
-    >>> len(tr), len(va), sorted(np.bincount(np.array([0] * 10 + [1] * 10)[va]))
+    >>> len(tr), len(va), np.bincount(np.array([0] * 10 + [1] * 10)[va]).tolist()
     (16, 4, [2, 2])
     """
     if not 0.0 < fraction < 1.0:
