@@ -106,7 +106,7 @@ class _Sweep:
         self.firings: list[list[Firing]] = [[] for _ in thresholds]
 
     def step(self, end_s: int, score: FloatArray, mask: NDArray[np.bool_] | None) -> None:
-        s = np.nan_to_num(score, nan=-1.0)
+        s = np.where(np.isnan(score), -1.0, score)  # scores are finite or NaN
         if mask is not None:
             s = np.where(mask, s, -1.0)
         hit = s >= self.lowest

@@ -250,7 +250,8 @@ class SeasonalProfile:
         overall = self._overall
         with np.errstate(invalid="ignore", divide="ignore"):
             f = self._means[self.slot(start_s)] / overall
-        f = np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0)
+        # np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0), without the wrappers.
+        f = np.minimum(np.maximum(np.where(np.isnan(f) | (f == np.inf), 1.0, f), 0.2), 5.0)
         return np.where(ready & (overall > 0), f, 1.0)
 
     def state(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from alerts.baseline import SeasonalProfile
 from alerts.engine import AlertEngine, build_detector
 from alerts.rules import RulesFile, parse_rules
 from alerts.series import SeriesIndex
+from alerts.stats import binom_sf, negbin_sf, poisson_sf
 from stream.schemas import Alert
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -200,3 +201,32 @@ def test_checkpoint_restores_shared_detectors(history: pa.Table, rules: RulesFil
     fresh.load(state, [])
     topic, ticker, _ = (rs.detector for rs in fresh._rules)
     assert topic is not ticker
+
+
+def test_sparse_tails_match_the_dense_formulas() -> None:
+    """The tails skip rows whose answer is 1; the rest must match evaluating every row."""
+    rng = np.random.default_rng(0)
+    n = 600
+    k = rng.poisson(0.5, n).astype(np.float64)
+    k[:5] = [np.nan, -1.0, 0.0, 3.0, 40.0]
+    mu = rng.uniform(0, 5, n)
+    mu[5:10] = 0.0
+    var = mu * rng.uniform(0.5, 3, n)
+    total = k + rng.poisson(2, n)
+    total[10:15] = 0.0
+    p = rng.uniform(0, 1, n)
+    p[15:20] = [0.0, 1.0, 0.5, 1e-12, np.nan]
+    from scipy import special
+
+    mu0 = np.maximum(mu, 1e-12)
+    poisson = np.where(k <= 0, 1.0, special.gammainc(np.maximum(k, 1.0), mu0))
+    over = var > mu0 * (1 + 1e-9)
+    r = np.where(over, mu0 * mu0 / np.where(over, var - mu0, 1.0), 1.0)
+    nb = special.betainc(np.maximum(k, 1.0), r, 1.0 - r / (r + mu0))
+    negbin = np.where(over, np.where(k <= 0, 1.0, nb), poisson)
+    pc = np.clip(p, 1e-12, 1 - 1e-12)
+    out = special.betainc(np.maximum(k, 1.0), np.maximum(total - k + 1.0, 1e-12), pc)
+    binom = np.where(k <= 0, 1.0, np.where(k > total, 0.0, out))
+    assert poisson_sf(k, mu).tobytes() == poisson.tobytes()
+    assert negbin_sf(k, mu, var).tobytes() == negbin.tobytes()
+    assert binom_sf(k, total, p).tobytes() == binom.tobytes()
