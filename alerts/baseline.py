@@ -155,10 +155,12 @@ class EwmaBaseline:
 
     def get(self) -> tuple[FloatArray, FloatArray]:
         """(mean, variance) per series; NaN where nothing was observed."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(self.w > 0, self.s1 / self.w, np.nan)
-            var = np.where(self.w > 0, np.maximum(self.s2 / self.w - mean * mean, 0.0), np.nan)
-        return mean, var
+        # Divide only where observed (no errstate needed); NaN stays NaN elsewhere.
+        seen = self.w > 0
+        mean = np.divide(self.s1, self.w, out=np.full(self.w.shape, np.nan), where=seen)
+        var = np.divide(self.s2, self.w, out=np.full(self.w.shape, np.nan), where=seen)
+        var -= mean * mean
+        return mean, np.maximum(var, 0.0, out=var)
 
     def resize(self, n: int) -> None:
         """Make room for ``n`` series (new series start empty)."""
@@ -234,8 +236,8 @@ class SeasonalProfile:
         self.s1[k] = decay * self.s1[k] + x
         self.n[k] += 1
         self._short -= self.n[k] == self.min_obs_per_slot
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self._means[k] = np.where(self.w[k] > 0, self.s1[k] / self.w[k], 0.0)
+        w = self.w[k]
+        self._means[k] = np.divide(self.s1[k], w, out=np.zeros(w.shape), where=w > 0)
         self._overall = None
         return self
 
@@ -248,11 +250,11 @@ class SeasonalProfile:
         if self._overall is None:
             self._overall = self._means.mean(axis=0)
         overall = self._overall
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = self._means[self.slot(start_s)] / overall
-        # np.clip(np.nan_to_num(f, nan=1.0, posinf=1.0), 0.2, 5.0), without the wrappers.
-        f = np.minimum(np.maximum(np.where(np.isnan(f) | (f == np.inf), 1.0, f), 0.2), 5.0)
-        return np.where(ready & (overall > 0), f, 1.0)
+        pos = overall > 0
+        # A factor only where the overall mean is positive (1 elsewhere), clipped to [0.2, 5].
+        f = np.divide(self._means[self.slot(start_s)], overall, out=np.ones(pos.shape), where=pos)
+        f = np.minimum(np.maximum(f, 0.2), 5.0)
+        return np.where(ready & pos, f, 1.0)
 
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""

@@ -218,8 +218,7 @@ class ShareSpike:
         own_ok = (self._tot.n >= self.min_history_buckets) & (
             self._tot.s1 >= self.min_baseline_docs
         )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            own = self._neg.s1 / self._tot.s1
+        own = np.divide(self._neg.s1, self._tot.s1, out=np.full(own_ok.shape, np.nan), where=own_ok)
         prior = np.nan
         if prior_row is not None and prior_row < own.shape[0] and own_ok[prior_row]:
             prior = float(own[prior_row])
@@ -238,8 +237,8 @@ class ShareSpike:
             self._tot.update(tot, learn)
             self._neg.update(neg, learn)
         self._volume, negative = self._ring.sums()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self._share = np.where(self._volume > 0, negative / self._volume, np.nan)
+        vol = self._volume
+        self._share = np.divide(negative, vol, out=np.full(vol.shape, np.nan), where=vol > 0)
         self._baseline = self.baseline_share(frame.prior_row)
         unknown = np.isnan(self._baseline)
         p = binom_sf(negative, self._volume, np.where(unknown, 0.5, self._baseline))
