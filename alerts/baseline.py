@@ -185,6 +185,7 @@ class SeasonalProfile:
     the factor of a slot is its mean over the mean of all slots. Factors are 1
     until every slot has seen ``min_obs_per_slot`` buckets, so a young series
     is never "seasonally adjusted" from noise. Factors are clipped to [0.2, 5].
+    ``version`` changes whenever the factors may have changed.
     """
 
     def __init__(
@@ -203,6 +204,7 @@ class SeasonalProfile:
         self.w = np.zeros((self.slots, 0))
         self.s1 = np.zeros((self.slots, 0))
         self.n = np.zeros((self.slots, 0), dtype=np.int64)
+        self.version = 0
         self._derive()
 
     def _derive(self) -> None:
@@ -212,6 +214,7 @@ class SeasonalProfile:
             self._means = np.where(self.w > 0, self.s1 / self.w, 0.0)
         self._short = (self.n < self.min_obs_per_slot).sum(axis=0)
         self._overall: FloatArray | None = None
+        self.version += 1
 
     def slot(self, start_s: int) -> int:
         """Slot of the bucket starting at ``start_s`` (UTC)."""
@@ -227,6 +230,7 @@ class SeasonalProfile:
         self._means = grow(self._means, n)
         self._short = grow(self._short, n, self.slots if self.min_obs_per_slot > 0 else 0)
         self._overall = None
+        self.version += 1
 
     def update(self, start_s: int, x: FloatArray) -> Self:
         """Add the counts of the bucket starting at ``start_s``."""
@@ -239,6 +243,7 @@ class SeasonalProfile:
         w = self.w[k]
         self._means[k] = np.divide(self.s1[k], w, out=np.zeros(w.shape), where=w > 0)
         self._overall = None
+        self.version += 1
         return self
 
     def factor(self, start_s: int, n: int) -> FloatArray:

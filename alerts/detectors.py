@@ -109,12 +109,19 @@ class CountSpike:
                 ),
             ]
         self._p = self._expected = self._observed = self._score = np.zeros(0)
+        self._factor_cache: tuple[tuple[Any, ...] | None, FloatArray] = (None, np.zeros(0))
         self._skipped = np.zeros(0, dtype=np.int64)
 
     def _factor(self, start_s: int, n: int) -> FloatArray:
+        # The window's oldest bucket usually shares its hour with the previous bucket,
+        # whose factors were computed against the same profile versions: reuse them.
+        key = (n, *((s.version, s.slot(start_s)) for s in self._seasons))
+        if self._factor_cache[0] == key:
+            return self._factor_cache[1]
         f = np.ones(n)
         for s in self._seasons:
             f = f * s.factor(start_s, n)
+        self._factor_cache = (key, f)
         return f
 
     def update(self, frame: SeriesFrame) -> Self:

@@ -49,6 +49,14 @@ class Hysteresis:
         cond = score >= self.threshold
         if mask is not None:
             cond &= mask
+        if not cond.any() and not self.active.any():
+            # The common quiet bucket: nothing over the bar and nothing firing, so only
+            # the quiet counters move (the general update below gives the same arrays).
+            self.above = np.zeros(n, dtype=np.int64)
+            self.below = self.below + 1
+            self.fired, self.resolved = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+            self.active = np.zeros(n, dtype=bool)
+            return self
         self.above = np.where(cond, self.above + 1, 0)
         self.below = np.where(cond, 0, self.below + 1)
         was = self.active
