@@ -38,6 +38,6 @@ def fault_kafka(fault_broker: EmbeddedBroker) -> KafkaSettings:
 @pytest.fixture
 def fault_topics(fault_kafka: KafkaSettings) -> TopicNames:
     """The default topic names on the private broker, created."""
-    names = TopicNames()  # `python -m alerts` has no topic prefix option
+    names = TopicNames()  # the broker is private: the default names cannot collide
     ensure_topics(fault_kafka, names.all)
     return names
