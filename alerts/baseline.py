@@ -140,9 +140,8 @@ class EwmaBaseline:
         """Add one observation per series (only where ``mask`` is true, if given)."""
         self.resize(x.shape[0])
         if self.clip_sigma is not None:
-            mean, var = self.get()
-            mean0 = nan0(mean)
-            sd = np.sqrt(np.maximum(nan0(var), mean0))
+            mean0, var0 = self.get0()
+            sd = np.sqrt(np.maximum(var0, mean0))
             cap = mean0 + self.clip_sigma * sd + 1.0
             x = np.where(self.n >= self.min_clip_obs, np.minimum(x, cap), x)
         decay = 1.0 - self.alpha
@@ -159,6 +158,19 @@ class EwmaBaseline:
         seen = self.w > 0
         mean = np.divide(self.s1, self.w, out=np.full(self.w.shape, np.nan), where=seen)
         var = np.divide(self.s2, self.w, out=np.full(self.w.shape, np.nan), where=seen)
+        var -= mean * mean
+        return mean, np.maximum(var, 0.0, out=var)
+
+    def get0(self) -> tuple[FloatArray, FloatArray]:
+        """:meth:`get` with 0 instead of NaN where nothing was observed (``nan_to_num``).
+
+        >>> b = EwmaBaseline(0.5).update(np.array([2.0, 4.0]), np.array([True, False]))
+        >>> [a.tolist() for a in b.get0()]
+        [[2.0, 0.0], [0.0, 0.0]]
+        """
+        seen = self.w > 0
+        mean = np.divide(self.s1, self.w, out=np.zeros(self.w.shape), where=seen)
+        var = np.divide(self.s2, self.w, out=np.zeros(self.w.shape), where=seen)
         var -= mean * mean
         return mean, np.maximum(var, 0.0, out=var)
 
@@ -309,7 +321,8 @@ class WindowRing:
 
     def flag(self, rows: BoolArray) -> None:
         """Mark every bucket now in the window as suspect for ``rows``."""
-        self.suspect[:, rows] = True
+        if rows.any():
+            self.suspect[:, rows] = True
 
     def sums(self) -> tuple[FloatArray, FloatArray]:
         """Window sums (total, negative) per series."""

@@ -137,11 +137,11 @@ class CountSpike:
             for s in self._seasons:
                 s.update(start, neg)
         _, self._observed = self._ring.sums()
-        mean, var = self._base.get()
+        mean, var = self._base.get0()
         f = self._factor(frame.start_s, frame.n)
-        rate = np.maximum(nan0(mean), self.min_rate_per_bucket) * f
+        rate = np.maximum(mean, self.min_rate_per_bucket) * f
         self._expected = rate * self.window_buckets
-        window_var = np.maximum(nan0(var) * f * f, rate) * self.window_buckets
+        window_var = np.maximum(var * f * f, rate) * self.window_buckets
         if self.overdispersed:
             p = negbin_sf(self._observed, self._expected, window_var)
         else:
@@ -316,9 +316,9 @@ class Cusum:
         """Consume one final bucket."""
         self._base.resize(frame.n)
         x = frame.negative
-        mean, var = self._base.get()
-        sd = np.maximum(np.sqrt(np.maximum(np.nan_to_num(var), np.nan_to_num(mean))), self.min_sd)
-        z = (x - np.nan_to_num(mean)) / sd
+        mean, var = self._base.get0()
+        sd = np.maximum(np.sqrt(np.maximum(var, mean)), self.min_sd)
+        z = (x - mean) / sd
         ready = self._base.n >= self.min_history_buckets
         self._s = np.where(ready, np.maximum(0.0, grow(self._s, frame.n) + z - self.drift), 0.0)
         # A shift under way stays out of the baseline, or the CUSUM would chase it.

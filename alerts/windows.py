@@ -72,8 +72,10 @@ class TrendWindows:
         rows = np.flatnonzero(bucket.stats[:, TOTAL] > 0)
         sparse = _Sparse(bucket.start_s, rows, bucket.stats[rows].copy(), bucket.top)
         self._buckets.append(sparse)
+        n = bucket.stats.shape[0]
         for w in self.windows_s:
-            self._sums[w] = grow(self._sums[w].T, bucket.stats.shape[0]).T.copy()
+            if self._sums[w].shape[0] < n:  # new series: room for their rows
+                self._sums[w] = grow(self._sums[w].T, n).T.copy()
             self._sums[w][rows] += sparse.values
         self._by_start[bucket.start_s] = sparse
         for w in self.windows_s:
@@ -87,7 +89,7 @@ class TrendWindows:
 
     def trend(self, window_s: int) -> Trend:
         """The statistics of every series over the last ``window_s`` seconds."""
-        s = self._sums[window_s]
+        s = self._sums[window_s].copy()  # a snapshot: the sums move in place on push
         total = s[:, TOTAL]
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(total > 0, s[:, NEG] / total, np.nan)
