@@ -58,18 +58,22 @@ def _negbin_tail(k: FloatArray, mu: FloatArray, var: FloatArray) -> FloatArray:
 
 
 def _floats(*a: object) -> list[FloatArray]:
-    return [np.asarray(x, dtype=np.float64) for x in a]
+    """The arguments as float arrays of one shape (broadcast only when they differ)."""
+    arrays = [np.asarray(x, dtype=np.float64) for x in a]
+    if all(x.shape == arrays[0].shape for x in arrays):
+        return arrays
+    return list(np.broadcast_arrays(*arrays))
 
 
 def poisson_sf(k: FloatArray, mu: FloatArray) -> FloatArray:
     """``P(X >= k)`` for ``X ~ Poisson(mu)``; 1 where ``k <= 0``."""
-    k, mu = np.broadcast_arrays(*_floats(k, mu))
+    k, mu = _floats(k, mu)
     return _on(~(k <= 0), _poisson_tail, k, mu)
 
 
 def binom_sf(k: FloatArray, n: FloatArray, p: FloatArray) -> FloatArray:
     """``P(X >= k)`` for ``X ~ Binomial(n, p)``; 1 where ``k <= 0``, 0 where ``k > n``."""
-    k, n, p = np.broadcast_arrays(*_floats(k, n, p))
+    k, n, p = _floats(k, n, p)
     some = ~(k <= 0)
     out = _on(some & ~(k > n), _binom_tail, k, n, p)
     return np.where(some & (k > n), 0.0, out)
@@ -80,7 +84,7 @@ def negbin_sf(k: FloatArray, mu: FloatArray, var: FloatArray) -> FloatArray:
 
     Falls back to Poisson where the data are not over-dispersed (``var <= mu``).
     """
-    k, mu, var = np.broadcast_arrays(*_floats(k, mu, var))
+    k, mu, var = _floats(k, mu, var)
     return _on(~(k <= 0), _negbin_tail, k, mu, var)
 
 
@@ -91,6 +95,6 @@ def tail_score(p: FloatArray, *, full_at_p: float = 1e-8) -> FloatArray:
     (a detector that has no opinion yet).
     """
     p = np.asarray(p, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        raw = -np.log10(np.clip(p, 1e-300, 1.0)) / -np.log10(full_at_p)
+    # p is floored at 1e-300 (NaN stays NaN), so log10 never sees 0: no errstate needed.
+    raw = -np.log10(np.minimum(np.maximum(p, 1e-300), 1.0)) / -np.log10(full_at_p)
     return np.where(np.isnan(p), np.nan, np.clip(raw, 0.0, 1.0))
