@@ -12,8 +12,8 @@ DATA ?= ../shared/data
 demo: $(VENV)/.runtime
 	$(VENV)/bin/finsentinel demo
 
-## test: install everything the tests need, lint, run the whole test suite
-test: $(VENV)/.dev system-deps lint
+## test: install everything the tests need, lint and type-check, run the whole test suite
+test: $(VENV)/.dev system-deps lint typecheck
 	$(PY) -m pytest
 
 install: $(VENV)/.runtime
@@ -55,6 +55,8 @@ model: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/score_throughput.py
+	$(PY) bench/alerts_eval.py
+	$(PY) bench/backtest_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
