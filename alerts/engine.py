@@ -166,6 +166,8 @@ class _RuleState:
         negative = count["observed"] if count else self._window_negative(frame)
         volume_ok = negative >= self.rule.min_negative
         self.hysteresis.update(score, self.selected() & volume_ok)
+        if not self.tracker.open and not self.hysteresis.active.any():
+            return []  # nothing firing and nothing open: the tracker has nothing to do
         nan = np.full(frame.n, np.nan)
         obs = Observation(
             end_s=frame.start_s + self._bucket_s,
