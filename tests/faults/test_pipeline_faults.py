@@ -27,10 +27,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,11 +41,12 @@ from alerts.service import AlertService
 from alerts.settings import AlertSettings
 from stream.broker import EmbeddedBroker
 from stream.demo_corpus import generate
-from stream.kafka import KafkaSettings, make_producer
+from stream.kafka import KafkaSettings
 from stream.runtime import StopFlag
-from stream.schemas import Alert, RawDocument, ScoredDocument, decode, encode, message_key
+from stream.schemas import Alert, RawDocument, ScoredDocument, decode
 from stream.topics import TopicNames
 from tests.faults.harness import PYTHON, Service, TopicTail, read_all, service_env
+from tests.faults.workload import Chaos, FileWriter, Producer, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -103,79 +102,6 @@ def _corpus(now: datetime) -> list[dict[str, Any]]:
     return docs
 
 
-def _raw(d: dict[str, Any], fetched: datetime) -> RawDocument:
-    return RawDocument(
-        id=d["id"],
-        source=d["source"],
-        kind=d["kind"],
-        url=d["url"],
-        title=d["title"],
-        body=d["body"],
-        author=d["author"],
-        tickers=d["tickers"],
-        published_at=datetime.fromisoformat(d["published_at"]),
-        fetched_at=fetched,
-    )
-
-
-class Producer(threading.Thread):
-    """Produces raw documents at a steady rate; records each id's send time and any error."""
-
-    def __init__(
-        self, kafka: KafkaSettings, topics: TopicNames, docs: list[dict[str, Any]]
-    ) -> None:
-        super().__init__(name="producer", daemon=True)
-        self.kafka, self.topics, self.docs = kafka, topics, docs
-        self.sent_at: dict[str, float] = {}
-        self.errors: list[BaseException] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        producer = make_producer(self.kafka)
-        t0 = time.monotonic()
-        try:
-            for i, d in enumerate(self.docs):
-                delay = t0 + i / RATE_PER_S - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                doc = _raw(d, datetime.now(UTC))
-                future = producer.send(
-                    self.topics.raw_for(doc.kind), key=message_key(doc), value=encode(doc)
-                )
-                future.add_errback(self.errors.append)
-                self.sent_at[doc.id] = time.monotonic()
-            producer.flush(timeout=180)
-        except BaseException as exc:  # surfaced by the test, not swallowed
-            self.errors.append(exc)
-        finally:
-            producer.close(timeout=30)
-            self.done.set()
-
-
-class FileWriter(threading.Thread):
-    """Drops a new JSONL file into the crawler's folder every few seconds."""
-
-    def __init__(self, folder: Path, rows: list[dict[str, Any]]) -> None:
-        super().__init__(name="files", daemon=True)
-        self.folder, self.rows = folder, rows
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        for k in range(CRAWLER_FILES):
-            part = self.rows[k * CRAWLER_ROWS_PER_FILE : (k + 1) * CRAWLER_ROWS_PER_FILE]
-            tmp = self.folder / f".part-{k}.tmp"
-            tmp.write_text("".join(json.dumps(_file_row(d)) + "\n" for d in part), encoding="utf-8")
-            tmp.rename(self.folder / f"part-{k:02d}.jsonl")  # atomic: never half a file
-            time.sleep(6.0)
-        self.done.set()
-
-
-def _file_row(d: dict[str, Any]) -> dict[str, Any]:
-    row = {k: v for k, v in d.items() if k != "burst" and v is not None}
-    row["id"] = f"file-{d['id']}"
-    return row
-
-
 def _services(kafka: KafkaSettings, model_dir: Path, tmp: Path) -> dict[str, Service]:
     """The scorer, the alerting service and the crawler, not started yet."""
     logs = tmp / "logs"
@@ -225,64 +151,6 @@ def _services(kafka: KafkaSettings, model_dir: Path, tmp: Path) -> dict[str, Ser
     }
 
 
-def _wait(what: str, cond: Callable[[], bool], timeout_s: float, tick: Callable[[], None]) -> float:
-    """Wait for ``cond`` while supervising; the seconds it took."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        tick()
-        time.sleep(0.25)
-    return time.monotonic() - t0
-
-
-class Chaos:
-    """Seeded random kills of ready services, and one broker freeze, while input flows."""
-
-    def __init__(self, services: dict[str, Service], broker: EmbeddedBroker) -> None:
-        self.rng = random.Random(SEED)
-        self.services = services
-        self.broker = broker
-        self.budget = {"scorer": SCORER_KILLS, "alerts": ALERTS_KILLS, "crawler": CRAWLER_KILLS}
-        self.next_kill: dict[str, float] = {}
-        self.freeze_at: float | None = None
-        self.resumed_at: float | None = None
-
-    def tick(self) -> None:
-        """Restart what died by itself; kill what is due; freeze the broker once."""
-        for s in self.services.values():
-            s.supervise()
-            _ = s.ready  # polls /healthz until this start answers, so its time is measured
-        now = time.monotonic()
-        if self.freeze_at is not None and self.resumed_at is None and now >= self.freeze_at:
-            self._freeze()
-            return
-        for name, s in self.services.items():
-            if self.budget[name] <= 0 or not s.ready:
-                continue
-            due = self.next_kill.setdefault(name, now + self.rng.uniform(0.5, 6.0))
-            if now >= due:
-                s.kill()
-                self.budget[name] -= 1
-                del self.next_kill[name]
-
-    def _freeze(self) -> None:
-        os.kill(self.broker.pid, signal.SIGSTOP)
-        try:
-            t_end = time.monotonic() + FREEZE_S
-            while time.monotonic() < t_end:  # producers and consumers keep running meanwhile
-                for s in self.services.values():
-                    s.supervise()
-                time.sleep(0.25)
-        finally:
-            os.kill(self.broker.pid, signal.SIGCONT)
-        self.resumed_at = time.monotonic()
-
-    @property
-    def finished(self) -> bool:
-        return not any(self.budget.values()) and self.resumed_at is not None
-
-
 def _decisions(alerts: list[Alert]) -> set[tuple[Any, ...]]:
     """What an alert decided, without evidence ordering or wall-clock fields."""
     return {
@@ -317,7 +185,7 @@ def _final_alerts(kafka: KafkaSettings, tmp: Path, ends: dict[tuple[str, int], i
     thread.start()
     try:
         # The service's consumed offsets (private; read-only here) reach the topic's end.
-        _wait(
+        wait_for(
             "the final alerting pass to catch up",
             lambda: all(service._offsets.get(tp, 0) >= end for tp, end in ends.items()),
             300,
@@ -357,27 +225,33 @@ def test_kills_and_a_broker_freeze_lose_nothing_and_change_no_alert(
     services = _services(fault_kafka, SHIPPED_MODEL, tmp_path)
     for s in services.values():
         s.start()
-    chaos = Chaos(services, fault_broker)
+    chaos = Chaos(
+        services,
+        fault_broker,
+        seed=SEED,
+        kills={"scorer": SCORER_KILLS, "alerts": ALERTS_KILLS, "crawler": CRAWLER_KILLS},
+        freeze_s=FREEZE_S,
+    )
 
     def supervise() -> None:
         for s in services.values():
             s.supervise()
             _ = s.ready  # polls /healthz until this start answers, so its time is measured
 
-    startup_s = _wait(
+    startup_s = wait_for(
         "every service to become ready", lambda: all(s.ready for s in services.values()),
         300, supervise,
     )  # fmt: skip
     raw_tail = TopicTail(fault_kafka, fault_topics.raw)
     scored_tail = TopicTail(fault_kafka, [fault_topics.scored])
-    producer = Producer(fault_kafka, fault_topics, docs)
-    writer = FileWriter(tmp_path / "files", file_rows)
+    producer = Producer(fault_kafka, fault_topics, docs, RATE_PER_S)
+    writer = FileWriter(tmp_path / "files", file_rows, files=CRAWLER_FILES, gap_s=6.0)
     t_flow = time.monotonic()
     producer.start()
     writer.start()
     chaos.freeze_at = t_flow + 0.4 * len(docs) / RATE_PER_S
     try:
-        _wait(
+        wait_for(
             "the fault schedule and the input",
             lambda: chaos.finished and producer.done.is_set() and writer.done.is_set(),
             900, chaos.tick,
@@ -391,7 +265,7 @@ def test_kills_and_a_broker_freeze_lose_nothing_and_change_no_alert(
             ready = all(s.ready for s in services.values())
             return settled and ready and raw_tail.ids() <= scored_tail.ids()
 
-        drain_s = _wait("every raw document to be scored", converged, 600, supervise)
+        drain_s = wait_for("every raw document to be scored", converged, 600, supervise)
     finally:
         raw_tail.close()
         scored_tail.close()
