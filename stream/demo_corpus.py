@@ -14,6 +14,8 @@ The middle of the corpus holds a burst of negative coverage: a regional bank
 >>> docs = generate(n_docs=50, burst=10, seed=1)
 >>> len(docs), sum(d["burst"] for d in docs)
 (60, 10)
+>>> len(generate(n_docs=3000, burst=150, seed=3))
+3150
 """
 
 from __future__ import annotations
@@ -171,14 +173,26 @@ class _Writer:
         self.bank = _combos(rng, [b[0] for b in _BANKS], _DOWN, _BANK_WHY)
         self.bank_say = _combos(rng, [b[1] for b in _BANKS], _BANK_SAY, _BANK_SAY_WHY)
         self.ticker = {c[0]: c[1] for c in (*COMPANIES, *_BANKS)}
+        self._spent: dict[int, list[tuple[str, ...]]] = {}
+
+    def _draw(self, pool: list[tuple[str, ...]]) -> tuple[str, ...]:
+        """The next unused combination; an exhausted pool starts over (texts then repeat,
+        and the crawler folds the repeats as duplicates)."""
+        if not pool:
+            pool.extend(self._spent[id(pool)])
+            self._spent[id(pool)].clear()
+            self.rng.shuffle(pool)
+        item = pool.pop()
+        self._spent.setdefault(id(pool), []).append(item)
+        return item
 
     def news(self, pool: list[tuple[str, ...]]) -> tuple[str, str, list[str]]:
-        name, verb, why = pool.pop()
+        name, verb, why = self._draw(pool)
         pct = self.rng.randint(2, 9) if pool is not self.bank else self.rng.randint(9, 35)
         return "news", f"{name} {verb} {pct}% {why}", [self.ticker[name]]
 
     def comment(self, pool: list[tuple[str, ...]]) -> tuple[str, str, list[str]]:
-        ticker, *words = pool.pop()
+        ticker, *words = self._draw(pool)
         text = ", ".join(w.replace("{t}", ticker) for w in words)
         return "comment", text, [ticker]
 
@@ -190,7 +204,7 @@ class _Writer:
         if roll < 0.12:
             return "news", self.rng.choice(_MACRO_NEUTRAL), []
         if roll < 0.45:
-            name, event, when = self.events.pop()
+            name, event, when = self._draw(self.events)
             return "news", f"{name} {event} {when}", [self.ticker[name]]
         return self.news(self.down if roll < 0.6 else self.up)
 
@@ -224,8 +238,8 @@ def generate(
 
     Company documents are distinct (no two share a template combination); the
     market-wide headlines repeat now and then, as wire headlines do, and the
-    crawler folds those repeats as exact duplicates. ``n_docs`` is bounded by the
-    template space (about 2,000) and ``burst`` by 96.
+    crawler folds those repeats as exact duplicates. Past the template space
+    (a few hundred combinations per kind) texts start to repeat as well.
     """
     rng = random.Random(seed)
     writer = _Writer(rng)
