@@ -270,16 +270,27 @@ def test_rule_expression(live: Live, query: Query, rule: dict[str, Any]) -> None
     _check_series_exist(live, query, _services_of(query.expr, live) & live.services)
 
 
+def _rules(live: Live) -> list[dict[str, Any]]:
+    return [r for g in live.prometheus.api("rules")["groups"] for r in g["rules"]]
+
+
 def test_rules_are_loaded_and_healthy(live: Live) -> None:
-    groups = live.prometheus.api("rules")["groups"]
-    rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == len(RULES)
-    unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert len(_rules(live)) == len(RULES)
+    # "unknown" until a rule's group has been evaluated once.
+    wait_for(
+        "every rule to be evaluated",
+        lambda: all(r["health"] != "unknown" for r in _rules(live)),
+        timeout_s=30,
+    )
+    unhealthy = [(r["name"], r.get("lastError")) for r in _rules(live) if r["health"] != "ok"]
     assert not unhealthy
 
 
 def test_every_service_target_is_up(live: Live) -> None:
-    for sample in live.prometheus.query('up{job=~"finsentinel-.*"}'):
+    # Over 30 s: on a busy machine one 1-second scrape may time out now and then.
+    samples = live.prometheus.query('max_over_time(up{job=~"finsentinel-.*"}[30s])')
+    assert len(samples) == len(SERVICES)
+    for sample in samples:
         assert sample["value"][1] == "1", sample["metric"]
     assert {"scorer", "crawler", "alerts"} <= live.services
 
