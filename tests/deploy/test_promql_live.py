@@ -124,6 +124,18 @@ def live(
                 timeout_s=240,
                 interval_s=1,
             )
+            # Every job scraped a few times, so a service with no metrics really has none.
+            wait_for(
+                "a few scrapes of every job",
+                lambda: bool(
+                    prometheus.query(
+                        'count(count_over_time(up{job=~"finsentinel-.*"}[1m]) >= 3)'
+                        f" == {len(SERVICES)}"
+                    )
+                ),
+                timeout_s=60,
+                interval_s=1,
+            )
             services = {
                 s.name
                 for s in SERVICES
