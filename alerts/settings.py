@@ -21,6 +21,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.labels import TOPIC_LABELS
+
 __all__ = ["DEFAULT_RULES_PATH", "AlertSettings"]
 
 #: The rules shipped with the package.
@@ -63,8 +65,9 @@ class AlertSettings(BaseSettings):
     seasonal: bool = True
     #: Event-time wait before a group of alerts becomes one notification.
     group_wait_s: Annotated[float, Field(ge=0)] = 60.0
-    #: Topics exported as metric labels (the model's topic labels); others count as "other".
-    metric_topics: tuple[str, ...] = ()
+    #: Topics exported as metric labels (default: the shipped model's topic labels); others
+    #: count as "other".
+    metric_topics: tuple[str, ...] = TOPIC_LABELS
     #: Tickers exported as metric labels (the watch-list); no other ticker becomes a label.
     watch_tickers: tuple[str, ...] = ()
     #: Most series tracked (memory bound); documents of further new series still count in

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stream.demo_corpus import DEMO_ALIASES, DEMO_DATA_DIR
+from stream.demo_corpus import COMPANIES, DEMO_ALIASES, DEMO_DATA_DIR
 from stream.errors import FinSentinelError
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
@@ -194,6 +194,8 @@ def _run_pipeline(
             metrics_port=0,
             db_path=state / "alerts.sqlite",
             allowed_lateness_s=options.backfill_lateness_s,
+            # The demo's issuers form the watch-list, so Grafana's per-ticker view has data.
+            watch_tickers=tuple(ticker for _name, ticker, _sector in COMPANIES),
         ),
         kafka=kafka,
         topics=topics,
