@@ -52,8 +52,9 @@ def _candidate(entry: Mapping[str, Any], base_url: str) -> Candidate:
     contents = entry.get("content") or []
     body = contents[0].get("value", "") if contents else entry.get("summary", "")
     key = entry.get("id") or link or hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
-    # dict.get bypasses feedparser's deprecated updated->published fallback (it warns).
-    published = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+    # A plain dict copy bypasses feedparser's deprecated updated->published alias (it warns).
+    fields = dict(entry)
+    published = fields.get("published_parsed") or fields.get("updated_parsed")
     raw = {"id": entry.get("id"), "link": link, "title": title, "published": entry.get("published")}
     return Candidate(
         key=str(key),
