@@ -46,12 +46,12 @@ class ServiceSpec:
 
 
 def import_class(ref: str) -> Any:
-    """``"module:Class"`` imported; skips the calling test if it does not exist (yet)."""
+    """``"module:Class"`` imported; a missing one fails the calling test (the manifests name it)."""
     module, _, cls = ref.partition(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError) as exc:
-        pytest.skip(f"{ref} is not importable: {exc}")
+        pytest.fail(f"{ref}, named by the deployment files, is not importable: {exc}")
 
 
 def root_cli_commands() -> set[str]:
@@ -61,7 +61,7 @@ def root_cli_commands() -> set[str]:
 
         from stream.cli import app
     except ImportError as exc:
-        pytest.skip(f"the finsentinel CLI does not import: {exc}")
+        pytest.fail(f"the finsentinel CLI does not import: {exc}")
     group = typer.main.get_command(app)
     return set(getattr(group, "commands", {}))
 

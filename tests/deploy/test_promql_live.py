@@ -105,7 +105,7 @@ def live(
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (make system-deps installs Debian's package)")
     if request.param == "demo" and not demo_available():
-        pytest.skip("`finsentinel demo` is not registered in the root CLI")
+        pytest.fail("`finsentinel demo` is not registered in the root CLI")
     workdir = tmp_path_factory.mktemp(f"promql_{request.param}")
     broker = request.getfixturevalue("broker")
     if request.param == "demo":
