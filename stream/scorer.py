@@ -166,6 +166,7 @@ class ScorerService:
                 "provider": classifier.provider,
                 "variant": classifier.variant,
                 "device_id": str(s.device_id),
+                "io_binding": str(classifier.io_binding).lower(),
                 "batch_max_size": str(s.batch_max_size),
                 "batch_max_wait_ms": str(s.batch_max_wait_ms),
                 "inference_batch_size": str(s.inference_batch_size),
@@ -177,9 +178,10 @@ class ScorerService:
             log = logger.warning if s.provider == "cuda" else logger.info
             log("scorer asked for %s but runs on CPU: %s", s.provider, reason)
         logger.info(
-            "scorer model %s %s on %s (%s variant); batches of up to %s records or %s ms, "
-            "%s windows per inference call",
+            "scorer model %s %s on %s (%s variant, I/O binding %s); "
+            "batches of up to %s records or %s ms, %s windows per inference call",
             card.name, card.version, classifier.provider, classifier.variant,
+            "on" if classifier.io_binding else "off",
             s.batch_max_size, s.batch_max_wait_ms, s.inference_batch_size,
         )  # fmt: skip
 

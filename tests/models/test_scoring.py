@@ -86,6 +86,27 @@ def test_run_batch_is_bare_inference(clf: Classifier) -> None:
     assert sent.dtype == np.float32
 
 
+def test_io_binding_path_matches_plain_run(tiny_model_dir: Path, clf: Classifier) -> None:
+    """The I/O-binding feed (CUDA's default) gives the plain run's logits.
+
+    No GPU here: the binding is exercised with host-memory ``OrtValue`` inputs on
+    the CPU provider, the same calls the CUDA path makes with device memory.
+    """
+    assert clf.io_binding is False  # CPU default
+    bound = Classifier.load(tiny_model_dir, provider="cpu", intra_op_threads=1, io_binding=True)
+    assert bound.io_binding is True
+    for batch in (HEADLINES, HEADLINES[:1], HEADLINES[2:]):  # shapes change between calls
+        ids, mask, types = pad_batch([e.chunks[0] for e in clf.tokenize(batch)])
+        for plain, via_binding in zip(
+            clf.run_batch(ids, mask, types), bound.run_batch(ids, mask, types), strict=True
+        ):
+            assert via_binding.dtype == np.float32
+            np.testing.assert_array_equal(plain, via_binding)
+    assert [p.sentiment_probs for p in bound.predict(HEADLINES)] == [
+        p.sentiment_probs for p in clf.predict(HEADLINES)
+    ]
+
+
 def test_cuda_falls_back_to_cpu_with_reason(tiny_model_dir: Path) -> None:
     import onnxruntime as ort
 

@@ -145,6 +145,7 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
         "provider": "CPUExecutionProvider",
         "variant": "int8",
         "device_id": "0",
+        "io_binding": "false",
         "batch_max_size": "8",
         "batch_max_wait_ms": "50",
         "inference_batch_size": "64",
