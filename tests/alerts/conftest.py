@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from alerts.notify.webhook import (
+    DEFAULT_TOLERANCE_S,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify,
+)
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 SECRET = b"test-secret"
@@ -23,11 +28,17 @@ SECRET = b"test-secret"
 
 @dataclass
 class Receiver:
-    """An HTTP receiver on 127.0.0.1 that records bodies and verifies the HMAC signature."""
+    """An HTTP receiver on 127.0.0.1 that records bodies and verifies the HMAC signature
+    and the timestamp's freshness, as a production receiver would."""
 
     url: str = ""
     bodies: list[bytes] = field(default_factory=list)
     signatures_ok: list[bool] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    #: The receiver's own clock, which the request's timestamp must be close to.
+    clock: Callable[[], float] = time.time
+    #: Raise to ``math.inf`` when the sender runs on a simulated clock (signature only).
+    tolerance_s: float = DEFAULT_TOLERANCE_S
     fail_next: int = 0  # answer 500 to this many requests first
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,8 +58,15 @@ def receiver() -> Iterator[Receiver]:
                     rec.fail_next -= 1
                 else:
                     rec.bodies.append(body)
-                    sig = self.headers.get(SIGNATURE_HEADER, "")
-                    ok = bool(self.headers.get(TIMESTAMP_HEADER)) and verify(SECRET, body, sig)
+                    rec.headers.append(dict(self.headers))
+                    ok = verify(
+                        SECRET,
+                        body,
+                        self.headers.get(TIMESTAMP_HEADER, ""),
+                        self.headers.get(SIGNATURE_HEADER, ""),
+                        now=rec.clock(),
+                        tolerance_s=rec.tolerance_s,
+                    )
                     rec.signatures_ok.append(ok)
             self.send_response(500 if failing else 200)
             self.send_header("Content-Length", "0")

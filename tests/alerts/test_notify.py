@@ -16,7 +16,7 @@ from alerts.notify import Dispatcher, Notification, RetryPolicy, build_notifiers
 from alerts.notify.alertmanager import AlertmanagerNotifier
 from alerts.notify.email import EmailNotifier
 from alerts.notify.slack import slack_payload
-from alerts.notify.webhook import WebhookNotifier
+from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookNotifier
 from alerts.rules import EmailChannel, parse_rules
 from alerts.testing import sample_alert
 
@@ -46,6 +46,38 @@ def test_webhook_body_is_signed_with_hmac_sha256(receiver: Receiver) -> None:
     body = json.loads(receiver.bodies[0])
     assert body["alerts"][0]["key"] == "negative-spike-topic:topic:Earnings"
     assert body["alerts"][0]["evidence"][0]["url"].startswith("https://")
+
+
+class _Clock:
+    def __init__(self, now_s: float) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_receiver_verifies_what_was_sent_and_refuses_a_replay(receiver: Receiver) -> None:
+    sent_s = 1_767_600_000
+    sender, receiving = _Clock(sent_s), _Clock(sent_s + 5)
+    receiver.clock = receiving
+    notifier = WebhookNotifier(
+        "ops", receiver.url, secret=SecretStr(SECRET.decode()), client=httpx.Client(), clock=sender
+    )
+    notifier.send(Notification((sample_alert(),)))
+    assert receiver.signatures_ok == [True]
+    captured = {k: receiver.headers[0][k] for k in (TIMESTAMP_HEADER, SIGNATURE_HEADER)}
+    assert captured[TIMESTAMP_HEADER] == str(sent_s)
+    # The same request captured and sent again ten minutes later...
+    receiving.now_s = sent_s + 600
+    httpx.post(receiver.url, content=receiver.bodies[0], headers=captured).raise_for_status()
+    # ...and again with the timestamp rewritten to look fresh: both refused.
+    fresh = {**captured, TIMESTAMP_HEADER: str(sent_s + 600)}
+    httpx.post(receiver.url, content=receiver.bodies[0], headers=fresh).raise_for_status()
+    # A notification retried an hour late is stamped and signed afresh, so it is accepted.
+    sender.now_s = receiving.now_s = sent_s + 3600
+    notifier.send(Notification((sample_alert(),)))
+    notifier.close()
+    assert receiver.signatures_ok == [True, False, False, True]
 
 
 def test_webhook_errors_are_classified(receiver: Receiver) -> None:

@@ -82,19 +82,29 @@ def test_stalled_input_fires_nothing_and_marks_series_stale(tmp_path: Path) -> N
     assert service.stats["buckets_closed"] >= 6 * 60  # buckets kept closing on the wall clock
 
 
+def _hmac_v1(timestamp: str, body: bytes) -> str:
+    """The receiver's own check, independent of ``alerts.notify.webhook``: the
+    documented ``v1`` signature over ``<timestamp>.<body>``."""
+    signed = timestamp.encode() + b"." + body
+    return "v1=" + hmac.new(SECRET.encode(), signed, "sha256").hexdigest()
+
+
 class _Receiver(http.server.BaseHTTPRequestHandler):
     bodies: ClassVar[list[bytes]] = []
     verified: ClassVar[list[bool]] = []
     signatures: ClassVar[list[str]] = []
+    timestamps: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, "sha256").hexdigest()
+        timestamp = self.headers.get("X-FinSentinel-Timestamp", "")
+        signature = self.headers.get("X-FinSentinel-Signature", "")
         _Receiver.verified.append(
-            hmac.compare_digest(expected, self.headers.get("X-FinSentinel-Signature", ""))
+            timestamp.isdigit() and hmac.compare_digest(_hmac_v1(timestamp, body), signature)
         )
         _Receiver.bodies.append(body)
-        _Receiver.signatures.append(self.headers.get("X-FinSentinel-Signature", ""))
+        _Receiver.signatures.append(signature)
+        _Receiver.timestamps.append(timestamp)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -128,6 +138,7 @@ def test_alerts_queue_while_the_receiver_is_down_and_arrive_once_it_is_up() -> N
     _Receiver.bodies.clear()
     _Receiver.verified.clear()
     _Receiver.signatures.clear()
+    _Receiver.timestamps.clear()
     server = None
     try:
         for i in range(5):
@@ -145,7 +156,10 @@ def test_alerts_queue_while_the_receiver_is_down_and_arrive_once_it_is_up() -> N
     keys = [json.loads(b)["alerts"][0]["key"] for b in _Receiver.bodies]
     assert keys == [f"negative-spike-topic:topic:T{i}" for i in range(5)]  # in order, once each
     assert all(_Receiver.verified) and len(_Receiver.verified) == 5
-    # A receiver verifying the signature would refuse a body altered on the way.
+    # A receiver verifying the signature would refuse a body or a timestamp altered on the
+    # way (the timestamp is signed, so a captured request cannot be replayed as fresh).
+    timestamp, signature = _Receiver.timestamps[0], _Receiver.signatures[0]
     tampered = _Receiver.bodies[0].replace(b"T0", b"T9")
-    recomputed = "sha256=" + hmac.new(SECRET.encode(), tampered, "sha256").hexdigest()
-    assert not hmac.compare_digest(recomputed, _Receiver.signatures[0])
+    assert not hmac.compare_digest(_hmac_v1(timestamp, tampered), signature)
+    later = str(int(timestamp) + 3600)
+    assert not hmac.compare_digest(_hmac_v1(later, _Receiver.bodies[0]), signature)
