@@ -1,15 +1,23 @@
-"""``python -m alerts``: run the alerting service (settings from ``FINSENTINEL_ALERTS_*``)."""
+"""``python -m alerts``: run the alerting service (settings from ``FINSENTINEL_ALERTS_*``).
+
+Kafka comes from ``KAFKA_*``; without ``KAFKA_BOOTSTRAP_SERVERS`` the service
+refuses to start unless ``--embedded-broker`` asks for a throw-away in-memory
+broker (local trials only). Exit codes: 0 after SIGTERM/Ctrl+C, 2 invalid
+settings (one line on stderr), 1 the service could not run.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+import typer
+
 from alerts.exceptions import AlertError
 from alerts.settings import AlertSettings
-from stream.errors import FinSentinelError
+from stream.errors import ConfigError, FinSentinelError
 from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
-from stream.runtime import StopFlag, configure_logging
+from stream.runtime import EmbeddedBrokerOpt, StopFlag, configure_logging, run_command
 from stream.topics import TopicNames
 
 __all__ = ["main", "serve"]
@@ -18,23 +26,31 @@ logger = logging.getLogger("alerts")
 
 
 def serve(
-    settings: AlertSettings, *, kafka: KafkaSettings | None = None, configure_logs: bool = True
+    settings: AlertSettings,
+    *,
+    kafka: KafkaSettings | None = None,
+    configure_logs: bool = True,
+    allow_embedded: bool = False,
 ) -> int:
-    """Run the service in this process until SIGTERM/SIGINT; the exit code."""
+    """Run the service in this process until SIGTERM/SIGINT; the exit code (no
+    bootstrap servers: 2, unless ``allow_embedded`` starts a throw-away broker)."""
     from alerts.service import AlertService
 
     if configure_logs:
         configure_logging(settings.log_level)
-    stop = StopFlag().install()
     topics = TopicNames.from_env()
     try:
-        with kafka_connection(kafka or KafkaSettings()) as connected:
+        with kafka_connection(kafka, allow_embedded=allow_embedded) as connected:
+            stop = StopFlag().install()  # after the checks, so failing early changes nothing
             ensure_topics(connected, (topics.scored, topics.alerts, topics.deadletter))
             service = AlertService(settings, kafka=connected, topics=topics)
             try:
                 service.run(stop)
             finally:
                 service.close()
+    except ConfigError as exc:  # one line, like the settings errors of main()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except AlertError as exc:
         logger.error("%s", exc)
         return 2 if not exc.retriable else 1
@@ -47,16 +63,21 @@ def serve(
     return 0
 
 
-def main() -> int:
-    """Entry point of ``python -m alerts``."""
+def _run(embedded_broker: EmbeddedBrokerOpt = False) -> None:
+    """Run the alerting service until SIGTERM/Ctrl+C (settings: FINSENTINEL_ALERTS_*)."""
     from pydantic import ValidationError
 
     try:
         settings = AlertSettings()
     except ValidationError as exc:
         print(f"error: invalid FINSENTINEL_ALERTS_* settings: {exc}", file=sys.stderr)
-        return 2
-    return serve(settings)
+        raise typer.Exit(2) from None
+    raise typer.Exit(serve(settings, allow_embedded=embedded_broker))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m alerts``."""
+    return run_command(_run, argv, "python -m alerts")
 
 
 if __name__ == "__main__":

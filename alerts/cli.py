@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from stream.runtime import EmbeddedBrokerOpt
+
 __all__ = ["register"]
 
 alerts_app = typer.Typer(
@@ -74,13 +76,18 @@ def alert(
     rules: RulesOption = None,
     db: DbOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
+    embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
-    """Run the alerting service until SIGTERM/Ctrl+C (then finish, checkpoint, exit 0)."""
+    """Run the alerting service until SIGTERM/Ctrl+C (then finish, checkpoint, exit 0).
+
+    Needs KAFKA_BOOTSTRAP_SERVERS unless --embedded-broker is given.
+    """
     from alerts.__main__ import serve
 
     settings = _settings(rules_path=rules, db_path=db, metrics_port=metrics_port)
     _rules(settings.rules_path)  # a bad rules file is one line and exit 2, before Kafka
-    raise typer.Exit(serve(settings, configure_logs=False))  # the root app configured logging
+    # The root app configured logging.
+    raise typer.Exit(serve(settings, configure_logs=False, allow_embedded=embedded_broker))
 
 
 @alerts_app.command("list")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 
-import typer
-
 from ingest.cli import crawl
-from stream.runtime import configure_logging
+from stream.runtime import configure_logging, run_command
 
 __all__ = ["main"]
 
@@ -21,13 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         json_logs=os.environ.get("FINSENTINEL_INGEST_JSON_LOGS", "").lower()
         in ("1", "true", "yes"),
     )
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(crawl)
-    try:
-        app(args=argv, prog_name="python -m ingest")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return run_command(crawl, argv, "python -m ingest")
 
 
 if __name__ == "__main__":

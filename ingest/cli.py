@@ -7,8 +7,12 @@
   and probe each source (reachable, robots allowed, parses, N entries);
   nothing is produced.
 
-Exit codes: 0 success, 1 a source or the broker failed, 2 invalid settings or
-sources file (one line on stderr, no traceback).
+``crawl`` needs ``KAFKA_BOOTSTRAP_SERVERS`` unless ``--embedded-broker`` asks
+for a throw-away in-memory broker (local trials only).
+
+Exit codes: 0 success, 1 a source or the broker failed, 2 invalid settings
+(no bootstrap servers included) or sources file (one line on stderr, no
+traceback).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
+
+from stream.runtime import EmbeddedBrokerOpt
 
 if TYPE_CHECKING:
     from ingest.crawler import IngestReport
@@ -64,6 +70,7 @@ def crawl(
         int | None, typer.Option(help="Port of /metrics and /healthz (0: any).")
     ] = None,
     topic_prefix: PrefixOpt = None,
+    embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
     """Crawl the configured sources into Kafka (scheduled), or one source once."""
     from ingest.config import load_sources
@@ -85,7 +92,7 @@ def crawl(
         raise _fail(2, str(exc.errors()[0]["msg"])) from None
     topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
     try:
-        with kafka_connection(kafka) as connected:
+        with kafka_connection(kafka, allow_embedded=embedded_broker) as connected:
             ensure_topics(connected, topics.all)
             if once:
                 report = _run_once(specs, settings, connected, topics)
@@ -93,6 +100,8 @@ def crawl(
                 code = 1 if report.failed else 0
             else:
                 code = _serve(specs, settings, connected, topics)
+    except ConfigError as exc:
+        raise _fail(2, str(exc)) from None
     except BrokerError as exc:
         raise _fail(1, str(exc)) from None
     except OSError as exc:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 
-import typer
-
-from stream.runtime import configure_logging
+from stream.runtime import configure_logging, run_command
 from stream.score_cli import score
 
 __all__ = ["main"]
@@ -18,13 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("FINSENTINEL_LOG_LEVEL", "INFO"),
         json_logs=os.environ.get("FINSENTINEL_JSON_LOGS", "").lower() in ("1", "true", "yes"),
     )
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(score)
-    try:
-        app(args=argv, prog_name="python -m stream")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return run_command(score, argv, "python -m stream")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def run_demo(
     started = time.monotonic()
     with (
         _state_dir(options.state_dir) as state,
-        kafka_connection(kafka, broker_log=state / "broker.log") as settings,
+        kafka_connection(kafka, allow_embedded=True, broker_log=state / "broker.log") as settings,
     ):
         embedded = kafka is None or not kafka.bootstrap_servers
         topics = (

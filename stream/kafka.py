@@ -2,7 +2,9 @@
 
 Settings come from explicit arguments first, then ``KAFKA_*`` environment
 variables. When no bootstrap address is configured, :func:`kafka_connection`
-starts the embedded broker (see :mod:`stream.broker`).
+refuses to connect unless the caller allows a throw-away embedded broker (the
+demo, tests, or a service started with ``--embedded-broker``; see
+:mod:`stream.broker`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="forbid", frozen=True)
 
-    #: Comma-separated ``host:port`` list; empty means "start the embedded broker".
+    #: Comma-separated ``host:port`` list; empty is an error unless an embedded broker is allowed.
     bootstrap_servers: str | None = None
     client_id: str = "finsentinel"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -213,19 +215,44 @@ def ensure_topics(
         admin.close()
 
 
+#: Why a service refuses to start without ``KAFKA_BOOTSTRAP_SERVERS``.
+NO_BOOTSTRAP_MESSAGE = (
+    "no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS (e.g. kafka:9092), or pass "
+    "--embedded-broker for a throw-away local broker (data is lost on exit)"
+)
+
+
 @contextmanager
 def kafka_connection(
-    settings: KafkaSettings | None = None, *, broker_log: Path | None = None
+    settings: KafkaSettings | None = None,
+    *,
+    allow_embedded: bool = False,
+    broker_log: Path | None = None,
 ) -> Iterator[KafkaSettings]:
     """Yield settings with a usable bootstrap address.
 
-    If ``settings`` names bootstrap servers they are used as they are; otherwise
-    an embedded broker is started for the duration of the block.
+    If ``settings`` names bootstrap servers they are used as they are. Otherwise,
+    with ``allow_embedded``, an in-memory embedded broker runs for the duration
+    of the block (a WARNING says so: nothing else can reach it and its data is
+    lost on exit); without it, :class:`ConfigError` is raised, so a service whose
+    ``KAFKA_BOOTSTRAP_SERVERS`` was forgotten stops instead of working alone.
+
+    >>> with kafka_connection(KafkaSettings(bootstrap_servers=None)):  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    stream.errors.ConfigError: no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS ...
     """
     settings = settings or KafkaSettings()
     if settings.bootstrap_servers:
         yield settings
         return
-    logger.info("KAFKA_BOOTSTRAP_SERVERS is not set: starting the embedded broker")
+    if not allow_embedded:
+        raise ConfigError(NO_BOOTSTRAP_MESSAGE)
     with EmbeddedBroker(log_path=broker_log) as broker:
+        logger.warning(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: started a throw-away in-memory broker at %s; "
+            "no other process uses it and its data is lost on exit (never in production)",
+            broker.bootstrap_servers,
+        )
         yield settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})

@@ -4,8 +4,10 @@
 ``FINSENTINEL_ARCHIVE_*``, Kafka: ``KAFKA_*``). ``replay`` reads a time range
 from Kafka (``--from-kafka``) or the archive (``--archive DIR``) and writes it
 to a topic at a chosen speed and/or to a Parquet file, optionally rescored.
-Exit codes: 0 done, 2 bad input (one line on stderr), 1 the broker or a file
-failed.
+Both need ``KAFKA_BOOTSTRAP_SERVERS`` whenever they touch Kafka, unless
+``--embedded-broker`` asks for a throw-away in-memory broker (local trials).
+Exit codes: 0 done, 2 bad input or settings (one line on stderr), 1 the broker
+or a file failed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
+
+from stream.runtime import EmbeddedBrokerOpt
 
 if TYPE_CHECKING:
     from stream.replay import ReplayItem
@@ -47,6 +51,7 @@ def archive(
     topic_prefix: Annotated[
         str | None, typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix.")
     ] = None,
+    embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
     """Archive raw and scored documents from Kafka into Parquet files (until Ctrl+C)."""
     from stream.archive import ArchiveSink
@@ -67,9 +72,9 @@ def archive(
     except ValidationError as exc:
         raise _fail(2, str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
     topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
-    flag = StopFlag().install()
     try:
-        with kafka_connection(kafka) as connected:
+        with kafka_connection(kafka, allow_embedded=embedded_broker) as connected:
+            flag = StopFlag().install()
             ensure_topics(connected, topics.all)
             ArchiveSink(settings, kafka=connected, topics=topics).run(flag)
     except ConfigError as exc:
@@ -138,6 +143,7 @@ def replay_command(
     topic_prefix: Annotated[
         str | None, typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix.")
     ] = None,
+    embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
     """Replay history from Kafka or the archive into a topic and/or a Parquet file."""
     from stream.replay import parse_speed
@@ -161,13 +167,14 @@ def replay_command(
         "to_topic": to_topic, "out": out, "speed": pace, "max_gap": max_gap,
         "keep_timestamps": keep_timestamps, "rescore_model": rescore_model,
         "reorder_window": reorder_window, "topic_prefix": topic_prefix,
+        "embedded_broker": embedded_broker,
     }  # fmt: skip
     _run_replay(opts)
 
 
 def _run_replay(o: dict[str, Any]) -> None:
     from models.exceptions import ModelError
-    from stream.errors import BrokerError
+    from stream.errors import BrokerError, ConfigError
     from stream.history import HistoryError, HistoryQuery
     from stream.kafka import KafkaSettings, kafka_connection
     from stream.topics import TopicNames
@@ -184,13 +191,13 @@ def _run_replay(o: dict[str, Any]) -> None:
             if o["to_topic"] is None:
                 _drive(o, items, None)
                 return
-        with kafka_connection(KafkaSettings()) as kafka:
+        with kafka_connection(KafkaSettings(), allow_embedded=o["embedded_broker"]) as kafka:
             if o["from_kafka"]:
                 topics = o["topics"] or [names.scored]
                 keep = _filters(o["sources"], o["tickers"])
                 items = _kafka_items(kafka, topics, o["t0"], o["t1"], o["reorder_window"], keep)
             _drive(o, items, kafka)
-    except (HistoryError, ModelError) as exc:
+    except (HistoryError, ModelError, ConfigError) as exc:
         raise _fail(2, str(exc)) from exc
     except (BrokerError, OSError) as exc:
         raise _fail(1, str(exc)) from exc

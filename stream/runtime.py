@@ -1,15 +1,29 @@
-"""Process plumbing for services: logging set-up and graceful shutdown."""
+"""Process plumbing for services: logging set-up, graceful shutdown, shared CLI options."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Annotated, Any
 
+import typer
 from rich.logging import RichHandler
 
-__all__ = ["StopFlag", "configure_logging"]
+__all__ = ["EmbeddedBrokerOpt", "StopFlag", "configure_logging", "run_command"]
+
+#: ``--embedded-broker`` of every service command: allows
+#: ``kafka_connection(..., allow_embedded=True)`` when ``KAFKA_BOOTSTRAP_SERVERS`` is unset.
+EmbeddedBrokerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embedded-broker",
+        help="Without KAFKA_BOOTSTRAP_SERVERS, start a throw-away in-memory broker for "
+        "local trials; data is lost on exit; never in production.",
+    ),
+]
 
 
 class StopFlag:
@@ -72,3 +86,14 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = False) -> None:
     # kafka-python 3 warns whenever its I/O loop was held up for 0.1 s, which a busy
     # 2-core machine does all the time; real connection problems are logged as errors.
     logging.getLogger("kafka.net").setLevel(max(logging.ERROR, root.level))
+
+
+def run_command(command: Callable[..., Any], argv: list[str] | None, prog_name: str) -> int:
+    """Run one Typer command as a whole program (``python -m <package>``); its exit code."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    try:
+        app(args=argv, prog_name=prog_name)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

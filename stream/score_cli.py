@@ -1,10 +1,12 @@
 """The ``finsentinel score`` command (and ``python -m stream``): run the stream scorer.
 
 Options override ``FINSENTINEL_SCORER_*`` environment variables; Kafka comes
-from ``KAFKA_*`` (no bootstrap servers: the embedded broker is started). Exit
-codes: 0 after SIGTERM/Ctrl+C (current batch finished and committed), 2 for
-invalid settings or a bad model directory, 1 when the service cannot run
-(GPU required but unusable, broker unreachable, metrics port taken).
+from ``KAFKA_*``. Without ``KAFKA_BOOTSTRAP_SERVERS`` the scorer refuses to start
+unless ``--embedded-broker`` asks for a throw-away in-memory broker (local
+trials only). Exit codes: 0 after SIGTERM/Ctrl+C (current batch finished and
+committed), 2 for invalid settings (no bootstrap servers included) or a bad
+model directory, 1 when the service cannot run (GPU required but unusable,
+broker unreachable, metrics port taken).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+
+from stream.runtime import EmbeddedBrokerOpt
 
 __all__ = ["register", "score", "serve"]
 
@@ -33,8 +37,18 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def serve(overrides: dict[str, Any], *, topic_prefix: str | None = None, stop: Any = None) -> int:
-    """Run the scorer until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
+def serve(
+    overrides: dict[str, Any],
+    *,
+    topic_prefix: str | None = None,
+    stop: Any = None,
+    allow_embedded: bool = False,
+) -> int:
+    """Run the scorer until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code.
+
+    No bootstrap servers is exit 2 unless ``allow_embedded`` (then a throw-away
+    in-memory broker runs; see :func:`stream.kafka.kafka_connection`).
+    """
     from models.exceptions import ModelDirError, ProviderError
     from stream.errors import BrokerError, ConfigError
     from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
@@ -49,9 +63,9 @@ def serve(overrides: dict[str, Any], *, topic_prefix: str | None = None, stop: A
     except ValidationError as exc:
         return _fail(2, _one_line(exc))
     topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
-    flag = stop if stop is not None else StopFlag().install()
     try:
-        with kafka_connection(kafka) as connected:
+        with kafka_connection(kafka, allow_embedded=allow_embedded) as connected:
+            flag = stop if stop is not None else StopFlag().install()
             ensure_topics(connected, topics.all)
             ScorerService(settings, kafka=connected, topics=topics).run(flag)
     except (ModelDirError, ConfigError) as exc:
@@ -87,6 +101,7 @@ def score(
         str | None,
         typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix."),
     ] = None,
+    embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
     """Score raw news and comments from Kafka and produce scored documents."""
     overrides = {
@@ -99,7 +114,8 @@ def score(
         "batch_max_wait_ms": batch_max_wait_ms,
         "metrics_port": metrics_port,
     }
-    code = serve({k: v for k, v in overrides.items() if v is not None}, topic_prefix=topic_prefix)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    code = serve(given, topic_prefix=topic_prefix, allow_embedded=embedded_broker)
     if code:
         raise typer.Exit(code)
 

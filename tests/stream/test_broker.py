@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 import pytest
 
 from stream.broker import EmbeddedBroker
-from stream.errors import BrokerError
-from stream.kafka import KafkaSettings, kafka_connection, make_consumer, make_producer
+from stream.errors import BrokerError, ConfigError
+from stream.kafka import (
+    KafkaSettings,
+    ensure_topics,
+    kafka_connection,
+    make_consumer,
+    make_producer,
+)
 from stream.topics import TopicNames
 
 pytestmark = pytest.mark.integration
@@ -41,12 +48,34 @@ def test_embedded_broker_starts_and_stops() -> None:
     broker.stop()  # idempotent
 
 
-def test_kafka_connection_starts_embedded_only_without_bootstrap(broker: str) -> None:
+def test_kafka_connection_refuses_to_start_a_broker_unless_allowed() -> None:
+    with (
+        pytest.raises(ConfigError, match=r"set KAFKA_BOOTSTRAP_SERVERS.*--embedded-broker"),
+        kafka_connection(KafkaSettings(bootstrap_servers=None)),
+    ):
+        pytest.fail("the block must not run without a broker")
+
+
+def test_kafka_connection_passes_configured_servers_through(broker: str) -> None:
     configured = KafkaSettings(bootstrap_servers=broker)
-    with kafka_connection(configured) as settings:
-        assert settings is configured
-    with kafka_connection(KafkaSettings(bootstrap_servers=None)) as settings:
+    for allow_embedded in (False, True):
+        with kafka_connection(configured, allow_embedded=allow_embedded) as settings:
+            assert settings is configured
+
+
+def test_kafka_connection_starts_embedded_when_allowed_and_warns(
+    broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="stream.kafka"),
+        kafka_connection(KafkaSettings(bootstrap_servers=None), allow_embedded=True) as settings,
+    ):
         assert settings.bootstrap_servers and settings.bootstrap_servers != broker
+        ensure_topics(settings, ["embedded-check"], partitions=1)  # it answers
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert settings.bootstrap_servers in warnings[0].getMessage()
+    assert "data is lost on exit" in warnings[0].getMessage()
 
 
 # kafka-python leaks its wakeup socketpair when bootstrapping fails; collect it here.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -43,3 +45,21 @@ def test_bad_kafka_settings_exit_2(app: typer.Typer, monkeypatch: pytest.MonkeyP
     result = CliRunner().invoke(app, ["score"])
     assert result.exit_code == 2
     assert "KAFKA_SASL_MECHANISM" in result.output
+
+
+def test_without_bootstrap_servers_refuses_to_start_before_loading_a_model(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    # An empty model directory: were the model loaded first, this would fail differently.
+    result = CliRunner().invoke(app, ["score", "--model-dir", str(tmp_path), "--provider", "cpu"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no Kafka bootstrap servers")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in lines[0] and "--embedded-broker" in lines[0]
+
+
+def test_embedded_broker_flag_is_documented(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "--embedded-broker" in result.output and "never in production" in result.output
