@@ -17,7 +17,13 @@ from alerts.exceptions import AlertError
 from alerts.settings import AlertSettings
 from stream.errors import ConfigError, FinSentinelError
 from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
-from stream.runtime import EmbeddedBrokerOpt, StopFlag, configure_logging, run_command
+from stream.runtime import (
+    EmbeddedBrokerOpt,
+    StopFlag,
+    configure_logging,
+    load_settings,
+    run_command,
+)
 from stream.topics import TopicNames
 
 __all__ = ["main", "serve"]
@@ -32,14 +38,16 @@ def serve(
     configure_logs: bool = True,
     allow_embedded: bool = False,
 ) -> int:
-    """Run the service in this process until SIGTERM/SIGINT; the exit code (no
-    bootstrap servers: 2, unless ``allow_embedded`` starts a throw-away broker)."""
+    """Run the service in this process until SIGTERM/SIGINT; the exit code (invalid
+    ``KAFKA_*`` settings or no bootstrap servers: 2, the latter unless
+    ``allow_embedded`` starts a throw-away broker)."""
     from alerts.service import AlertService
 
     if configure_logs:
         configure_logging(settings.log_level)
     topics = TopicNames.from_env()
     try:
+        kafka = kafka or load_settings(KafkaSettings)
         with kafka_connection(kafka, allow_embedded=allow_embedded) as connected:
             stop = StopFlag().install()  # after the checks, so failing early changes nothing
             ensure_topics(connected, (topics.scored, topics.alerts, topics.deadletter))
@@ -65,12 +73,10 @@ def serve(
 
 def _run(embedded_broker: EmbeddedBrokerOpt = False) -> None:
     """Run the alerting service until SIGTERM/Ctrl+C (settings: FINSENTINEL_ALERTS_*)."""
-    from pydantic import ValidationError
-
     try:
-        settings = AlertSettings()
-    except ValidationError as exc:
-        print(f"error: invalid FINSENTINEL_ALERTS_* settings: {exc}", file=sys.stderr)
+        settings = load_settings(AlertSettings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     raise typer.Exit(serve(settings, allow_embedded=embedded_broker))
 

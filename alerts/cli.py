@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stream.runtime import EmbeddedBrokerOpt
+from stream.runtime import EmbeddedBrokerOpt, load_settings
 
 __all__ = ["register"]
 
@@ -36,16 +36,13 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings(**overrides: Any) -> Any:
-    from pydantic import ValidationError
-
     from alerts.settings import AlertSettings
+    from stream.errors import ConfigError
 
     try:
-        return AlertSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise _fail(f"{where}: {err['msg']}") from exc
+        return load_settings(AlertSettings, **overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _store(db: Path | None) -> Any:

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from stream.runtime import EmbeddedBrokerOpt
+from stream.runtime import EmbeddedBrokerOpt, load_settings
 
 if TYPE_CHECKING:
     from ingest.crawler import IngestReport
@@ -50,15 +49,12 @@ def _fail(code: int, message: str) -> typer.Exit:
 
 def _settings(sources: Path | None) -> IngestSettings:
     from ingest.settings import IngestSettings
+    from stream.errors import ConfigError
 
-    overrides: dict[str, Any] = {"sources_file": sources} if sources else {}
     try:
-        return IngestSettings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise _fail(2, f"{where}: {msg}" if where else msg) from None
+        return load_settings(IngestSettings, sources_file=sources)
+    except ConfigError as exc:
+        raise _fail(2, str(exc)) from None
 
 
 def crawl(
@@ -85,11 +81,9 @@ def crawl(
     try:
         spec_file = load_sources(settings.sources_file)
         specs = [spec_file.get(once)] if once else spec_file.enabled
-        kafka = KafkaSettings()
+        kafka = load_settings(KafkaSettings)
     except (SourceConfigError, ConfigError) as exc:
         raise _fail(2, str(exc)) from None
-    except ValidationError as exc:
-        raise _fail(2, str(exc.errors()[0]["msg"])) from None
     topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
     try:
         with kafka_connection(kafka, allow_embedded=embedded_broker) as connected:

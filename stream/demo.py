@@ -140,11 +140,14 @@ def run_demo(
     """Run the demo; return its summary. ``until`` ends a ``keep_running`` demo."""
     console = console or Console()
     started = time.monotonic()
+    # Only without a cluster: with one, kafka_connection would warn about --embedded-broker.
+    embedded = kafka is None or not kafka.bootstrap_servers
     with (
         _state_dir(options.state_dir) as state,
-        kafka_connection(kafka, allow_embedded=True, broker_log=state / "broker.log") as settings,
+        kafka_connection(
+            kafka, allow_embedded=embedded, broker_log=state / "broker.log"
+        ) as settings,
     ):
-        embedded = kafka is None or not kafka.bootstrap_servers
         topics = (
             TopicNames()
             if embedded

@@ -4,7 +4,7 @@ Settings come from explicit arguments first, then ``KAFKA_*`` environment
 variables. When no bootstrap address is configured, :func:`kafka_connection`
 refuses to connect unless the caller allows a throw-away embedded broker (the
 demo, tests, or a service started with ``--embedded-broker``; see
-:mod:`stream.broker`).
+:mod:`stream.broker`). A configured address always wins over that permission.
 """
 
 from __future__ import annotations
@@ -93,12 +93,13 @@ class KafkaSettings(BaseSettings):
             ]
             if missing:
                 raise ConfigError(
-                    f"security_protocol={self.security_protocol} needs "
+                    f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
                     + ", ".join(f"KAFKA_{n.upper()}" for n in missing)
                 )
         elif self.sasl_mechanism is not None:
             raise ConfigError(
-                "sasl_mechanism is set but security_protocol is not SASL_PLAINTEXT or SASL_SSL"
+                "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is not SASL_PLAINTEXT "
+                "or SASL_SSL"
             )
         return self
 
@@ -231,10 +232,12 @@ def kafka_connection(
 ) -> Iterator[KafkaSettings]:
     """Yield settings with a usable bootstrap address.
 
-    If ``settings`` names bootstrap servers they are used as they are. Otherwise,
-    with ``allow_embedded``, an in-memory embedded broker runs for the duration
-    of the block (a WARNING says so: nothing else can reach it and its data is
-    lost on exit); without it, :class:`ConfigError` is raised, so a service whose
+    If ``settings`` names bootstrap servers they are used as they are; with
+    ``allow_embedded`` too, a WARNING says that ``--embedded-broker`` is ignored,
+    so trial data never goes to a real cluster unnoticed. Otherwise, with
+    ``allow_embedded``, an in-memory embedded broker runs for the duration of the
+    block (a WARNING says so: nothing else can reach it and its data is lost on
+    exit); without it, :class:`ConfigError` is raised, so a service whose
     ``KAFKA_BOOTSTRAP_SERVERS`` was forgotten stops instead of working alone.
 
     >>> with kafka_connection(KafkaSettings(bootstrap_servers=None)):  # doctest: +ELLIPSIS
@@ -245,6 +248,12 @@ def kafka_connection(
     """
     settings = settings or KafkaSettings()
     if settings.bootstrap_servers:
+        if allow_embedded:
+            logger.warning(
+                "--embedded-broker is ignored because KAFKA_BOOTSTRAP_SERVERS=%s is set: "
+                "this run reads and writes that cluster",
+                settings.bootstrap_servers,
+            )
         yield settings
         return
     if not allow_embedded:

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from stream.runtime import EmbeddedBrokerOpt
+from stream.runtime import EmbeddedBrokerOpt, load_settings
 
 if TYPE_CHECKING:
     from stream.replay import ReplayItem
@@ -61,16 +60,13 @@ def archive(
     from stream.runtime import StopFlag
     from stream.topics import TopicNames
 
-    given: dict[str, Any] = {
-        "root_dir": root_dir,
-        "group_id": group_id,
-        "metrics_port": metrics_port,
-    }
     try:
-        settings = ArchiveSettings(**{k: v for k, v in given.items() if v is not None})
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        raise _fail(2, str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
+        settings = load_settings(
+            ArchiveSettings, root_dir=root_dir, group_id=group_id, metrics_port=metrics_port
+        )
+        kafka = load_settings(KafkaSettings)
+    except ConfigError as exc:
+        raise _fail(2, str(exc)) from exc
     topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
     try:
         with kafka_connection(kafka, allow_embedded=embedded_broker) as connected:
@@ -191,7 +187,8 @@ def _run_replay(o: dict[str, Any]) -> None:
             if o["to_topic"] is None:
                 _drive(o, items, None)
                 return
-        with kafka_connection(KafkaSettings(), allow_embedded=o["embedded_broker"]) as kafka:
+        kafka_env = load_settings(KafkaSettings)
+        with kafka_connection(kafka_env, allow_embedded=o["embedded_broker"]) as kafka:
             if o["from_kafka"]:
                 topics = o["topics"] or [names.scored]
                 keep = _filters(o["sources"], o["tickers"])

@@ -1,18 +1,25 @@
-"""Process plumbing for services: logging set-up, graceful shutdown, shared CLI options."""
+"""Process plumbing for services: logging set-up, graceful shutdown, shared CLI options,
+and settings errors as one line."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from rich.logging import RichHandler
 
-__all__ = ["EmbeddedBrokerOpt", "StopFlag", "configure_logging", "run_command"]
+from stream.errors import ConfigError
+
+__all__ = ["EmbeddedBrokerOpt", "StopFlag", "configure_logging", "load_settings", "run_command"]
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 #: ``--embedded-broker`` of every service command: allows
 #: ``kafka_connection(..., allow_embedded=True)`` when ``KAFKA_BOOTSTRAP_SERVERS`` is unset.
@@ -21,9 +28,43 @@ EmbeddedBrokerOpt = Annotated[
     typer.Option(
         "--embedded-broker",
         help="Without KAFKA_BOOTSTRAP_SERVERS, start a throw-away in-memory broker for "
-        "local trials; data is lost on exit; never in production.",
+        "local trials; data is lost on exit; never in production. Ignored (with a warning) "
+        "when KAFKA_BOOTSTRAP_SERVERS is set.",
     ),
 ]
+
+
+def load_settings(model: type[SettingsT], **given: Any) -> SettingsT:
+    """Build the settings ``model`` from ``given`` values (``None``: unset) and the environment.
+
+    Invalid settings raise :class:`ConfigError` with one line saying what to fix,
+    so every service reports them alike (``error: ...`` and exit 2): the
+    environment variable, or the field of a value given explicitly.
+
+    >>> from stream.kafka import KafkaSettings
+    >>> load_settings(KafkaSettings, bootstrap_servers="k:9092", request_timeout_ms=5)
+    Traceback (most recent call last):
+    ...
+    stream.errors.ConfigError: request_timeout_ms: Input should be greater than or equal to 1000
+    """
+    explicit = {k: v for k, v in given.items() if v is not None}
+    try:
+        return model(**explicit)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, model, explicit)) from exc
+
+
+def _one_line(exc: ValidationError, model: type[BaseSettings], given: Collection[str]) -> str:
+    err, more = exc.errors()[0], exc.error_count() - 1
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if more:
+        message += f" (and {more} more)"
+    where = [str(p) for p in err["loc"]]
+    if not where:  # a rule between settings: its message names the variables
+        return message
+    if where[0] not in given:  # pydantic-settings reads upper-case names by default
+        where[0] = f"{model.model_config.get('env_prefix', '')}{where[0]}".upper()
+    return f"{'.'.join(where)}: {message}"
 
 
 class StopFlag:

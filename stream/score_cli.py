@@ -16,20 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from stream.runtime import EmbeddedBrokerOpt
+from stream.runtime import EmbeddedBrokerOpt, load_settings
 
 __all__ = ["register", "score", "serve"]
 
 logger = logging.getLogger(__name__)
-
-
-def _one_line(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 def _fail(code: int, message: str) -> int:
@@ -58,10 +50,10 @@ def serve(
     from stream.topics import TopicNames
 
     try:
-        settings = ScorerSettings(**overrides)
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        return _fail(2, _one_line(exc))
+        settings = load_settings(ScorerSettings, **overrides)
+        kafka = load_settings(KafkaSettings)
+    except ConfigError as exc:
+        return _fail(2, str(exc))
     topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
     try:
         with kafka_connection(kafka, allow_embedded=allow_embedded) as connected:

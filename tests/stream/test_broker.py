@@ -6,6 +6,7 @@ import gc
 import logging
 
 import pytest
+from pydantic import SecretStr
 
 from stream.broker import EmbeddedBroker
 from stream.errors import BrokerError, ConfigError
@@ -56,11 +57,24 @@ def test_kafka_connection_refuses_to_start_a_broker_unless_allowed() -> None:
         pytest.fail("the block must not run without a broker")
 
 
-def test_kafka_connection_passes_configured_servers_through(broker: str) -> None:
+def test_kafka_connection_passes_configured_servers_through(
+    broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
     configured = KafkaSettings(bootstrap_servers=broker)
     for allow_embedded in (False, True):
-        with kafka_connection(configured, allow_embedded=allow_embedded) as settings:
+        caplog.clear()
+        with (
+            caplog.at_level(logging.WARNING, logger="stream.kafka"),
+            kafka_connection(configured, allow_embedded=allow_embedded) as settings,
+        ):
             assert settings is configured
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        if not allow_embedded:
+            assert warnings == []
+        else:  # the flag must not send trial data to a real cluster unnoticed
+            assert len(warnings) == 1, warnings
+            assert "--embedded-broker is ignored" in warnings[0]
+            assert f"KAFKA_BOOTSTRAP_SERVERS={broker} is set" in warnings[0]
 
 
 def test_kafka_connection_starts_embedded_when_allowed_and_warns(
@@ -101,7 +115,7 @@ def test_sasl_settings_are_checked_at_start_up() -> None:
         security_protocol="SASL_SSL",
         sasl_mechanism="PLAIN",
         sasl_username="u",
-        sasl_password="s3cret",
+        sasl_password=SecretStr("s3cret"),
     )
     assert ok.client_kwargs()["sasl_plain_password"] == "s3cret"
     assert "s3cret" not in repr(ok)

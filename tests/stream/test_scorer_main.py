@@ -105,4 +105,4 @@ def test_invalid_settings_exit_2_with_one_line(topics: TopicNames, tiny_model_di
         timeout=120,
     )  # fmt: skip
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "provider" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "FINSENTINEL_SCORER_PROVIDER" in done.stderr
