@@ -152,6 +152,7 @@ class ScorerService:
                 device_id=s.device_id,
                 require_gpu=s.require_gpu,
                 intra_op_threads=s.intra_op_threads,
+                max_batch_tokens=s.max_batch_tokens,
             )
         self._announce(self.classifier)
         return self.classifier
@@ -170,6 +171,7 @@ class ScorerService:
                 "batch_max_size": str(s.batch_max_size),
                 "batch_max_wait_ms": str(s.batch_max_wait_ms),
                 "inference_batch_size": str(s.inference_batch_size),
+                "max_batch_tokens": str(classifier.max_batch_tokens),
             }
         )
         reason = classifier.fallback_reason

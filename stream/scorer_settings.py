@@ -39,6 +39,9 @@ class ScorerSettings(BaseSettings):
     batch_max_wait_ms: int = Field(default=100, ge=0)
     #: Windows per ONNX Runtime call (a batch is sorted by length, then cut into these).
     inference_batch_size: int = Field(default=64, ge=1, le=4_096)
+    #: Padded tokens (windows x longest) per ONNX Runtime call; long windows then go in
+    #: smaller batches. Empty: 1,024 on CPU, no cap on CUDA.
+    max_batch_tokens: int | None = Field(default=None, ge=16)
     #: Poll timeout while idle; bounds how quickly a stop request is noticed.
     idle_poll_ms: int = Field(default=500, ge=10)
     #: Longest time the broker may hold a fetch when no data is waiting (bounds latency

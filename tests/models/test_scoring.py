@@ -56,6 +56,33 @@ def test_order_and_batching_do_not_change_results(tiny_model_dir: Path) -> None:
         assert a.topic == c.topic
 
 
+def test_token_budget_bounds_padded_batches_without_changing_results(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [*HEADLINES, " ".join(["Acme Corp raised its guidance for the year."] * 3)] * 5
+    plain = Classifier.load(tiny_model_dir, provider="cpu", variant="fp32", max_batch_tokens=10**6)
+    capped = Classifier.load(tiny_model_dir, provider="cpu", variant="fp32", max_batch_tokens=64)
+    assert Classifier.load(tiny_model_dir, provider="cpu").max_batch_tokens == 1024  # CPU default
+    shapes: list[tuple[int, int]] = []
+    run = capped.run_batch
+
+    def spy(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, ...]:
+        shapes.append(ids.shape)
+        return run(ids, mask, types)
+
+    monkeypatch.setattr(capped, "run_batch", spy)
+    got, want = capped.predict(texts, batch_size=8), plain.predict(texts, batch_size=8)
+    assert sum(rows for rows, _ in shapes) == len(texts)  # every window scored once
+    assert all(rows <= 8 and (rows == 1 or rows * width <= 64) for rows, width in shapes), shapes
+    assert len(shapes) > -(-len(texts) // 8)  # the budget, not the count, split them
+    for a, b in zip(got, want, strict=True):
+        assert a.sentiment == b.sentiment and a.topic == b.topic
+        for label, prob in a.topic_probs.items():
+            assert math.isclose(prob, b.topic_probs[label], abs_tol=1e-4)
+    with pytest.raises(ValueError, match="max_batch_tokens"):
+        Classifier.load(tiny_model_dir, provider="cpu", max_batch_tokens=0)
+
+
 def test_long_text_is_chunked_not_truncated(clf: Classifier) -> None:
     sentence = "Acme Corp reported strong results and raised its guidance for the year. "
     text = sentence * 40

@@ -149,6 +149,7 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
         "batch_max_size": "8",
         "batch_max_wait_ms": "50",
         "inference_batch_size": "64",
+        "max_batch_tokens": "1024",
     }
     assert value("finsentinel_scorer_model_info", info) == 1
     assert _committed(kafka_settings, group_id, topics) == 36
