@@ -175,8 +175,6 @@ class Classifier:
             binding.bind_output(name, "cpu")
         self._session.run_with_iobinding(binding)  # type: ignore[attr-defined]
         outputs: list[np.ndarray] = binding.copy_outputs_to_cpu()
-        binding.clear_binding_inputs()
-        binding.clear_binding_outputs()
         return outputs
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
@@ -217,11 +215,12 @@ class Classifier:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every window, in flattened input order."""
         windows = [chunk for text in encoded for chunk in text.chunks]
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        lengths = [len(w) for w in windows]
+        order = sorted(range(len(windows)), key=lengths.__getitem__)
         n_sent, n_topic = len(self.card.sentiment_labels), len(self.card.topic_labels)
         sent = np.empty((len(windows), n_sent), dtype=np.float64)
         topic = np.empty((len(windows), n_topic), dtype=np.float64)
-        for idx in self._plan(order, [len(w) for w in windows], batch_size):
+        for idx in self._plan(order, lengths, batch_size):
             s_logits, t_logits = self.run_batch(
                 *pad_batch([windows[i] for i in idx], self._encoder.pad_id)
             )
