@@ -87,6 +87,16 @@ def train(
     max_train_rows: Annotated[
         int | None, typer.Option(help="Use at most this many rows per head.")
     ] = None,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="Self-training: a checkpoint (a run's best/) whose confident sentiment "
+            "predictions on the topic texts become extra sentiment training rows."
+        ),
+    ] = None,
+    pseudo_label_threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Keep a teacher label at p >= this.")
+    ] = 0.9,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -115,6 +125,8 @@ def train(
             seed=seed,
             max_train_minutes=max_train_minutes,
             max_train_rows=max_train_rows,
+            teacher=None if teacher is None else str(teacher.resolve()),
+            pseudo_label_threshold=pseudo_label_threshold,
         )
         with _progress() as progress:
             task = progress.add_task("training", total=None)

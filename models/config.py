@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,3 +42,10 @@ class TrainConfig(BaseModel):
     #: torch intra-op threads; None: all cores we may use.
     threads: Annotated[int, Field(ge=1)] | None = None
     log_every_steps: Annotated[int, Field(ge=1)] = 50
+    #: Self-training: a checkpoint directory (an earlier run's ``best/``) whose
+    #: confident predictions label the other heads' training texts for the
+    #: heads in ``pseudo_label_heads`` (see :mod:`models.selftrain`).
+    teacher: str | None = None
+    pseudo_label_heads: tuple[Literal["sentiment", "topic"], ...] = ("sentiment",)
+    #: Keep a pseudo-label when the teacher's top probability reaches this.
+    pseudo_label_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9

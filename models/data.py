@@ -53,6 +53,17 @@ class LabeledSet:
             self.head, [self.texts[i] for i in idx], self.labels[idx], self.label_names
         )
 
+    def concat(self, other: LabeledSet) -> LabeledSet:
+        """These rows followed by ``other``'s (same head and classes)."""
+        if (other.head, other.label_names) != (self.head, self.label_names):
+            raise DataError(f"cannot join {other.head} rows to {self.head} rows")
+        return LabeledSet(
+            self.head,
+            [*self.texts, *other.texts],
+            np.concatenate([self.labels, other.labels]).astype(np.int64),
+            self.label_names,
+        )
+
 
 def table_format(path: Path | str) -> str:
     """``csv``, ``jsonl`` or ``parquet`` from the extension; :class:`DataError` otherwise."""

@@ -36,7 +36,15 @@ SHIPPED_CONFIG: Final[dict[str, Any]] = {
     # One torch thread: bit-for-bit repeatable runs (and no OpenMP contention).
     "threads": 1,
 }
-SHIPPED_VERSION: Final = "0.2.0"
+#: Stage 2 (the shipped student): the same recipe from the base encoder again, with
+#: the sentiment head also trained on the topic set's training texts that the
+#: stage-1 model (the teacher) labels with probability >= the threshold.
+STUDENT_OVERRIDES: Final[dict[str, Any]] = {
+    "epochs": 4,
+    "pseudo_label_heads": ("sentiment",),
+    "pseudo_label_threshold": 0.9,
+}
+SHIPPED_VERSION: Final = "0.3.0"
 DATA_FILES: Final = {
     "sentiment": "tfns_sentiment_train.csv",
     "topic": "tfnt_topic_train.csv",
@@ -55,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default=SHIPPED_VERSION)
     parser.add_argument("--epochs", type=int, default=None, help="Override (quick runs).")
     parser.add_argument("--max-train-minutes", type=float, default=None)
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="Skip stage 1 and use this checkpoint (a run's best/) as the teacher.",
+    )
+    parser.add_argument(
+        "--pseudo-label-threshold", type=float, default=None, help="Override (experiments)."
+    )
     return parser
 
 
@@ -65,15 +82,26 @@ def reproduce(
     *,
     version: str = SHIPPED_VERSION,
     overrides: dict[str, Any] | None = None,
+    teacher: Path | None = None,
 ) -> Path:
-    """Train, calibrate, export and card the shipped model; returns ``out``."""
+    """Train teacher and student, calibrate, export and card the shipped model; returns ``out``."""
     from models.config import TrainConfig
     from models.ship import export_run
     from models.train import default_base_model, run_training
 
     files = {head: data / name for head, name in DATA_FILES.items()}
-    config = TrainConfig(base_model=default_base_model(), **{**SHIPPED_CONFIG, **(overrides or {})})
-    result = run_training(config, files, run_dir)
+    given = overrides or {}
+    if teacher is None:
+        logger.info("stage 1/2: teacher (%s)", run_dir / "teacher")
+        stage1 = {**SHIPPED_CONFIG, **given}
+        teacher = run_training(
+            TrainConfig(base_model=default_base_model(), **stage1), files, run_dir / "teacher"
+        ).best_dir
+    logger.info("stage 2/2: student taught by %s (%s)", teacher, run_dir / "student")
+    stage2 = {**SHIPPED_CONFIG, **STUDENT_OVERRIDES, **given, "teacher": str(teacher.resolve())}
+    result = run_training(
+        TrainConfig(base_model=default_base_model(), **stage2), files, run_dir / "student"
+    )
     export_run(
         result.run_dir,
         out,
@@ -95,8 +123,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["epochs"] = args.epochs
     if args.max_train_minutes is not None:
         overrides["max_train_minutes"] = args.max_train_minutes
+    if args.pseudo_label_threshold is not None:
+        overrides["pseudo_label_threshold"] = args.pseudo_label_threshold
     try:
-        reproduce(args.data, args.out, args.run_dir, version=args.version, overrides=overrides)
+        reproduce(
+            args.data,
+            args.out,
+            args.run_dir,
+            version=args.version,
+            overrides=overrides,
+            teacher=args.teacher,
+        )
     except ModelError as exc:
         logger.error("%s", exc)
         return 2 if isinstance(exc, ValueError) else 1

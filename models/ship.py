@@ -89,6 +89,15 @@ def _base_model_name(path: str) -> str:
     return path
 
 
+def _pseudo_note(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return ""
+    return (
+        f", plus {summary['kept']} of {summary['candidates']} other-head training texts "
+        f"labeled by a teacher model at p >= {summary['threshold']}"
+    )
+
+
 def _training_data(run_dir: Path) -> str:
     path = run_dir / "data.json"
     if not path.is_file():
@@ -96,7 +105,9 @@ def _training_data(run_dir: Path) -> str:
     data = json.loads(path.read_text(encoding="utf-8"))
     parts = [
         f"{head}: {Path(d['file']).name} (sha256 {d['sha256'][:12]}…, "
-        f"{d['train_rows']} train / {d['validation_rows']} held-out validation rows)"
+        f"{d['train_rows']} train / {d['validation_rows']} held-out validation rows"
+        + _pseudo_note(d.get("pseudo_labels"))
+        + ")"
         for head, d in data.items()
     ]
     return "; ".join(parts)

@@ -28,6 +28,7 @@ from models.exceptions import TrainingError
 from models.labels import HEADS, SENTIMENT_LABELS, TOPIC_LABELS
 from models.modeldir import sha256_file
 from models.network import from_pretrained, load_checkpoint
+from models.selftrain import PseudoLabels, extend_train, pseudo_label
 from models.training import EpochResult, ProgressHook, Trainer, predict_logits
 
 __all__ = ["SplitData", "TrainResult", "default_base_model", "run_training", "split_files"]
@@ -88,7 +89,11 @@ def split_files(
 
 
 def _write_run_files(
-    run_dir: Path, config: TrainConfig, files: Mapping[str, Path], splits: dict[str, SplitData]
+    run_dir: Path,
+    config: TrainConfig,
+    files: Mapping[str, Path],
+    splits: dict[str, SplitData],
+    pseudo: Mapping[str, PseudoLabels],
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
@@ -96,8 +101,9 @@ def _write_run_files(
         head: {
             "file": str(Path(files[head]).resolve()),
             "sha256": sha256_file(Path(files[head])),
-            "train_rows": len(split.train),
+            "train_rows": len(split.train) - (len(pseudo[head].rows) if head in pseudo else 0),
             "validation_rows": len(split.validation),
+            **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
         }
         for head, split in splits.items()
     }
@@ -147,7 +153,17 @@ def run_training(
     """Train on ``files`` (head -> labeled file) and fill ``run_dir``."""
     _seed_everything(config)
     splits = split_files(files, config, text_column=text_column, label_column=label_column)
-    _write_run_files(run_dir, config, files, splits)
+    pseudo = {}
+    if config.teacher is not None:
+        pseudo = pseudo_label(
+            Path(config.teacher),
+            splits,
+            config.pseudo_label_heads,
+            config.pseudo_label_threshold,
+            config.max_length,
+        )
+        splits = extend_train(splits, pseudo)
+    _write_run_files(run_dir, config, files, splits, pseudo)
     tokenizer = Path(config.base_model) / "tokenizer.json"
     if not tokenizer.is_file():
         raise TrainingError(f"{config.base_model}: no tokenizer.json (need a fast tokenizer)")

@@ -139,3 +139,35 @@ def test_train_and_export_through_cli(
     assert result.exit_code in (0, 1)
     if result.exit_code == 1:
         assert "int8 argmax agrees" in result.output
+
+
+def test_train_with_a_teacher_through_cli(
+    app: typer.Typer,
+    toy_data: dict[str, Path],
+    toy_run: Path,
+    tiny_base_model: Path,
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    args = [
+        "train", "--sentiment-data", str(toy_data["sentiment"]), "--topic-data",
+        str(toy_data["topic"]), "--run-dir", str(run), "--base-model", str(tiny_base_model),
+        "--epochs", "1", "--max-length", "32", "--teacher", str(toy_run / "best"),
+        "--pseudo-label-threshold", "0.34",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((run / "data.json").read_text())
+    assert data["sentiment"]["pseudo_labels"]["threshold"] == 0.34
+
+
+def test_train_with_a_teacher_but_no_topic_texts_exits_2(
+    app: typer.Typer, toy_data: dict[str, Path], toy_run: Path, tmp_path: Path
+) -> None:
+    args = [
+        "train", "--sentiment-data", str(toy_data["sentiment"]), "--run-dir", str(tmp_path / "r"),
+        "--teacher", str(toy_run / "best"),
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "no training texts without sentiment labels" in result.output

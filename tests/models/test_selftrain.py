@@ -1,0 +1,124 @@
+"""Self-training: a teacher's confident predictions fill the other head's missing labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.config import TrainConfig
+from models.encoding import TextEncoder
+from models.exceptions import TrainingError
+from models.network import load_checkpoint
+from models.selftrain import extend_train, pseudo_label
+from models.train import run_training, split_files
+from models.training import predict_logits
+
+
+def _config(base: Path, **given: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "base_model": str(base),
+        "max_length": 32,
+        "epochs": 2,
+        "batch_size": 16,
+        "learning_rate": 5e-3,
+        "val_fraction": 0.25,
+        "threads": 1,
+    }
+    return TrainConfig(**{**values, **given})  # type: ignore[arg-type]
+
+
+def test_pseudo_labels_are_the_teachers_confident_predictions(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path
+) -> None:
+    teacher = toy_run / "best"
+    splits = split_files(toy_data, _config(tiny_base_model))
+    labels = pseudo_label(teacher, splits, ("sentiment",), threshold=0.5, max_length=32)
+    rows = labels["sentiment"].rows
+
+    topic_train = splits["topic"].train.texts
+    model, _ = load_checkpoint(teacher)
+    encoder = TextEncoder.from_file(teacher / "tokenizer.json", 32)
+    logits, _ = predict_logits(model, encoder.encode_truncated(topic_train))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    confident = np.flatnonzero(probs.max(axis=1) >= 0.5)
+    assert rows.texts == [topic_train[i] for i in confident]
+    assert rows.labels.tolist() == probs.argmax(axis=1)[confident].tolist()
+    # only training texts of the other head: no validation row of either head
+    held_out = set(splits["topic"].validation.texts) | set(splits["sentiment"].validation.texts)
+    assert not held_out & set(rows.texts)
+    summary = labels["sentiment"].summary()
+    assert summary["candidates"] == len(topic_train)
+    assert summary["kept"] == len(confident)
+    assert sum(summary["per_class"].values()) == len(confident)
+
+    extended = extend_train(splits, labels)
+    assert len(extended["sentiment"].train) == len(splits["sentiment"].train) + len(rows)
+    assert extended["sentiment"].validation is splits["sentiment"].validation
+    assert extended["topic"] is splits["topic"]
+
+
+def test_student_run_records_teacher_and_pseudo_labels(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    config = _config(tiny_base_model, teacher=str(toy_run / "best"), pseudo_label_threshold=0.34)
+    run_training(config, toy_data, tmp_path)
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    assert recorded["teacher"] == str(toy_run / "best")
+    data = json.loads((tmp_path / "data.json").read_text())
+    pseudo = data["sentiment"]["pseudo_labels"]
+    assert pseudo["threshold"] == 0.34
+    assert 0 < pseudo["kept"] <= pseudo["candidates"] == data["topic"]["train_rows"]
+    assert data["sentiment"]["train_rows"] == 54  # people's labels only
+    assert "pseudo_labels" not in data["topic"]
+    validation = pd.read_csv(tmp_path / "val_sentiment.csv")
+    assert len(validation) == data["sentiment"]["validation_rows"] == 18
+
+
+def test_bad_teacher_or_missing_head_is_a_clear_error(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    splits = split_files(toy_data, _config(tiny_base_model))
+    with pytest.raises(TrainingError, match="not a checkpoint"):
+        pseudo_label(tmp_path, splits, ("sentiment",), 0.9, 32)
+    only_topic = {"topic": splits["topic"]}
+    with pytest.raises(TrainingError, match="no labeled sentiment file"):
+        pseudo_label(toy_run / "best", only_topic, ("sentiment",), 0.9, 32)
+    only_sentiment = {"sentiment": splits["sentiment"]}
+    with pytest.raises(TrainingError, match="no training texts without sentiment"):
+        pseudo_label(toy_run / "best", only_sentiment, ("sentiment",), 0.9, 32)
+
+
+def test_reproduce_trains_teacher_then_student_and_ships_the_student(
+    toy_data: dict[str, Path],
+    tiny_base_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from models import reproduce, train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.read_csv(toy_data["sentiment"]).to_csv(data / reproduce.DATA_FILES["sentiment"], index=False)
+    pd.read_json(toy_data["topic"], lines=True).to_csv(
+        data / reproduce.DATA_FILES["topic"], index=False
+    )
+    monkeypatch.setattr(train, "default_base_model", lambda: str(tiny_base_model))
+    quick = {"max_length": 32, "batch_size": 16, "learning_rate": 5e-3, "val_fraction": 0.25}
+    monkeypatch.setattr(reproduce, "SHIPPED_CONFIG", {**reproduce.SHIPPED_CONFIG, **quick})
+    out = tmp_path / "model"
+    run = tmp_path / "run"
+    code = reproduce.main(
+        ["--data", str(data), "--out", str(out), "--run-dir", str(run),
+         "--epochs", "2", "--pseudo-label-threshold", "0.34"]
+    )  # fmt: skip
+    assert code == 0
+    student = json.loads((tmp_path / "run" / "student" / "config.json").read_text())
+    assert student["teacher"] == str((tmp_path / "run" / "teacher" / "best").resolve())
+    assert json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())["teacher"] is None
+    card = json.loads((out / "model_card.json").read_text())
+    assert "labeled by a teacher model" in json.dumps(card)
+    assert (out / "model.int8.onnx").is_file()
