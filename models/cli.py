@@ -96,7 +96,7 @@ def train(
     ] = None,
     pseudo_label_threshold: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Keep a teacher label at p >= this.")
-    ] = 0.9,
+    ] = 0.8,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:

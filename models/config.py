@@ -48,4 +48,4 @@ class TrainConfig(BaseModel):
     teacher: str | None = None
     pseudo_label_heads: tuple[Literal["sentiment", "topic"], ...] = ("sentiment",)
     #: Keep a pseudo-label when the teacher's top probability reaches this.
-    pseudo_label_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
+    pseudo_label_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
