@@ -22,9 +22,10 @@ from models.data import LabeledSet
 from models.encoding import TextEncoder
 from models.exceptions import TrainingError
 from models.network import load_checkpoint
+from models.scoring import softmax
 from models.training import predict_logits
 
-__all__ = ["PseudoLabels", "pseudo_label"]
+__all__ = ["PseudoLabels", "extend_train", "pseudo_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,6 @@ class PseudoLabels:
         }
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def pseudo_label(
     teacher: Path,
     splits: Mapping[str, _Split],
@@ -79,7 +75,7 @@ def pseudo_label(
             raise TrainingError(f"self-training {head}: no training texts without {head} labels")
         logger.info("teacher %s labels %s texts for the %s head", teacher, len(texts), head)
         sentiment, topic = predict_logits(model, encoder.encode_truncated(texts))
-        probs = _softmax(sentiment if head == "sentiment" else topic)
+        probs = softmax(sentiment if head == "sentiment" else topic)
         keep = np.flatnonzero(probs.max(axis=1) >= threshold)
         names = splits[head].train.label_names
         if probs.shape[1] != len(names):
