@@ -43,15 +43,15 @@ system-deps:
 		"the tests that need them skip"; fi
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check ingest models stream alerts tests bench
-	$(VENV)/bin/ruff format --check ingest models stream alerts tests bench
+	$(VENV)/bin/ruff check finsentinel ingest models stream alerts tests bench
+	$(VENV)/bin/ruff format --check finsentinel ingest models stream alerts tests bench
 
 typecheck: $(VENV)/.dev
-	$(VENV)/bin/mypy ingest models stream alerts
+	$(VENV)/bin/mypy finsentinel ingest models stream alerts
 
 ## model: rebuild the shipped model in models/default from the labeled data in $(DATA)
 model: $(VENV)/.dev
-	$(PY) -m models.reproduce --data $(DATA) --out models/default
+	$(PY) -m models.training.reproduce --data $(DATA) --out models/default
 
 bench: $(VENV)/.dev
 	$(PY) bench/score_throughput.py

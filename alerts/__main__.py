@@ -15,7 +15,8 @@ import typer
 
 from alerts.exceptions import AlertError
 from alerts.settings import AlertSettings
-from stream.errors import ConfigError, FinSentinelError
+from stream.contracts.errors import ConfigError, FinSentinelError
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
 from stream.runtime import (
     EmbeddedBrokerOpt,
@@ -24,7 +25,6 @@ from stream.runtime import (
     load_settings,
     run_command,
 )
-from stream.topics import TopicNames
 
 __all__ = ["main", "serve"]
 

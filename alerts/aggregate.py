@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from alerts.series import ALL_KEY, SeriesIndex, series_of
-from stream.schemas import AlertEvidence, ScoredDocument
+from stream.contracts.schemas import AlertEvidence, ScoredDocument
 
 __all__ = ["COLUMNS", "Aggregator", "FinalBucket", "Outcome", "evidence_of"]
 

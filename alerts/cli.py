@@ -1,6 +1,6 @@
 """Command line: ``finsentinel alert`` runs the service; ``finsentinel alerts ...`` manages it.
 
-``register(app)`` adds the commands to the root Typer app (``stream/cli.py``).
+``register(app)`` adds the commands to the root Typer app (``finsentinel/cli.py``).
 Bad input prints one clear line and exits 2; heavy imports stay inside commands.
 """
 
@@ -37,7 +37,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _settings(**overrides: Any) -> Any:
     from alerts.settings import AlertSettings
-    from stream.errors import ConfigError
+    from stream.contracts.errors import ConfigError
 
     try:
         return load_settings(AlertSettings, **overrides)
@@ -234,9 +234,9 @@ def detect(
     rules: RulesOption = None,
 ) -> None:
     """Score a historical count series causally with the live detectors."""
+    from alerts.backtest.offline import detect_csv
     from alerts.durations import parse_duration_s
     from alerts.exceptions import InputError
-    from alerts.offline import detect_csv
 
     rule_set = _rules(rules)
     by_name = {r.name: r for r in rule_set.rules}

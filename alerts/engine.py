@@ -40,8 +40,8 @@ from alerts.lifecycle import Observation, RuleTracker
 from alerts.rules import Rule, RulesFile
 from alerts.series import SeriesIndex
 from alerts.windows import Trend, TrendWindows
-from stream.errors import ConfigError
-from stream.schemas import Alert, ScoredDocument
+from stream.contracts.errors import ConfigError
+from stream.contracts.schemas import Alert, ScoredDocument
 
 __all__ = ["AlertEngine", "EngineStats", "build_detector"]
 

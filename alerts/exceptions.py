@@ -1,4 +1,4 @@
-"""Errors of the alerts package (see :mod:`stream.errors` for the whole tree)::
+"""Errors of the alerts package (see :mod:`stream.contracts.errors` for the whole tree)::
 
 AlertError
 ├── RulesError          the rules/channels file is invalid (not retriable)
@@ -10,7 +10,7 @@ AlertError
 
 from __future__ import annotations
 
-from stream.errors import ConfigError, FinSentinelError
+from stream.contracts.errors import ConfigError, FinSentinelError
 
 __all__ = [
     "AlertError",

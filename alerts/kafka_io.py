@@ -11,9 +11,9 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from alerts.checkpoint import Offsets
-from stream.errors import BrokerError, SchemaError
+from stream.contracts.errors import BrokerError, SchemaError
+from stream.contracts.schemas import DeadLetter, encode
 from stream.runtime import StopFlag
-from stream.schemas import DeadLetter, encode
 
 __all__ = ["IdlePartitions", "assign_all", "commit_offsets", "dead_letter"]
 

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from alerts.durations import format_duration_s
 from alerts.rules import Rule
 from alerts.series import SeriesKey
-from stream.schemas import Alert, AlertEvidence
+from stream.contracts.schemas import Alert, AlertEvidence
 
 __all__ = ["Observation", "RuleTracker"]
 

@@ -17,7 +17,7 @@ from typing import Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from stream.schemas import ScoredDocument
+from stream.contracts.schemas import ScoredDocument
 
 __all__ = ["ALL_KEY", "SERIES_KINDS", "SeriesIndex", "SeriesKey", "series_of"]
 

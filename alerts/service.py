@@ -41,12 +41,12 @@ from alerts.notify import Dispatcher, Notifier, RetryPolicy, build_notifiers
 from alerts.rules import RulesFile, load_rules
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
-from stream.errors import BrokerError, SchemaError
+from stream.contracts.errors import BrokerError, SchemaError
+from stream.contracts.schemas import Alert, ScoredDocument, decode, encode
+from stream.contracts.topics import TopicNames
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
-from stream.schemas import Alert, ScoredDocument, decode, encode
-from stream.topics import TopicNames
 
 __all__ = ["AlertService"]
 

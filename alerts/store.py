@@ -17,7 +17,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from alerts.db import Database
-from stream.schemas import Alert
+from stream.contracts.schemas import Alert
 
 __all__ = ["AlertStore", "Silence", "StoredAlert"]
 

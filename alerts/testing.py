@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from stream.schemas import Alert, AlertEvidence, ScoredDocument
+from stream.contracts.schemas import Alert, AlertEvidence, ScoredDocument
 
 __all__ = ["sample_alert", "scored", "synthetic_stream"]
 

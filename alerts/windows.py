@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from alerts.aggregate import COLUMNS, CONF, NEG, NEU, POS, TOTAL, WSCORE, FinalBucket
 from alerts.baseline import grow, pack, unpack
-from stream.schemas import AlertEvidence
+from stream.contracts.schemas import AlertEvidence
 
 __all__ = ["Trend", "TrendWindows"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from stream.schemas import RawDocument
+from stream.contracts.schemas import RawDocument
 
 __all__ = ["make_corpus"]
 

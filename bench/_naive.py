@@ -24,8 +24,8 @@ def _minilm_path() -> Path:
 
 def naive_model(card: Any, checkpoint: Path | None) -> tuple[Any, str]:
     """The PyTorch network for the baseline, and a line saying which weights it has."""
-    from models.network import from_pretrained, load_checkpoint
-    from models.tiny import tiny_network
+    from models.training.network import from_pretrained, load_checkpoint
+    from models.training.tiny import tiny_network
 
     if checkpoint is not None:
         best = checkpoint / "best" if (checkpoint / "best" / "model.pt").is_file() else checkpoint
@@ -86,9 +86,9 @@ def _one_at_a_time(
 def build_untrained_minilm(out_dir: Path) -> Path:
     """A model directory of the base MiniLM with random heads (benchmarks only)."""
     from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
-    from models.network import from_pretrained
-    from models.package import CardInfo, write_model_dir
-    from models.tiny import PARITY_TEXTS
+    from models.training.network import from_pretrained
+    from models.training.package import CardInfo, write_model_dir
+    from models.training.tiny import PARITY_TEXTS
 
     if (out_dir / "model_card.json").is_file():
         return out_dir

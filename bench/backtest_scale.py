@@ -18,14 +18,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from alerts.backtest import Backtest, BacktestConfig, plot_bin_for
-from alerts.backtest_eval import LabeledEvent
-from alerts.backtest_frames import BucketBuilder
-from alerts.backtest_input import archive_tables
-from alerts.backtest_output import write_outputs
-from alerts.backtest_parallel import run_parallel
-from alerts.backtest_synth import PlantedEvent, synthesize, write_archive
-from alerts.report import write_report
+from alerts.backtest.core import Backtest, BacktestConfig, plot_bin_for
+from alerts.backtest.evaluate import LabeledEvent
+from alerts.backtest.frames import BucketBuilder
+from alerts.backtest.inputs import archive_tables
+from alerts.backtest.outputs import write_outputs
+from alerts.backtest.parallel import run_parallel
+from alerts.backtest.report import write_report
+from alerts.backtest.synthetic import PlantedEvent, synthesize, write_archive
 from alerts.rules import load_rules
 from alerts.series import SeriesIndex
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import make_corpus
 from _naive import build_untrained_minilm, naive_model, naive_throughput
 
-from stream.schemas import RawDocument, ScoredDocument, decode, encode, message_key
+from stream.contracts.schemas import RawDocument, ScoredDocument, decode, encode, message_key
 
 Rec = namedtuple("Rec", "topic partition offset key value")
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
@@ -76,7 +76,7 @@ def bench_bare(classifier: Any, texts: Sequence[str], batch_size: int) -> float:
 
 def bench_core(classifier: Any, docs: Sequence[RawDocument], batch_size: int, infer: int) -> float:
     """(b) docs/s of the scorer's core on encoded records, batch by batch."""
-    from stream.batch_scoring import BatchScorer
+    from stream.scorer.batch import BatchScorer
 
     scorer = BatchScorer(classifier, clock=lambda: datetime.now(UTC), inference_batch_size=infer)
     records = [Rec("raw", 0, i, message_key(d), encode(d)) for i, d in enumerate(docs)]
@@ -135,11 +135,11 @@ def bench_pipeline(
 ) -> tuple[float, float, float]:
     """(c) docs/s through the embedded broker, then p50/p99 latency at half that rate."""
     from stream.broker import EmbeddedBroker
+    from stream.contracts.topics import TopicNames
     from stream.kafka import KafkaSettings, ensure_topics
     from stream.runtime import StopFlag
-    from stream.scorer import ScorerService
-    from stream.scorer_settings import ScorerSettings
-    from stream.topics import TopicNames
+    from stream.scorer.service import ScorerService
+    from stream.scorer.settings import ScorerSettings
 
     log = Path(tempfile.mkdtemp()) / "tansu.log"
     with EmbeddedBroker(log_path=log) as broker:

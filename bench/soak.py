@@ -29,11 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finsentinel.demo_corpus import generate
 from stream.broker import EmbeddedBroker
-from stream.demo_corpus import generate
+from stream.contracts.schemas import RawDocument, encode, message_key
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, ensure_topics, make_producer
-from stream.schemas import RawDocument, encode, message_key
-from stream.topics import TopicNames
 from tests.faults.harness import PYTHON, Service, TopicTail, service_env
 
 REPO = Path(__file__).resolve().parents[1]

@@ -49,7 +49,7 @@ def _fail(code: int, message: str) -> typer.Exit:
 
 def _settings(sources: Path | None) -> IngestSettings:
     from ingest.settings import IngestSettings
-    from stream.errors import ConfigError
+    from stream.contracts.errors import ConfigError
 
     try:
         return load_settings(IngestSettings, sources_file=sources)
@@ -71,9 +71,9 @@ def crawl(
     """Crawl the configured sources into Kafka (scheduled), or one source once."""
     from ingest.config import load_sources
     from ingest.exceptions import SourceConfigError
-    from stream.errors import BrokerError, ConfigError
+    from stream.contracts.errors import BrokerError, ConfigError
+    from stream.contracts.topics import TopicNames
     from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
-    from stream.topics import TopicNames
 
     settings = _settings(sources)
     if metrics_port is not None:

@@ -33,9 +33,9 @@ from ingest.robots import RobotsCache
 from ingest.settings import IngestSettings
 from ingest.sources import FetchContext, FetchResult, Source, build_source
 from ingest.state import CursorStore
+from stream.contracts.schemas import RawDocument
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
-from stream.schemas import RawDocument
-from stream.topics import TopicNames
 
 __all__ = ["Crawler", "IngestReport"]
 

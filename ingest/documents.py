@@ -1,4 +1,5 @@
-"""Turn a source's candidate into a valid :class:`~stream.schemas.RawDocument` (or a rejection).
+"""Turn a source's candidate into a valid :class:`~stream.contracts.schemas.RawDocument`,
+or a rejection.
 
 Normalisation: HTML stripped and whitespace collapsed, canonical URL, UTC
 timestamps (future dates clamped to the fetch time), fields cut to the schema's
@@ -20,7 +21,7 @@ from ingest.entities import EntityExtractor
 from ingest.fingerprint import minhash
 from ingest.normalize import canonical_url, clean_text, content_hash, doc_id
 from ingest.sources.base import Candidate, Rejected
-from stream.schemas import RawDocument
+from stream.contracts.schemas import RawDocument
 
 __all__ = ["Built", "build_document"]
 

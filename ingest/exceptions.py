@@ -1,7 +1,7 @@
 """Errors raised by the crawlers.
 
 Every class derives from :class:`IngestError`, itself a
-:class:`stream.errors.FinSentinelError`; ``retriable`` says whether trying the
+:class:`stream.contracts.errors.FinSentinelError`; ``retriable`` says whether trying the
 same thing again later can succeed::
 
     IngestError
@@ -18,7 +18,7 @@ same thing again later can succeed::
 
 from __future__ import annotations
 
-from stream.errors import ConfigError, FinSentinelError
+from stream.contracts.errors import ConfigError, FinSentinelError
 
 __all__ = [
     "BlockedURLError",

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from ingest.exceptions import FETCH_OUTCOMES
-from stream.schemas import REJECT_REASONS
+from stream.contracts.schemas import REJECT_REASONS
 
 __all__ = ["DUPLICATE_KINDS", "IngestMetrics"]
 

@@ -25,9 +25,9 @@ from ingest.fingerprint import similarities
 from ingest.metrics import IngestMetrics
 from ingest.producer import DocumentProducer, OutgoingRecord
 from ingest.sources.base import FetchResult, Rejected, Source
-from stream.errors import SchemaError
-from stream.schemas import REJECT_REASONS, DeadLetter, RawDocument, encode, message_key
-from stream.topics import TopicNames
+from stream.contracts.errors import SchemaError
+from stream.contracts.schemas import REJECT_REASONS, DeadLetter, RawDocument, encode, message_key
+from stream.contracts.topics import TopicNames
 
 __all__ = ["Pipeline", "SourceReport"]
 

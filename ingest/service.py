@@ -19,10 +19,10 @@ from ingest.crawler import Crawler, IngestReport
 from ingest.netguard import Resolver, system_resolve
 from ingest.scheduler import build_scheduler
 from ingest.settings import IngestSettings
+from stream.contracts.topics import TopicNames
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings
 from stream.runtime import StopFlag
-from stream.topics import TopicNames
 
 __all__ = ["IngestService", "run_once"]
 

@@ -102,8 +102,8 @@ def train(
 ) -> None:
     """Fine-tune the topic + sentiment model; writes checkpoints and metrics to RUN_DIR."""
     with _user_errors():
-        from models.config import TrainConfig
-        from models.train import default_base_model, run_training
+        from models.training.config import TrainConfig
+        from models.training.run import default_base_model, run_training
 
         files = {
             head: path
@@ -208,7 +208,7 @@ def export(
 ) -> None:
     """Export a run to an ONNX model directory: calibrate, quantize, check parity, write card."""
     with _user_errors():
-        from models.ship import export_run
+        from models.training.ship import export_run
 
         chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
         unknown = set(chosen) - {"fp32", "int8", "fp16"}

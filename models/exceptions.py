@@ -1,8 +1,8 @@
-"""Errors of the models package (see :mod:`stream.errors` for the whole tree)."""
+"""Errors of the models package (see :mod:`stream.contracts.errors` for the whole tree)."""
 
 from __future__ import annotations
 
-from stream.errors import FinSentinelError
+from stream.contracts.errors import FinSentinelError
 
 __all__ = [
     "DataError",

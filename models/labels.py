@@ -1,6 +1,6 @@
 """Label sets of the two heads, defined once.
 
-The sentiment head's classes follow :data:`stream.schemas.SENTIMENT_LABELS`.
+The sentiment head's classes follow :data:`stream.contracts.schemas.SENTIMENT_LABELS`.
 The public training data (zeroshot "Twitter Financial News") numbers its
 classes differently; :data:`SENTIMENT_DATA_IDS` maps those ids to our names.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from stream.schemas import SENTIMENT_LABELS
+from stream.contracts.schemas import SENTIMENT_LABELS
 
 __all__ = [
     "HEADS",

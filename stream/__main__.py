@@ -1,11 +1,11 @@
-"""``python -m stream``: run the stream scorer (see :mod:`stream.score_cli`)."""
+"""``python -m stream``: run the stream scorer (see :mod:`stream.scorer.cli`)."""
 
 from __future__ import annotations
 
 import os
 
 from stream.runtime import configure_logging, run_command
-from stream.score_cli import score
+from stream.scorer.cli import score
 
 __all__ = ["main"]
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from stream.errors import BrokerStartError
+from stream.contracts.errors import BrokerStartError
 
 __all__ = ["EmbeddedBroker", "tansu_binary"]
 

@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.broker import EmbeddedBroker
-from stream.errors import BrokerError, ConfigError
+from stream.contracts.errors import BrokerError, ConfigError
 
 __all__ = [
     "KafkaSettings",
@@ -244,7 +244,7 @@ def kafka_connection(
     ...     pass
     Traceback (most recent call last):
     ...
-    stream.errors.ConfigError: no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS ...
+    stream.contracts.errors.ConfigError: no Kafka bootstrap servers: set KAFKA_BOOTSTRAP_SERVERS ...
     """
     settings = settings or KafkaSettings()
     if settings.bootstrap_servers:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.logging import RichHandler
 
-from stream.errors import ConfigError
+from stream.contracts.errors import ConfigError
 
 __all__ = ["EmbeddedBrokerOpt", "StopFlag", "configure_logging", "load_settings", "run_command"]
 
@@ -45,7 +45,7 @@ def load_settings(model: type[SettingsT], **given: Any) -> SettingsT:
     >>> load_settings(KafkaSettings, bootstrap_servers="k:9092", request_timeout_ms=5)
     Traceback (most recent call last):
     ...
-    stream.errors.ConfigError: request_timeout_ms: Input should be greater than or equal to 1000
+    ...ConfigError: request_timeout_ms: Input should be greater than or equal to 1000
     """
     explicit = {k: v for k, v in given.items() if v is not None}
     try:

@@ -20,9 +20,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from stream.broker import EmbeddedBroker
-from stream.errors import BrokerStartError
+from stream.contracts.errors import BrokerStartError
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, ensure_topics
-from stream.topics import TopicNames
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +73,6 @@ def registry() -> CollectorRegistry:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised model directory, exported through the real export code."""
     pytest.importorskip("torch", reason="building the tiny model needs the [train] extra (torch)")
-    from models.tiny import build_tiny_model
+    from models.training.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))

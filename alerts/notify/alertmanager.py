@@ -17,7 +17,7 @@ import httpx
 
 from alerts.notify.base import Notification
 from alerts.notify.http import post
-from stream.schemas import Alert
+from stream.contracts.schemas import Alert
 
 __all__ = ["AlertmanagerNotifier", "alertmanager_alert"]
 

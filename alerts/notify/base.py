@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
-from stream.schemas import Alert
+from stream.contracts.schemas import Alert
 
 __all__ = ["Notification", "Notifier"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from alerts.notify.base import Notification, Notifier
 from alerts.notify.worker import ChannelWorker, RetryPolicy
 from alerts.rules import RulesFile
-from stream.schemas import Alert
+from stream.contracts.schemas import Alert
 
 __all__ = ["Dispatcher", "Grouper"]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot topic creation for FinSentinel (compose service `kafka-init`).
 #
-# Creates the five topics named in stream/topics.py (TopicNames.from_env) with
+# Creates the five topics named in stream/contracts/topics.py (TopicNames.from_env) with
 # their partitions and retention, and brings existing topics to the same policy,
 # so the job is safe to re-run and to run after the services (Kubernetes gives no
 # order). Retention: raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d.
@@ -21,7 +21,7 @@ KAFKA_CONFIGS="${KAFKA_CONFIGS:-/opt/kafka/bin/kafka-configs.sh}"
 
 DAY_MS=86400000
 
-# The services' prefix (stream/topics.py: FINSENTINEL_TOPIC_PREFIX, default "finsentinel").
+# The services' prefix (stream/contracts/topics.py: FINSENTINEL_TOPIC_PREFIX, default "finsentinel").
 PREFIX="${FINSENTINEL_TOPIC_PREFIX:-finsentinel}"
 
 # topic (after the prefix) partitions retention_days

@@ -11,10 +11,10 @@ import pandas as pd
 import typer
 from typer.testing import CliRunner
 
+from alerts.backtest.offline import detect_frame
 from alerts.cli import register
 from alerts.db import Database
 from alerts.engine import build_detector
-from alerts.offline import detect_frame
 from alerts.rules import parse_rules
 from alerts.store import AlertStore
 from alerts.testing import sample_alert

@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from alerts.service import AlertService
 from alerts.settings import AlertSettings
 from alerts.testing import synthetic_stream
+from stream.contracts.schemas import Alert, ScoredDocument, decode, encode, message_key
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
-from stream.schemas import Alert, ScoredDocument, decode, encode, message_key
-from stream.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 

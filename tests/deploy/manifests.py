@@ -59,7 +59,7 @@ def root_cli_commands() -> set[str]:
     try:
         import typer.main
 
-        from stream.cli import app
+        from finsentinel.cli import app
     except ImportError as exc:
         pytest.fail(f"the finsentinel CLI does not import: {exc}")
     group = typer.main.get_command(app)
@@ -72,7 +72,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "scorer",
         "score",
         "FINSENTINEL_SCORER_",
-        "stream.scorer_settings:ScorerSettings",
+        "stream.scorer.settings:ScorerSettings",
         9101,
         "finsentinel_scorer_",
         "finsentinel-scorer",
@@ -99,7 +99,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "archive",
         "archive",
         "FINSENTINEL_ARCHIVE_",
-        "stream.archive_settings:ArchiveSettings",
+        "stream.history.settings:ArchiveSettings",
         9104,
         "finsentinel_archive_",
         "finsentinel-archive",
@@ -108,7 +108,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 KAFKA_SETTINGS = "stream.kafka:KafkaSettings"
 #: Read from the environment outside the settings classes: the root ``finsentinel``
-#: command's options (stream/cli.py) and the topic prefix (stream/topics.py).
+#: command's options (finsentinel/cli.py) and the topic prefix (stream/contracts/topics.py).
 ROOT_CLI_ENV = ("FINSENTINEL_LOG_LEVEL", "FINSENTINEL_JSON_LOGS", "FINSENTINEL_TOPIC_PREFIX")
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from stream.contracts.topics import TopicNames
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, ensure_topics
 from stream.runtime import StopFlag
-from stream.topics import TopicNames
 from tests.deploy.live import Process, free_port, http_get, wait_for
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def demo_available() -> bool:
     try:
         import typer.main
 
-        from stream.cli import app
+        from finsentinel.cli import app
     except ImportError:
         return False
     return "demo" in getattr(typer.main.get_command(app), "commands", {})
@@ -59,7 +59,7 @@ def demo_pipeline(
         [
             sys.executable,
             "-m",
-            "stream.cli",
+            "finsentinel.cli",
             "demo",
             "--keep-running",
             "--metrics-port",
@@ -131,10 +131,10 @@ def inprocess_pipeline(
     """
     from ingest.config import parse_sources
     from ingest.service import run_once
-    from stream.archive import ArchiveSink
-    from stream.archive_settings import ArchiveSettings
-    from stream.scorer import ScorerService
-    from stream.scorer_settings import ScorerSettings
+    from stream.history.archive import ArchiveSink
+    from stream.history.settings import ArchiveSettings
+    from stream.scorer.service import ScorerService
+    from stream.scorer.settings import ScorerSettings
 
     topics = TopicNames.with_prefix(f"deploy{free_port()}")
     ensure_topics(kafka, topics.all)
@@ -164,7 +164,7 @@ def inprocess_pipeline(
     threads.start("archive", lambda: archive.run(threads.stop))
     _start_alerts(threads, kafka, topics, registry, workdir, model_dir)
     corpus = workdir / "corpus"
-    shutil.copytree(REPO / "stream" / "demo_data", corpus)
+    shutil.copytree(REPO / "finsentinel" / "demo_data", corpus)
     sources = parse_sources(
         {"sources": [{"name": "demo-files", "kind": "files", "path": str(corpus)}]}
     )
@@ -192,8 +192,8 @@ def _start_alerts(
     """The alerts service, with the corpus's tickers as the watch-list."""
     from alerts.service import AlertService
     from alerts.settings import AlertSettings
+    from finsentinel.demo_corpus import COMPANIES
     from models.modeldir import load_model_dir
-    from stream.demo_corpus import COMPANIES
 
     service = AlertService(
         AlertSettings(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.topics import TOPIC_PREFIX_ENV, TopicNames
+from stream.contracts.topics import TOPIC_PREFIX_ENV, TopicNames
 from tests.deploy.manifests import (
     DEPLOY,
     REPO,

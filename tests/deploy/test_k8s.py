@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stream.topics import TopicNames
+from stream.contracts.topics import TopicNames
 from tests.deploy.manifests import (
     DEPLOY,
     KAFKA_SETTINGS,
@@ -132,7 +132,7 @@ def test_keda_scales_the_scorer_on_its_lag(k8s_base: list[Doc]) -> None:
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert scaled["spec"]["scaleTargetRef"]["name"] == "scorer"
     find(k8s_base, "Deployment", "scorer")
-    scorer_settings = import_class("stream.scorer_settings:ScorerSettings")
+    scorer_settings = import_class("stream.scorer.settings:ScorerSettings")
     group = _env(_container(find(k8s_base, "Deployment", "scorer")))["FINSENTINEL_SCORER_GROUP_ID"]
     assert group == scorer_settings.model_fields["group_id"].default
     triggers = scaled["spec"]["triggers"]
@@ -159,7 +159,7 @@ def test_gpu_overlay_requests_a_gpu_for_the_cuda_image(k8s_gpu: list[Doc]) -> No
     env = _env(container)
     assert env["FINSENTINEL_SCORER_PROVIDER"] == "cuda"
     assert env["FINSENTINEL_SCORER_REQUIRE_GPU"] == "true"
-    scorer_settings = import_class("stream.scorer_settings:ScorerSettings")
+    scorer_settings = import_class("stream.scorer.settings:ScorerSettings")
     scorer_settings(
         **{
             k.removeprefix("FINSENTINEL_SCORER_").lower(): v

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from stream.broker import EmbeddedBroker
-from stream.errors import BrokerStartError
+from stream.contracts.errors import BrokerStartError
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, ensure_topics
-from stream.topics import TopicNames
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,12 @@ from alerts.engine import AlertEngine
 from alerts.rules import load_rules
 from alerts.service import AlertService
 from alerts.settings import AlertSettings
+from finsentinel.demo_corpus import generate
 from stream.broker import EmbeddedBroker
-from stream.demo_corpus import generate
+from stream.contracts.schemas import Alert, RawDocument, ScoredDocument, decode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
 from stream.runtime import StopFlag
-from stream.schemas import Alert, RawDocument, ScoredDocument, decode
-from stream.topics import TopicNames
 from tests.faults.harness import PYTHON, Service, TopicTail, read_all, service_env
 from tests.faults.workload import Chaos, FileWriter, Producer, wait_for
 

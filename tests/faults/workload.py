@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from stream.broker import EmbeddedBroker
+from stream.contracts.schemas import RawDocument, encode, message_key
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
-from stream.schemas import RawDocument, encode, message_key
-from stream.topics import TopicNames
 from tests.faults.harness import Service
 
 

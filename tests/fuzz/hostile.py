@@ -1,6 +1,6 @@
 """A seeded generator of hostile Kafka records for the raw topics.
 
-Every record is either a valid :class:`~stream.schemas.RawDocument` with nasty
+Every record is either a valid :class:`~stream.contracts.schemas.RawDocument` with nasty
 but legal content (HTML with scripts, control characters, bidi and zero-width
 characters, long bodies) or something a consumer must reject: malformed JSON,
 XML and HTML, wrong types, oversized fields and messages, invalid UTF-8 and

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.errors import SchemaError
-from stream.schemas import REJECT_REASONS, RawDocument, ScoredDocument, decode
+from stream.contracts.errors import SchemaError
+from stream.contracts.schemas import REJECT_REASONS, RawDocument, ScoredDocument, decode
 
 
 @pytest.mark.parametrize(

@@ -34,9 +34,9 @@ from ingest.settings import IngestSettings
 from ingest.sources.files import read_records, row_candidate
 from ingest.sources.rss import parse_feed
 from ingest.textcodec import decode_body
+from stream.contracts.schemas import DeadLetter, RawDocument, decode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
-from stream.schemas import DeadLetter, RawDocument, decode
-from stream.topics import TopicNames
 from tests.faults.harness import read_all
 from tests.fuzz.hostile import hostile_records
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from stream.errors import SchemaError
+from stream.contracts.errors import SchemaError
+from stream.contracts.schemas import DeadLetter, RawDocument, ScoredDocument, decode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
 from stream.runtime import StopFlag
-from stream.schemas import DeadLetter, RawDocument, ScoredDocument, decode
-from stream.scorer import ScorerService
-from stream.scorer_settings import ScorerSettings
-from stream.topics import TopicNames
+from stream.scorer.service import ScorerService
+from stream.scorer.settings import ScorerSettings
 from tests.faults.harness import read_all
 from tests.fuzz.hostile import hostile_records
 

@@ -12,7 +12,7 @@ from ingest.documents import Built, build_document
 from ingest.entities import EntityExtractor
 from ingest.normalize import canonical_url, clean_text
 from ingest.sources.base import Candidate, Rejected
-from stream.schemas import RawDocument, decode, encode
+from stream.contracts.schemas import RawDocument, decode, encode
 
 SPEC = parse_sources({"sources": [{"name": "p", "kind": "files", "path": "."}]}).sources[0]
 EX = EntityExtractor.default()

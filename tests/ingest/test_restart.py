@@ -18,9 +18,9 @@ from ingest.dedup import DedupStore
 from ingest.normalize import doc_id
 from ingest.service import run_once
 from ingest.settings import IngestSettings
+from stream.contracts.schemas import RawDocument, decode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
-from stream.schemas import RawDocument, decode
-from stream.topics import TopicNames
 from tests.ingest.conftest import FixtureServer, Reply, read_topic
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from ingest.config import parse_sources
 from ingest.crawler import Crawler, IngestReport
 from ingest.service import run_once
 from ingest.settings import IngestSettings
+from stream.contracts.schemas import DeadLetter, RawDocument, decode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
-from stream.schemas import DeadLetter, RawDocument, decode
-from stream.topics import TopicNames
 from tests.ingest import feeds
 from tests.ingest.conftest import FixtureServer, Handler, Reply, read_topic
 

@@ -17,9 +17,9 @@ from ingest.config import parse_sources
 from ingest.scheduler import build_scheduler
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
 from stream.runtime import StopFlag
-from stream.topics import TopicNames
 from tests.ingest import feeds
 from tests.ingest.conftest import FixtureServer, Reply, read_topic
 

@@ -59,7 +59,7 @@ def toy_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.tiny import save_tiny_base_model
+    from models.training.tiny import save_tiny_base_model
 
     return save_tiny_base_model(tmp_path_factory.mktemp("tiny_base"))
 
@@ -69,8 +69,8 @@ def toy_run(
     tmp_path_factory: pytest.TempPathFactory, toy_data: dict[str, Path], tiny_base_model: Path
 ) -> Path:
     """A training run of the tiny encoder on the toy data (a few seconds)."""
-    from models.config import TrainConfig
-    from models.train import run_training
+    from models.training.config import TrainConfig
+    from models.training.run import run_training
 
     config = TrainConfig(
         base_model=str(tiny_base_model),

@@ -8,7 +8,7 @@ import pytest
 
 from models.modeldir import load_model_dir
 from models.scoring import Classifier
-from models.ship import export_run
+from models.training.ship import export_run
 
 
 @pytest.fixture(scope="module")

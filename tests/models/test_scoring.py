@@ -11,7 +11,7 @@ import pytest
 from models.encoding import TextEncoder, pad_batch, split_windows
 from models.exceptions import ProviderError
 from models.scoring import Classifier, Prediction
-from models.tiny import base_tokenizer_path
+from models.training.tiny import base_tokenizer_path
 
 HEADLINES = [
     "Acme Corp beats quarterly estimates",

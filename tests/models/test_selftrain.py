@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.config import TrainConfig
 from models.encoding import TextEncoder
 from models.exceptions import TrainingError
-from models.network import load_checkpoint
-from models.selftrain import extend_train, pseudo_label
-from models.train import run_training, split_files
-from models.training import predict_logits
+from models.training.config import TrainConfig
+from models.training.loop import predict_logits
+from models.training.network import load_checkpoint
+from models.training.run import run_training, split_files
+from models.training.selftrain import extend_train, pseudo_label
 
 
 def _config(base: Path, **given: object) -> TrainConfig:

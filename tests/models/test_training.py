@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.config import TrainConfig
 from models.data import LabeledSet
 from models.exceptions import TrainingError
-from models.train import run_training, split_files
+from models.training.config import TrainConfig
+from models.training.run import run_training, split_files
 
 
 def test_toy_task_is_learned(toy_run: Path) -> None:

@@ -17,14 +17,21 @@ import pyarrow.compute as pc
 import pytest
 from kafka import TopicPartition
 
-from stream.archive import ArchiveSink
-from stream.archive_schema import from_row
-from stream.archive_settings import ArchiveSettings
-from stream.history import HistoryQuery, archive_dates, read_history
+from stream.contracts.schemas import (
+    DeadLetter,
+    RawDocument,
+    ScoredDocument,
+    decode,
+    encode,
+    message_key,
+)
+from stream.contracts.topics import TopicNames
+from stream.history.archive import ArchiveSink
+from stream.history.query import HistoryQuery, archive_dates, read_history
+from stream.history.schema import from_row
+from stream.history.settings import ArchiveSettings
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
-from stream.schemas import DeadLetter, RawDocument, ScoredDocument, decode, encode, message_key
-from stream.topics import TopicNames
 
 from .conftest import START
 

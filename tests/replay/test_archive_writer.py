@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stream.archive_schema import SCORED_SCHEMA, from_row, to_row
-from stream.archive_writer import RollingWriter, remove_stale_tmp
-from stream.schemas import ScoredDocument
+from stream.contracts.schemas import ScoredDocument
+from stream.history.schema import SCORED_SCHEMA, from_row, to_row
+from stream.history.writer import RollingWriter, remove_stale_tmp
 
 
 def _rows(history: pa.Table, n: int) -> list[dict]:

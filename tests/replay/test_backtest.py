@@ -14,18 +14,18 @@ import pyarrow as pa
 import pytest
 
 from alerts.aggregate import Aggregator
-from alerts.backtest import Backtest, BacktestConfig, BacktestResult
-from alerts.backtest_eval import load_labels
-from alerts.backtest_frames import BucketBuilder
-from alerts.backtest_input import archive_tables, file_tables
-from alerts.backtest_output import write_outputs
-from alerts.backtest_parallel import run_parallel
-from alerts.backtest_synth import PlantedEvent
+from alerts.backtest.core import Backtest, BacktestConfig, BacktestResult
+from alerts.backtest.evaluate import load_labels
+from alerts.backtest.frames import BucketBuilder
+from alerts.backtest.inputs import archive_tables, file_tables
+from alerts.backtest.outputs import write_outputs
+from alerts.backtest.parallel import run_parallel
+from alerts.backtest.synthetic import PlantedEvent
 from alerts.engine import AlertEngine
 from alerts.rules import RulesFile, load_rules
 from alerts.series import SeriesIndex
-from stream.archive_schema import from_row
-from stream.schemas import ScoredDocument
+from stream.contracts.schemas import ScoredDocument
+from stream.history.schema import from_row
 
 from .conftest import BUCKET_S, run_backtest
 

@@ -25,17 +25,17 @@ import pyarrow as pa
 import pytest
 
 from alerts.aggregate import FinalBucket
-from alerts.backtest import Backtest, BacktestConfig, BacktestResult
-from alerts.backtest_eval import LabeledEvent
-from alerts.backtest_frames import BucketBuilder
-from alerts.backtest_output import write_outputs
-from alerts.backtest_synth import PlantedEvent, synthesize
+from alerts.backtest.core import Backtest, BacktestConfig, BacktestResult
+from alerts.backtest.evaluate import LabeledEvent
+from alerts.backtest.frames import BucketBuilder
+from alerts.backtest.outputs import write_outputs
+from alerts.backtest.synthetic import PlantedEvent, synthesize
 from alerts.baseline import SeasonalProfile
 from alerts.engine import AlertEngine, build_detector
 from alerts.rules import RulesFile, parse_rules
 from alerts.series import SeriesIndex
 from alerts.stats import binom_sf, negbin_sf, poisson_sf
-from stream.schemas import Alert
+from stream.contracts.schemas import Alert
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 BUCKET_S = 300

@@ -12,14 +12,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from alerts.backtest_cli import register as register_backtest
-from stream.archive_schema import from_row
-from stream.history import HistoryQuery
+from alerts.backtest.cli import register as register_backtest
+from stream.contracts.schemas import ScoredDocument, encode, message_key
+from stream.contracts.topics import TopicNames
+from stream.history.cli import register as register_replay
+from stream.history.query import HistoryQuery
+from stream.history.schema import from_row
+from stream.history.sources import archive_documents
 from stream.kafka import KafkaSettings, make_producer
-from stream.replay_cli import register as register_replay
-from stream.replay_sources import archive_documents
-from stream.schemas import ScoredDocument, encode, message_key
-from stream.topics import TopicNames
 
 from .conftest import START
 

@@ -13,13 +13,13 @@ import pytest
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from stream.archive_schema import from_row
-from stream.history import HistoryQuery
+from stream.contracts.schemas import ScoredDocument, encode, message_key
+from stream.contracts.topics import TopicNames
+from stream.history.query import HistoryQuery
+from stream.history.replay import Pacer, ParquetSink, ReplayItem, Rescorer, TopicSink, replay
+from stream.history.schema import from_row
+from stream.history.sources import archive_documents, decode_record, kafka_time_range
 from stream.kafka import KafkaSettings, make_consumer, make_producer
-from stream.replay import Pacer, ParquetSink, ReplayItem, Rescorer, TopicSink, replay
-from stream.replay_sources import archive_documents, decode_record, kafka_time_range
-from stream.schemas import ScoredDocument, encode, message_key
-from stream.topics import TopicNames
 
 from .conftest import START
 

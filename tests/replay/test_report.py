@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from alerts.backtest import BacktestResult
-from alerts.report import write_report
+from alerts.backtest.core import BacktestResult
+from alerts.backtest.report import write_report
 
 
 @pytest.fixture(scope="module")

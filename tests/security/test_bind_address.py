@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings
 from alerts.settings import AlertSettings
 from ingest.settings import IngestSettings
 from stream.http import MetricsServer
-from stream.scorer_settings import ScorerSettings
+from stream.scorer.settings import ScorerSettings
 
 SERVICES: list[tuple[type[BaseSettings], str]] = [
     (ScorerSettings, "FINSENTINEL_SCORER_"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.errors import ConfigError
+from stream.contracts.errors import ConfigError
 from stream.kafka import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[2]

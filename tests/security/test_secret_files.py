@@ -16,7 +16,7 @@ from alerts.notify import build_notifiers
 from alerts.rules import parse_rules
 from ingest.config import Credentials
 from ingest.exceptions import SourceConfigError
-from stream.errors import ConfigError
+from stream.contracts.errors import ConfigError
 from stream.kafka import KafkaSettings
 
 SECRET = "file-s3cret-9e1f"

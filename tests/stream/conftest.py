@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from stream.contracts.schemas import RawDocument, encode, message_key
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
 from stream.runtime import StopFlag
-from stream.schemas import RawDocument, encode, message_key
-from stream.topics import TopicNames
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 

@@ -9,7 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from stream.broker import EmbeddedBroker
-from stream.errors import BrokerError, ConfigError
+from stream.contracts.errors import BrokerError, ConfigError
+from stream.contracts.topics import TopicNames
 from stream.kafka import (
     KafkaSettings,
     ensure_topics,
@@ -17,7 +18,6 @@ from stream.kafka import (
     make_consumer,
     make_producer,
 )
-from stream.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 

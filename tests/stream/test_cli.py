@@ -7,7 +7,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from stream.cli import app, main
+from finsentinel.cli import app, main
 
 SUBCOMMANDS = (
     "demo",
@@ -44,7 +44,7 @@ def test_main_returns_exit_codes() -> None:
 
 def test_console_entry_point_runs_without_torch() -> None:
     code = (
-        "import sys, stream.cli; stream.cli.main(['--help']); "
+        "import sys, finsentinel.cli; finsentinel.cli.main(['--help']); "
         "sys.exit(1 if 'torch' in sys.modules or 'onnxruntime' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

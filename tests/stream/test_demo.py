@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from finsentinel.demo import DemoOptions, run_demo
+from finsentinel.demo_corpus import DEMO_ALIASES, DEMO_DATA_DIR, generate, write_corpus
 from models.modeldir import DEFAULT_MODEL_DIR
-from stream.demo import DemoOptions, run_demo
-from stream.demo_corpus import DEMO_ALIASES, DEMO_DATA_DIR, generate, write_corpus
 
 pytestmark = [
     pytest.mark.integration,
@@ -65,7 +65,7 @@ def test_cli_demo_exits_zero_with_a_summary(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "stream.cli",
+            "finsentinel.cli",
             "demo",
             "--corpus",
             str(tmp_path),

@@ -31,7 +31,7 @@ def _app() -> typer.Typer:
     def _root() -> None:
         """A stand-in for the root app's callback (which would configure logging)."""
 
-    for name in ("ingest.cli", "alerts.cli", "stream.replay_cli", "stream.score_cli"):
+    for name in ("ingest.cli", "alerts.cli", "stream.history.cli", "stream.scorer.cli"):
         importlib.import_module(name).register(root)
     return root
 

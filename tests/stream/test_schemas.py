@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from stream.errors import SchemaError
-from stream.schemas import (
+from stream.contracts.errors import SchemaError
+from stream.contracts.schemas import (
     MAX_MESSAGE_BYTES,
     Alert,
     AlertEvidence,

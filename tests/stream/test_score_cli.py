@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stream.score_cli import register
+from stream.scorer.cli import register
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from stream.batching import BatchCollector
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_consumer
 from stream.runtime import StopFlag
-from stream.topics import TopicNames
+from stream.scorer.batching import BatchCollector
 
 pytestmark = pytest.mark.integration
 

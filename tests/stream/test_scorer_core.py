@@ -7,8 +7,8 @@ from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any
 
-from stream.batch_scoring import BatchScorer
-from stream.schemas import encode
+from stream.contracts.schemas import encode
+from stream.scorer.batch import BatchScorer
 
 Rec = namedtuple("Rec", "topic partition offset key value")
 

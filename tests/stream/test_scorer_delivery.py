@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from stream.batch_scoring import BatchScorer
+from stream.contracts.schemas import DeadLetter, ScoredDocument, decode, encode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
-from stream.schemas import DeadLetter, ScoredDocument, decode, encode
-from stream.scorer import ScorerService
-from stream.scorer_settings import ScorerSettings
-from stream.topics import TopicNames
+from stream.scorer.batch import BatchScorer
+from stream.scorer.service import ScorerService
+from stream.scorer.settings import ScorerSettings
 
 pytestmark = pytest.mark.integration
 

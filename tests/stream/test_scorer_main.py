@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
-from stream.topics import TopicNames
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

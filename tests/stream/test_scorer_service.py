@@ -15,12 +15,12 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from models.exceptions import ProviderError
-from stream.delivery import DeliveryError
+from stream.contracts.schemas import DeadLetter, ScoredDocument, decode, encode
+from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
-from stream.schemas import DeadLetter, ScoredDocument, decode, encode
-from stream.scorer import ScorerService
-from stream.scorer_settings import ScorerSettings
-from stream.topics import TopicNames
+from stream.scorer.delivery import DeliveryError
+from stream.scorer.service import ScorerService
+from stream.scorer.settings import ScorerSettings
 
 pytestmark = pytest.mark.integration
 

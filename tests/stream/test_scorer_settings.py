@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from stream.scorer_metrics import fallback_reason_class
-from stream.scorer_settings import ScorerSettings
+from stream.scorer.metrics import fallback_reason_class
+from stream.scorer.settings import ScorerSettings
 
 
 def test_environment_variables_use_the_scorer_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

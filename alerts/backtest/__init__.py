@@ -1,0 +1,1 @@
+"""Backtests and offline detection: the live alert engine on history, on a simulated clock."""

@@ -1,0 +1,4 @@
+"""FinSentinel's front door: the ``finsentinel`` command and the demo.
+
+Nothing in the project imports this package; it composes the others.
+"""

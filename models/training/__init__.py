@@ -1,0 +1,1 @@
+"""Training, export and packaging of the multi-task model (torch; never imported at run time)."""

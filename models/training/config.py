@@ -1,0 +1,51 @@
+"""Hyper-parameters of a training run, validated once (no torch)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["TrainConfig"]
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run besides the data files.
+
+    >>> TrainConfig(base_model="/models/minilm").max_length
+    128
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Local Hugging Face encoder directory (config.json, weights, tokenizer.json).
+    base_model: str
+    max_length: Annotated[int, Field(ge=8, le=512)] = 128
+    epochs: Annotated[int, Field(ge=1, le=100)] = 4
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 8e-5
+    weight_decay: Annotated[float, Field(ge=0, lt=1)] = 0.01
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.06
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    #: Class weight = (1 / frequency) ** power, normalised; 0 turns weighting off.
+    class_weight_power: Annotated[float, Field(ge=0, le=1)] = 0.5
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    seed: int = 0
+    #: Epochs without validation improvement before stopping.
+    patience: Annotated[int, Field(ge=1)] = 2
+    #: Stop after this much training time (the epoch in progress is validated).
+    max_train_minutes: Annotated[float, Field(gt=0)] | None = None
+    #: Use at most this many training rows per head (quick runs).
+    max_train_rows: Annotated[int, Field(ge=1)] | None = None
+    #: torch intra-op threads; None: all cores we may use.
+    threads: Annotated[int, Field(ge=1)] | None = None
+    log_every_steps: Annotated[int, Field(ge=1)] = 50
+    #: Self-training: a checkpoint directory (an earlier run's ``best/``) whose
+    #: confident predictions label the other heads' training texts for the
+    #: heads in ``pseudo_label_heads`` (see :mod:`models.training.selftrain`).
+    teacher: str | None = None
+    pseudo_label_heads: tuple[Literal["sentiment", "topic"], ...] = ("sentiment",)
+    #: Keep a pseudo-label when the teacher's top probability reaches this.
+    pseudo_label_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8

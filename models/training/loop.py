@@ -1,0 +1,215 @@
+"""The training loop of the multi-task model (torch).
+
+Each batch holds rows of one head; its loss is that head's cross entropy (with
+label smoothing and mild class weights). AdamW with linear warm-up and linear
+decay; validation after every epoch, the best epoch (mean macro-F1 of both
+heads) kept, early stopping after ``patience`` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+
+from models.training.batches import Batch, HeadData, epoch_batches, to_tensors
+from models.training.config import TrainConfig
+from models.training.network import MultiTaskModel, save_checkpoint
+
+__all__ = ["EpochResult", "Trainer", "predict_logits"]
+
+logger = logging.getLogger(__name__)
+
+ProgressHook = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Validation metrics after one epoch."""
+
+    epoch: int
+    train_loss: float
+    metrics: dict[str, dict[str, float]]
+    score: float
+    seconds: float
+
+
+def predict_logits(
+    model: MultiTaskModel, sequences: Sequence[Sequence[int]], batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both heads' logits for ``sequences`` (length-sorted batches, input order kept)."""
+    model.eval()
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    n_sent = model.sentiment_head.out_features
+    n_topic = model.topic_head.out_features
+    sent = np.empty((len(sequences), n_sent), dtype=np.float32)
+    topic = np.empty((len(sequences), n_topic), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            s, t = model(*to_tensors([sequences[i] for i in idx]))
+            sent[idx], topic[idx] = s.numpy(), t.numpy()
+    return sent, topic
+
+
+def _class_weights(labels: np.ndarray, n_classes: int, power: float) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_classes) ** power, 0)
+    weights = weights / (weights[counts > 0].mean() if (counts > 0).any() else 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    pred = logits.argmax(-1)
+    return {
+        "accuracy": float(accuracy_score(labels, pred)),
+        "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0)),
+        "n": len(labels),
+    }
+
+
+class Trainer:
+    """Fits a :class:`MultiTaskModel` on per-head training data."""
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        config: TrainConfig,
+        train: Sequence[HeadData],
+        validation: Sequence[HeadData],
+        run_dir: Path,
+        checkpoint_extra: dict[str, Any],
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.train_data = [d for d in train if len(d.sequences)]
+        self.val_data = [d for d in validation if len(d.sequences)]
+        self.run_dir = run_dir
+        self.checkpoint_extra = checkpoint_extra
+        self.rng = np.random.default_rng(config.seed)
+        self.losses = {
+            d.head: nn.CrossEntropyLoss(
+                weight=_class_weights(d.labels, self._n_classes(d.head), config.class_weight_power),
+                label_smoothing=config.label_smoothing,
+            )
+            for d in self.train_data
+        }
+        self.best_score = -math.inf
+        self.best_epoch = 0
+
+    def _n_classes(self, head: str) -> int:
+        layer = self.model.sentiment_head if head == "sentiment" else self.model.topic_head
+        return int(layer.out_features)
+
+    def _optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        for name, param in self.model.named_parameters():
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.config.learning_rate,
+        )
+        warmup = max(1, int(self.config.warmup_ratio * total_steps))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    def _step(self, batch: Batch, optimizer: torch.optim.Optimizer, scheduler: Any) -> float:
+        self.model.train()
+        sent, topic = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
+        logits = sent if batch.head == "sentiment" else topic
+        loss = self.losses[batch.head](logits, batch.labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        return float(loss.detach())
+
+    def validate(self) -> dict[str, dict[str, float]]:
+        """Accuracy and macro-F1 of each head on its validation rows."""
+        metrics = {}
+        for data in self.val_data:
+            sent, topic = predict_logits(self.model, data.sequences)
+            metrics[data.head] = _head_metrics(
+                sent if data.head == "sentiment" else topic, data.labels
+            )
+        return metrics
+
+    def fit(self, progress: ProgressHook | None = None) -> list[EpochResult]:
+        """Train for ``config.epochs`` (or until early stop / time budget)."""
+        cfg = self.config
+        steps_per_epoch = sum(math.ceil(len(d.sequences) / cfg.batch_size) for d in self.train_data)
+        optimizer, scheduler = self._optimizer(steps_per_epoch * cfg.epochs)
+        deadline = time.monotonic() + 60 * cfg.max_train_minutes if cfg.max_train_minutes else None
+        results: list[EpochResult] = []
+        for epoch in range(1, cfg.epochs + 1):
+            result, out_of_time = self._epoch(epoch, optimizer, scheduler, deadline, progress)
+            results.append(result)
+            if self._should_stop(result) or out_of_time:
+                break
+        return results
+
+    def _epoch(
+        self,
+        epoch: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        deadline: float | None,
+        progress: ProgressHook | None,
+    ) -> tuple[EpochResult, bool]:
+        started = time.monotonic()
+        batches = epoch_batches(self.train_data, self.config.batch_size, self.rng)
+        total, seen, loss_sum, out_of_time = len(batches), 0, 0.0, False
+        for i, batch in enumerate(batches, start=1):
+            loss_sum += self._step(batch, optimizer, scheduler) * len(batch)
+            seen += len(batch)
+            if progress is not None:
+                progress(i, total)
+            if i % self.config.log_every_steps == 0:
+                logger.info("epoch %s step %s/%s loss %.4f", epoch, i, total, loss_sum / seen)
+            if deadline is not None and time.monotonic() > deadline:
+                logger.warning("time budget reached in epoch %s at step %s/%s", epoch, i, total)
+                out_of_time = True
+                break
+        metrics = self.validate()
+        score = float(np.mean([m["macro_f1"] for m in metrics.values()]))
+        seconds = time.monotonic() - started
+        result = EpochResult(epoch, loss_sum / max(seen, 1), metrics, score, seconds)
+        self._record(result)
+        return result, out_of_time
+
+    def _record(self, result: EpochResult) -> None:
+        line = json.dumps({**result.__dict__, "time": time.time()})
+        with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        logger.info("epoch %s: %s", result.epoch, line)
+        if result.score > self.best_score:
+            self.best_score, self.best_epoch = result.score, result.epoch
+            extra = {**self.checkpoint_extra, "epoch": result.epoch, "metrics": result.metrics}
+            save_checkpoint(self.model, self.run_dir / "best", extra)
+            logger.info("new best checkpoint (score %.4f) saved", result.score)
+
+    def _should_stop(self, result: EpochResult) -> bool:
+        if result.epoch - self.best_epoch >= self.config.patience:
+            logger.info("early stop: no improvement for %s epochs", self.config.patience)
+            return True
+        return False

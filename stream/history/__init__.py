@@ -1,0 +1,1 @@
+"""History: the Parquet archive sink, reading the archive back, and replays."""

@@ -1,0 +1,374 @@
+"""The archive sink: raw and scored topics into hive-partitioned Parquet files.
+
+Layout under ``root_dir`` (see :mod:`stream.history.schema` for the columns)::
+
+    raw/date=2026-01-05/topic=finsentinel.raw.news/part-20260105T143000Z-1a2b3c4d5e6f.parquet
+    scored/date=2026-01-05/topic=finsentinel.scored/part-...parquet
+
+``date`` is the UTC event date of ``published_at``. Files are written as
+``*.parquet.tmp`` and renamed once complete and fsynced (see
+:mod:`stream.history.writer`); they rotate by size and by age.
+
+Offsets are committed only up to the lowest offset still held by an open file,
+so a crash loses nothing: records in unfinished files are consumed again. The
+guarantee is at-least-once; a crash between closing a file and committing, or
+a rebalance, can archive a record twice, and readers drop such duplicates by
+``(topic, kafka_partition, kafka_offset)`` (:mod:`stream.history.query` does).
+Records that fail their schema go to the dead-letter topic with
+``stage="archive"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stream.contracts.errors import BrokerError, SchemaError
+from stream.contracts.schemas import (
+    REJECT_REASONS,
+    DeadLetter,
+    RawDocument,
+    ScoredDocument,
+    decode,
+    encode,
+)
+from stream.contracts.topics import TopicNames
+from stream.history.schema import DocType, event_date, to_row
+from stream.history.settings import ArchiveSettings
+from stream.history.writer import TP, ClosedFile, RollingWriter, remove_stale_tmp
+from stream.http import MetricsServer
+from stream.kafka import KafkaSettings, make_consumer, make_producer
+from stream.runtime import StopFlag
+
+__all__ = ["ArchiveMetrics", "ArchiveSink"]
+
+logger = logging.getLogger(__name__)
+
+_CLOSE_REASONS = ("size", "age", "shutdown", "rebalance")
+#: Commit errors that only mean "the group is rebalancing": not a reason to stop.
+_REBALANCING = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+
+
+class ArchiveMetrics:
+    """The ``finsentinel_archive_*`` metrics, labels created at start-up."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.records = Counter(
+            "finsentinel_archive_records_written_total",
+            "Records in archive files that were durably closed.",
+            ["doc_type"],
+            registry=registry,
+        )
+        self.files = Counter(
+            "finsentinel_archive_files_closed_total",
+            "Archive files closed, by why they were closed.",
+            ["doc_type", "reason"],
+            registry=registry,
+        )
+        self.bytes = Counter(
+            "finsentinel_archive_bytes_written_total",
+            "Bytes of archive files that were durably closed.",
+            ["doc_type"],
+            registry=registry,
+        )
+        self.rotation = Histogram(
+            "finsentinel_archive_rotation_seconds",
+            "Time to close a file: footer, fsync, rename, directory fsync.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.deadletters = Counter(
+            "finsentinel_archive_deadletters_total",
+            "Records sent to the dead-letter topic.",
+            ["reason"],
+            registry=registry,
+        )
+        self.open_files = Gauge(
+            "finsentinel_archive_open_files", "Archive files open now.", registry=registry
+        )
+        self.commits = Counter(
+            "finsentinel_archive_offset_commits_total",
+            "Offset commits after files were closed.",
+            registry=registry,
+        )
+        for doc_type in ("raw", "scored"):
+            self.records.labels(doc_type=doc_type)
+            self.bytes.labels(doc_type=doc_type)
+            for reason in _CLOSE_REASONS:
+                self.files.labels(doc_type=doc_type, reason=reason)
+        for reason in REJECT_REASONS:
+            self.deadletters.labels(reason=reason)
+
+
+class _Revocations(ConsumerRebalanceListener):
+    """Records revoked partitions; the sink acts on them after ``poll()`` returns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: set[TopicPartition] = set()
+
+    def take(self) -> set[TopicPartition]:
+        with self._lock:
+            out, self._revoked = self._revoked, set()
+        return out
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            self._revoked |= set(revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        logger.info("archive assigned %d partitions", len(list(assigned)))
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.on_partitions_revoked(lost)
+
+
+class ArchiveSink:
+    """Consume raw and scored topics into the Parquet archive.
+
+    ``clock`` is monotonic seconds (file ages), ``wall_clock`` stamps dead
+    letters. ``consumer``/``producer`` may be injected (tests); otherwise they
+    are made from ``kafka``.
+    """
+
+    def __init__(
+        self,
+        settings: ArchiveSettings,
+        *,
+        kafka: KafkaSettings,
+        topics: TopicNames | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        consumer: KafkaConsumer | None = None,
+        producer: KafkaProducer | None = None,
+        serve_metrics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.topics = topics or TopicNames()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = ArchiveMetrics(self.registry)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._consumer = consumer
+        self._producer = producer
+        self._serve_metrics = serve_metrics
+        self._writer = RollingWriter(
+            Path(settings.root_dir),
+            max_file_bytes=settings.max_file_bytes,
+            max_file_age_s=settings.max_file_age_s,
+            row_group_rows=settings.row_group_rows,
+            compression=settings.compression,
+            clock=clock,
+        )
+        self._next: dict[TP, int] = {}
+        self._committed: dict[TP, int] = {}
+        self.consumed = 0
+        self._revocations = _Revocations()
+        self.ready = False
+
+    @property
+    def source_topics(self) -> list[str]:
+        """The topics this sink archives."""
+        out = list(self.topics.raw) if self.settings.include_raw else []
+        return out + ([self.topics.scored] if self.settings.include_scored else [])
+
+    @property
+    def committed(self) -> dict[TP, int]:
+        """The offsets this sink has committed, per ``(topic, partition)``."""
+        return dict(self._committed)
+
+    @property
+    def pending(self) -> dict[TP, int]:
+        """Per ``(topic, partition)``, the lowest offset held by a file not yet closed."""
+        return self._writer.pending_low_offsets()
+
+    def run(self, stop: StopFlag) -> None:
+        """Archive until ``stop`` is set; then close every file, commit and return."""
+        root = Path(self.settings.root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(root, older_than_s=self.settings.stale_tmp_age_s)
+        server = self._start_server()
+        try:
+            consumer = self._consumer or make_consumer(self.kafka, group_id=self.settings.group_id)
+            producer = self._producer or make_producer(self.kafka)
+        except BrokerError:
+            if server is not None:
+                server.stop()
+            raise
+        consumer.subscribe(self.source_topics, listener=self._revocations)
+        self.ready = True
+        logger.info("archiving %s into %s", ", ".join(self.source_topics), root)
+        try:
+            while not stop.is_set():
+                self.step(consumer, producer)
+        finally:
+            self.ready = False
+            try:
+                self._finish(consumer, producer, "shutdown")
+            finally:
+                consumer.close(autocommit=False)
+                producer.close()
+                if server is not None:
+                    server.stop()
+
+    def _start_server(self) -> MetricsServer | None:
+        if not self._serve_metrics:
+            return None
+        return MetricsServer(
+            self.registry,
+            host=self.settings.metrics_host,
+            port=self.settings.metrics_port,
+            ready=lambda: self.ready,
+            status=lambda: f"{len(self._writer)} open files",
+        ).start()
+
+    def step(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+        """One poll: route records, rotate aged files, commit what is durable."""
+        try:
+            polled = consumer.poll(
+                timeout_ms=int(self.settings.poll_timeout_s * 1000),
+                max_records=self.settings.max_poll_records,
+            )
+        except KafkaError as exc:
+            raise BrokerError(f"archive poll failed: {exc}") from exc
+        revoked = self._revocations.take()
+        if revoked:
+            self._on_revoked(consumer, producer, revoked)
+        closed: list[tuple[ClosedFile, str]] = []
+        for records in polled.values():
+            for record in records:
+                done = self._handle(record, producer)
+                if done is not None:
+                    closed.append((done, "size"))
+        closed += [(f, "age") for f in self._writer.close_expired()]
+        self._account(closed)
+        self._commit(consumer, producer)
+
+    def _handle(self, record: Any, producer: KafkaProducer) -> ClosedFile | None:
+        tp = (record.topic, record.partition)
+        if record.offset < self._next.get(tp, -1):
+            return None  # archived before a rebalance reset the position
+        self._next[tp] = record.offset + 1
+        self.consumed += 1
+        doc_type: DocType = "scored" if record.topic == self.topics.scored else "raw"
+        model = ScoredDocument if doc_type == "scored" else RawDocument
+        value: bytes = record.value or b""
+        try:
+            doc = decode(value, model)
+        except SchemaError as exc:
+            self._dead_letter(producer, record, value, exc)
+            return None
+        row = to_row(
+            doc, partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp
+        )
+        origin = (record.topic, record.partition, record.offset)
+        return self._writer.add(doc_type, event_date(doc), record.topic, row, len(value), origin)
+
+    def _dead_letter(
+        self, producer: KafkaProducer, record: Any, value: bytes, exc: SchemaError
+    ) -> None:
+        logger.warning(
+            "archive rejects %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+        )
+        letter = DeadLetter.wrap(
+            value,
+            exc,
+            stage="archive",
+            failed_at=self._wall_clock(),
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+        )
+        producer.send(self.topics.deadletter, value=encode(letter), key=record.key)
+        self.metrics.deadletters.labels(reason=exc.reason).inc()
+
+    def _account(self, closed: list[tuple[ClosedFile, str]]) -> None:
+        root = Path(self.settings.root_dir)
+        for file, reason in closed:
+            doc_type = file.path.relative_to(root).parts[0]
+            self.metrics.records.labels(doc_type=doc_type).inc(file.rows)
+            self.metrics.bytes.labels(doc_type=doc_type).inc(file.bytes)
+            self.metrics.files.labels(doc_type=doc_type, reason=reason).inc()
+            self.metrics.rotation.observe(file.close_s)
+        self.metrics.open_files.set(len(self._writer))
+
+    def _commitable(self) -> dict[TP, int]:
+        low = self._writer.pending_low_offsets()
+        out = {}
+        for tp, nxt in self._next.items():
+            offset = min(low.get(tp, nxt), nxt)
+            if offset > self._committed.get(tp, -1):
+                out[tp] = offset
+        return out
+
+    def _commit(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+        offsets = self._commitable()
+        if not offsets:
+            return
+        producer.flush()  # dead letters must be durable before their offsets are committed
+        try:
+            consumer.commit(
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in offsets.items()
+                }
+            )
+        except _REBALANCING as exc:
+            # The group is rebalancing: the records are safe on disk; the next commit (or
+            # the partition's next owner, re-archiving from the last commit) covers them.
+            logger.warning("offset commit skipped during a rebalance: %s", exc)
+            return
+        except KafkaError as exc:
+            raise BrokerError(f"archive offset commit failed: {exc}") from exc
+        self._committed.update(offsets)
+        self.metrics.commits.inc()
+        logger.debug("committed %s", offsets)
+
+    def _on_revoked(
+        self, consumer: KafkaConsumer, producer: KafkaProducer, revoked: set[TopicPartition]
+    ) -> None:
+        """Close every file, commit what is still ours, resume it where we were.
+
+        Partitions that moved elsewhere are forgotten: their new owner starts from
+        the last commit, so records after it may be archived twice (readers drop
+        such duplicates). Partitions we keep are committed and re-positioned at
+        our next offset (the rebalance reset them to the last commit).
+        """
+        self._account([(f, "rebalance") for f in self._writer.close_all()])
+        kept = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        for tp in {(tp.topic, tp.partition) for tp in revoked} - kept:
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+        self._commit(consumer, producer)
+        for (topic, partition), offset in self._next.items():
+            if (topic, partition) in kept:
+                consumer.seek(TopicPartition(topic, partition), offset)
+
+    def _finish(self, consumer: KafkaConsumer, producer: KafkaProducer, reason: str) -> None:
+        self._account([(f, reason) for f in self._writer.close_all()])
+        self._commit(consumer, producer)

@@ -1,0 +1,1 @@
+"""The stream scorer service: raw topics in, scored and dead-letter topics out."""

@@ -1,0 +1,187 @@
+"""Prometheus metrics of the stream scorer, all on an injectable registry.
+
+Label sets are fixed and created at start-up: reasons from
+:data:`~stream.contracts.schemas.REJECT_REASONS`, sentiments from
+:data:`~stream.contracts.schemas.SENTIMENT_LABELS`, topics from the model card.
+
+>>> from prometheus_client import CollectorRegistry
+>>> registry = CollectorRegistry()
+>>> metrics = ScorerMetrics(registry)
+>>> registry.get_sample_value("finsentinel_scorer_dead_letters_total", {"reason": "empty_text"})
+0.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from stream.contracts.schemas import REJECT_REASONS, SENTIMENT_LABELS
+
+__all__ = ["FALLBACK_REASONS", "ScorerMetrics", "fallback_reason_class"]
+
+#: Bounded classes of "why CUDA was not used" (the label of the fallback gauge).
+FALLBACK_REASONS: Final = ("not_in_build", "session_error", "no_usable_gpu", "other")
+
+_BATCH_SIZE_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+# Batched inference: a few ms for a tiny batch on a GPU, seconds for a big CPU batch.
+_INFERENCE_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+# From the crawler's fetch to the scored record: includes time queued in Kafka.
+_LATENCY_BUCKETS: Final = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+
+
+def fallback_reason_class(reason: str) -> str:
+    """Map a provider fallback message to one of :data:`FALLBACK_REASONS`.
+
+    >>> fallback_reason_class("CUDAExecutionProvider is not in this onnxruntime build (x)")
+    'not_in_build'
+    """
+    text = reason.lower()
+    if "not in this onnxruntime build" in text:
+        return "not_in_build"
+    if "creating a cuda session failed" in text:
+        return "session_error"
+    if "could not initialise cuda" in text or "no gpu" in text:
+        return "no_usable_gpu"
+    return "other"
+
+
+class ScorerMetrics:
+    """Every metric the scorer exports (``finsentinel_scorer_*``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        ns, sub = "finsentinel", "scorer"
+        self.consumed = Counter(
+            "documents_consumed",
+            "Records read from the raw topics.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        self.scored = Counter(
+            "documents_scored",
+            "Documents scored and acknowledged, by topic and sentiment.",
+            ["topic", "sentiment"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "dead_letters",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for reason in REJECT_REASONS:
+            self.dead_letters.labels(reason=reason)
+        self.batches = Counter(
+            "batches",
+            "Micro-batches by outcome (committed, retried, commit_failed).",
+            ["outcome"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for outcome in ("committed", "retried", "commit_failed"):
+            self.batches.labels(outcome=outcome)
+        self.batch_size = Histogram(
+            "batch_size_documents",
+            "Records per micro-batch.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+            buckets=_BATCH_SIZE_BUCKETS,
+        )
+        self.inference = Histogram(
+            "batch_inference_seconds",
+            "Tokenization and ONNX Runtime time per micro-batch.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+            buckets=_INFERENCE_BUCKETS,
+        )
+        self.latency = Histogram(
+            "end_to_end_latency_seconds",
+            "From a document's fetched_at to its scored_at.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.lag = Gauge(
+            "consumer_lag_records",
+            "Records behind the partition's high watermark "
+            "(approximate on brokers that under-report it).",
+            ["topic", "partition"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "rebalances",
+            "Partition assignment changes, by event.",
+            ["event"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for event in ("assigned", "revoked", "lost"):
+            self.rebalances.labels(event=event)
+        self.model = Info(
+            "model",
+            "The loaded model, provider and batch settings.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        self.fallback = Gauge(
+            "provider_fallback",
+            "1 when CUDA was asked for (or auto) and not used, by reason.",
+            ["reason"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for reason in FALLBACK_REASONS:
+            self.fallback.labels(reason=reason)
+
+    def declare_topics(self, topics: Iterable[str]) -> None:
+        """Create the ``scored`` series for the model card's topic labels."""
+        for topic in topics:
+            for sentiment in SENTIMENT_LABELS:
+                self.scored.labels(topic=topic, sentiment=sentiment)
