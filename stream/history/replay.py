@@ -11,8 +11,8 @@ them to a Kafka topic (:class:`TopicSink`) and/or a Parquet file
   ``reorder_window`` items (bounded out-of-orderness, bounded memory).
 * **Gaps**: :class:`Pacer` keeps the scaled gaps between events; ``max_gap_s``
   optionally caps one gap (nights, weekends) in wall seconds.
-* **Rescoring**: documents go through :class:`stream.scorer.batch.BatchScorer`,
-  the live scorer's own code. The as-is documents (new model) go to the topic;
+* **Rescoring**: documents go through :class:`models.documents.DocumentScorer`,
+  the live scorer's own scoring code. The as-is documents (new model) go to the topic;
   the Parquet output keeps the as-was columns and adds ``asis_*`` columns, so
   model versions are compared on the same history.
 * **Timestamps**: records sent to Kafka are stamped with the send time by
@@ -50,7 +50,7 @@ from stream.history.schema import SCORED_SCHEMA, schema_for, to_row
 if TYPE_CHECKING:
     from kafka import KafkaProducer
 
-    from stream.scorer.batch import BatchScorer
+    from models.documents import DocumentScorer
 
 __all__ = [
     "ASIS_FIELDS",
@@ -179,41 +179,26 @@ class ReorderBuffer:
 
 
 class Rescorer:
-    """Rescore documents with the live scorer's :class:`~stream.scorer.batch.BatchScorer`."""
+    """Rescore documents with the live scorer's :class:`~models.documents.DocumentScorer`."""
 
-    def __init__(self, scorer: BatchScorer) -> None:
+    def __init__(self, scorer: DocumentScorer) -> None:
         self.scorer = scorer
         self.failed = 0
 
     @classmethod
     def load(cls, model_dir: Path, *, clock: Callable[[], datetime] | None = None) -> Rescorer:
-        """Load ``model_dir`` (ONNX Runtime, CPU or GPU) into a batch scorer."""
+        """Load ``model_dir`` (ONNX Runtime, CPU or GPU) into a document scorer."""
+        from models.documents import DocumentScorer
         from models.scoring import Classifier
-        from stream.scorer.batch import BatchScorer
 
         classifier = Classifier.load(model_dir)
-        return cls(BatchScorer(classifier, clock=clock or (lambda: datetime.now(UTC))))
+        return cls(DocumentScorer(classifier, clock=clock or (lambda: datetime.now(UTC))))
 
     def rescore(self, docs: list[RawDocument]) -> list[ScoredDocument | None]:
         """The as-is scored document of each input, ``None`` where scoring failed."""
-        raw_fields = set(RawDocument.model_fields)
-        records = [
-            _Record(encode(RawDocument(**{k: v for k, v in dict(d).items() if k in raw_fields})))
-            for d in docs
-        ]
-        result = self.scorer.score(records)
-        out = [o.scored for o in result.outcomes]
+        out = [None if isinstance(r, Exception) else r for r in self.scorer.score_documents(docs)]
         self.failed += sum(1 for o in out if o is None)
         return out
-
-
-@dataclass(frozen=True)
-class _Record:
-    value: bytes
-    topic: str = "replay"
-    partition: int = 0
-    offset: int = 0
-    key: bytes | None = None
 
 
 class TopicSink:
