@@ -140,6 +140,10 @@ class Dispatcher:
 
     def start(self) -> Dispatcher:
         """Start every channel's worker (they deliver what an earlier run left pending)."""
+        if dropped := self.outbox.drop_unknown(self.workers, now_s=self._clock()):
+            logger.warning(
+                "outbox: dropped %d notifications for channels no longer in the rules", dropped
+            )
         if left := self.outbox.pending():
             logger.info("outbox: %d notifications pending from before; delivering them", left)
         self.report_pending()
@@ -190,8 +194,8 @@ class Dispatcher:
     def resend(self, alerts: list[Alert], *, channel_type: str = "alertmanager") -> None:
         """Re-send open alerts to the channels of one type (Alertmanager forgets otherwise).
 
-        Keep-alives go through the outbox (so they stay in order with transitions) but
-        carry no key: a lost one is replaced by the next."""
+        Keep-alives go through the outbox (so they stay in order with transitions), at
+        most one waiting per alert and channel; a lost one is replaced by the next."""
         now = self._clock()
         for alert in alerts:
             names = [

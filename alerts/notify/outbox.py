@@ -18,8 +18,9 @@ Rows end as ``sent``, ``rejected`` (the receiver refused it for good),
 ``max_pending`` waiting on one channel: the oldest goes). Finished rows are
 deleted after the retention, which must be longer than any replay of
 transitions after a restart (the checkpoint interval; the default is 7 days).
-Re-sends of open alerts to Alertmanager (keep-alives, no key) are deleted as
-soon as they are finished.
+Re-sends of open alerts to Alertmanager (keep-alives) wait at most once per
+alert and channel and are deleted as soon as they are finished. Rows of a
+channel no longer in the rules file are dropped at start.
 
 >>> from alerts.db import Database
 >>> from alerts.testing import sample_alert
@@ -55,6 +56,8 @@ logger = logging.getLogger(__name__)
 FINAL_STATUSES: Final = ("sent", "rejected", "expired", "dropped")
 #: Default retention of finished rows.
 DEFAULT_RETENTION_S: Final = 7 * 86_400.0
+#: Row key prefix of keep-alives (one pending per alert and channel; deleted when finished).
+KEEP_ALIVE: Final = "keep-alive:"
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,14 @@ class Delivery:
 
     id: int
     channel: str
-    key: str | None
+    key: str
     notification: Notification
     attempts: int
+
+    @property
+    def keep_alive(self) -> bool:
+        """A re-send of an open alert, not a transition."""
+        return self.key.startswith(KEEP_ALIVE)
 
 
 class Outbox:
@@ -92,9 +100,9 @@ class Outbox:
         """Record the intent to send ``notification`` to each channel, in the caller's
         transaction if there is one. Returns the rows added and the rows dropped per
         channel: a row whose ``(channel, key)`` exists is not added again, and a channel
-        with more than ``max_pending`` waiting rows drops its oldest. Keep-alives have
-        no key."""
-        key = None if keep_alive else notification.key
+        with more than ``max_pending`` waiting rows drops its oldest. Keep-alives get
+        the key with the prefix :data:`KEEP_ALIVE`."""
+        key = KEEP_ALIVE + notification.key if keep_alive else notification.key
         body = notification.dumps()
         added, dropped = 0, {}
         with self.db.transaction() as conn:
@@ -157,7 +165,7 @@ class Outbox:
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, not {status!r}")
         with self.db.transaction() as conn:
-            if delivery.key is None:
+            if delivery.keep_alive:
                 conn.execute("DELETE FROM outbox WHERE id = ?", (delivery.id,))
                 return
             tried = int(status in ("sent", "rejected"))
@@ -166,6 +174,25 @@ class Outbox:
                 " attempts = attempts + ? WHERE id = ?",
                 (status, now_s, error[:1000] if error else None, tried, delivery.id),
             )
+
+    def drop_unknown(self, channels: Iterable[str], *, now_s: float) -> int:
+        """Mark rows waiting for a channel not in ``channels`` dropped; the number."""
+        known = set(channels)
+        dropped = 0
+        with self.db.transaction() as conn:
+            waiting = conn.execute(
+                "SELECT DISTINCT channel FROM outbox WHERE name = ? AND status = 'pending'",
+                (self.name,),
+            ).fetchall()
+            for (channel,) in waiting:
+                if channel not in known:
+                    dropped += conn.execute(
+                        "UPDATE outbox SET status = 'dropped', done_s = ?,"
+                        " error = 'channel removed' WHERE name = ? AND channel = ?"
+                        " AND status = 'pending'",
+                        (now_s, self.name, channel),
+                    ).rowcount
+        return dropped
 
     def pending(self, channel: str | None = None) -> int:
         """Rows waiting, for one channel or all of them."""

@@ -24,6 +24,7 @@ from alerts.service import AlertService
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
 from alerts.testing import sample_alert, synthetic_stream
+from stream.contracts.schemas import Alert
 from stream.kafka import KafkaSettings
 
 from .conftest import SECRET, Receiver
@@ -53,17 +54,17 @@ channels:
     )
 
 
-def _dispatcher(db: Database, rules: RulesFile, **kw: object) -> Dispatcher:
+def _dispatcher(db: Database, rules: RulesFile) -> Dispatcher:
     return Dispatcher(
         rules,
         build_notifiers(rules.channels, env=ENV, clock=time.time),
         clock=time.time,
-        outbox=Outbox(db, **kw),  # type: ignore[arg-type]
+        outbox=Outbox(db),
         retry=RetryPolicy(initial_s=0.05, max_s=0.2),
     )
 
 
-def _alert(i: int) -> object:
+def _alert(i: int) -> Alert:
     return sample_alert(key=f"negative-spike-topic:topic:T{i}", series=f"T{i}")
 
 
@@ -76,19 +77,19 @@ def test_after_a_restart_only_undelivered_notifications_are_sent(
 ) -> None:
     db_path = tmp_path / "alerts.sqlite"
     first = _dispatcher(Database(db_path), _rules(receiver.url)).start()
-    first.submit(_alert(0))  # type: ignore[arg-type]
-    first.submit(_alert(1))  # type: ignore[arg-type]
+    first.submit(_alert(0))
+    first.submit(_alert(1))
     _wait(lambda: len(receiver.bodies) == 2)
     with receiver.lock:
         receiver.fail_next = 10**9  # the receiver goes down
-    first.submit(_alert(2))  # type: ignore[arg-type]
+    first.submit(_alert(2))
     _wait(lambda: receiver.attempts >= 4)
     first.stop(timeout_s=0.5)  # the process ends with T2 undelivered
     with receiver.lock:
         receiver.fail_next = 0
     second = _dispatcher(Database(db_path), _rules(receiver.url))
     for i in range(3):  # the restarted service re-derives the same transitions
-        second.submit(_alert(i))  # type: ignore[arg-type]
+        second.submit(_alert(i))
     second.start()
     _wait(lambda: len(receiver.bodies) == 3)
     second.stop()
@@ -104,12 +105,12 @@ def test_a_refused_notification_is_not_retried_after_a_restart(
     db = Database(tmp_path / "alerts.sqlite")
     receiver.fail_next, receiver.fail_status = 1, 400
     first = _dispatcher(db, _rules(receiver.url)).start()
-    first.submit(_alert(0))  # type: ignore[arg-type]
+    first.submit(_alert(0))
     _wait(lambda: receiver.attempts == 1 and first.pending == 0)
     first.stop()
     second = _dispatcher(db, _rules(receiver.url)).start()
-    second.submit(_alert(0))  # type: ignore[arg-type]
-    second.submit(_alert(1))  # type: ignore[arg-type]
+    second.submit(_alert(0))
+    second.submit(_alert(1))
     _wait(lambda: len(receiver.bodies) == 1)
     second.stop()
     assert receiver.attempts == 2  # T0 refused once, T1 delivered; T0 never again
@@ -121,7 +122,7 @@ def test_a_refused_notification_is_not_retried_after_a_restart(
 def test_the_outbox_is_bounded_and_finished_rows_are_pruned(tmp_path: Path) -> None:
     db = Database(tmp_path / "alerts.sqlite")
     box = Outbox(db, max_pending=2, retention_s=3600)
-    notes = [Notification((_alert(i),), created_s=1_000.0 + i) for i in range(3)]  # type: ignore[arg-type]
+    notes = [Notification((_alert(i),), created_s=1_000.0 + i) for i in range(3)]
     assert [box.add(n, ["hook"])[1] for n in notes] == [{}, {}, {"hook": 1}]
     first = box.next_pending("hook")
     assert first is not None and first.notification == notes[1]  # the oldest was dropped
@@ -137,8 +138,8 @@ def test_the_transition_and_its_intent_commit_together(tmp_path: Path, receiver:
     db = Database(tmp_path / "alerts.sqlite")
     store, dispatcher = AlertStore(db), _dispatcher(db, _rules(receiver.url))
     with pytest.raises(StoreError), db.transaction() as conn:
-        store.record(_alert(0))  # type: ignore[arg-type]
-        dispatcher.submit(_alert(0))  # type: ignore[arg-type]
+        store.record(_alert(0))
+        dispatcher.submit(_alert(0))
         conn.execute("INSERT INTO no_such_table VALUES (1)")  # the transaction fails
     assert store.list() == [] and dispatcher.outbox.pending() == 0
 
@@ -220,3 +221,17 @@ def test_a_crash_before_the_checkpoint_does_not_notify_twice(
     assert Counter(_keys(receiver)) == Counter({k: 1 for k in _keys(receiver)})
     assert len(receiver.bodies) == len(first.alerts())
     assert pending == 0 and sent == 0  # the second run sent nothing
+
+
+def test_rows_of_a_channel_removed_from_the_rules_are_dropped_at_start(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    db = Database(tmp_path / "alerts.sqlite")
+    note = Notification((_alert(0),), created_s=time.time())
+    Outbox(db).add(note, ["old-hook", "hook"])
+    dispatcher = _dispatcher(db, _rules(receiver.url)).start()
+    _wait(lambda: len(receiver.bodies) == 1)
+    dispatcher.stop()
+    with db.transaction() as conn:
+        rows = conn.execute("SELECT channel, status FROM outbox ORDER BY channel").fetchall()
+    assert rows == [("hook", "sent"), ("old-hook", "dropped")]
