@@ -6,9 +6,10 @@ import json
 from datetime import timedelta
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
-from alerts.notify.alertmanager import alertmanager_alert
+from alerts.notify.alertmanager import AlertmanagerNotifier, alertmanager_alert
 from alerts.notify.base import Notification
 from alerts.notify.email import email_message
 from alerts.notify.keys import HEADER, idempotency_key, notification_key
@@ -18,6 +19,8 @@ from alerts.testing import sample_alert
 from stream.contracts.schemas import Alert
 
 from .conftest import SECRET, Receiver
+
+HOUR = timedelta(hours=1)
 
 
 def test_the_key_is_pinned_so_receivers_keep_deduplicating_across_versions() -> None:
@@ -97,3 +100,16 @@ def test_alertmanager_labels_are_the_same_for_every_state_and_resend() -> None:
     labels = [alertmanager_alert(a)["labels"] for a in (firing, firing, updated, resolved)]
     assert all(lab == labels[0] for lab in labels)
     assert "idempotency_key" not in labels[0] and "state" not in labels[0]
+
+
+@pytest.mark.integration
+def test_a_resent_alert_stays_one_alert_in_a_real_alertmanager(alertmanager: str) -> None:
+    notifier = AlertmanagerNotifier("am", alertmanager, client=httpx.Client())
+    alert = sample_alert(key="negative-spike-topic:topic:Resent", series="Resent")
+    later = alert.model_copy(update={"state": "updated", "updated_at": alert.updated_at + HOUR})
+    for a in (alert, alert, later):  # a crash re-send, then an update
+        notifier.send(Notification((a,)))
+    notifier.close()
+    got = httpx.get(f"{alertmanager}/api/v2/alerts", params={"filter": 'series="Resent"'}).json()
+    assert len(got) == 1
+    assert got[0]["annotations"]["idempotency_key"] == idempotency_key(later)
