@@ -139,16 +139,26 @@ class Outbox:
         return int(row[0])
 
     def next_pending(self, channel: str) -> Delivery | None:
-        """The oldest row waiting for ``channel``."""
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT id, key, notification, attempts FROM outbox WHERE name = ?"
-                " AND channel = ? AND status = 'pending' ORDER BY id LIMIT 1",
-                (self.name, channel),
-            ).fetchone()
-        if row is None:
-            return None
-        return Delivery(int(row[0]), channel, row[1], Notification.loads(row[2]), int(row[3]))
+        """The oldest row waiting for ``channel`` (an unreadable row is marked rejected)."""
+        while True:
+            with self.db.transaction() as conn:
+                row = conn.execute(
+                    "SELECT id, key, notification, attempts, created_s FROM outbox"
+                    " WHERE name = ? AND channel = ? AND status = 'pending' ORDER BY id LIMIT 1",
+                    (self.name, channel),
+                ).fetchone()
+                if row is None:
+                    return None
+                try:
+                    notification = Notification.loads(row[2])
+                except (KeyError, TypeError, ValueError) as exc:
+                    logger.error("outbox row %s for %s is unreadable: %s", row[0], channel, exc)
+                    conn.execute(
+                        "UPDATE outbox SET status = 'rejected', done_s = ?, error = ? WHERE id = ?",
+                        (float(row[4]), f"unreadable: {exc}"[:1000], row[0]),
+                    )
+                    continue
+            return Delivery(int(row[0]), channel, row[1], notification, int(row[3]))
 
     def attempted(self, delivery: Delivery, error: str) -> None:
         """Record a failed attempt (the row stays pending)."""

@@ -235,3 +235,16 @@ def test_rows_of_a_channel_removed_from_the_rules_are_dropped_at_start(
     with db.transaction() as conn:
         rows = conn.execute("SELECT channel, status FROM outbox ORDER BY channel").fetchall()
     assert rows == [("hook", "sent"), ("old-hook", "dropped")]
+
+
+def test_an_unreadable_row_is_rejected_not_fatal(tmp_path: Path) -> None:
+    db = Database(tmp_path / "alerts.sqlite")
+    box = Outbox(db)
+    box.add(Notification((_alert(0),), created_s=1.0), ["hook"])
+    box.add(Notification((_alert(1),), created_s=2.0), ["hook"])
+    with db.transaction() as conn:  # e.g. written by a newer version, then rolled back
+        conn.execute("UPDATE outbox SET notification = '{\"alerts\": 3}' WHERE id = 1")
+    delivery = box.next_pending("hook")
+    assert delivery is not None and delivery.notification.first.series == "T1"
+    with db.transaction() as conn:
+        assert conn.execute("SELECT status FROM outbox WHERE id = 1").fetchone() == ("rejected",)
