@@ -13,7 +13,11 @@ saved offsets, so aggregates are exactly-once across restarts (no Kafka
 transactions needed). Kafka group offsets are committed after each checkpoint
 for lag monitoring only. Alerts are at-least-once: a crash between an
 evaluation and its checkpoint re-emits the same transitions (same key, state
-and ``updated_at``) after restart; the store de-duplicates them.
+and ``updated_at``) after restart; the store de-duplicates them, and so does
+the notification outbox: each transition is stored with its notification
+intents in one transaction, and a re-emitted one finds its intents there
+already (same idempotency key), so it is not notified twice
+(see :mod:`alerts.notify.outbox`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from alerts.engine import AlertEngine
 from alerts.kafka_io import IdlePartitions, assign_all, commit_offsets, dead_letter
 from alerts.metrics import AlertMetrics
 from alerts.notify import Dispatcher, Notifier, RetryPolicy, build_notifiers
+from alerts.notify.outbox import Outbox
 from alerts.rules import RulesFile, load_rules
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
@@ -105,10 +110,16 @@ class AlertService:
             self.rules,
             notifiers,
             clock=clock,
+            outbox=Outbox(
+                self.db,
+                name=settings.checkpoint_name,
+                max_pending=settings.notify_queue_max,
+                retention_s=settings.notify_outbox_retention_s,
+            ),
             group_wait_s=settings.group_wait_s,
             retry=RetryPolicy(settings.notify_retry_initial_s, settings.notify_retry_max_s),
-            queue_max=settings.notify_queue_max,
             on_outcome=self.metrics.notification,
+            on_pending=self.metrics.notifications_waiting,
         )
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
@@ -136,6 +147,7 @@ class AlertService:
             return
         state, offsets, seen = saved
         self.engine.load(state, seen)
+        self.dispatcher.load_groups()
         self._offsets = dict(offsets)
         open_keys = {(k, s) for k, s in self.engine.open_alerts()}
         self._open = {
@@ -156,13 +168,15 @@ class AlertService:
             agg = self.engine.aggregator
             wm = agg.watermark_s
             evict = wm - max(self.settings.windows_s) if wm is not None else None
-            self.checkpointer.save(
-                self.engine.state(),
-                dict(self._offsets),
-                new_ids=agg.new_ids,
-                evict_before_s=evict,
-                now_s=self.clock(),
-            )
+            with self.db.transaction():  # notification groups still waiting belong to it
+                self.checkpointer.save(
+                    self.engine.state(),
+                    dict(self._offsets),
+                    new_ids=agg.new_ids,
+                    evict_before_s=evict,
+                    now_s=self.clock(),
+                )
+                self.dispatcher.save_groups()
             agg.new_ids = []
             self._last_checkpoint_s = self.clock()
             self._checkpoint_due = False
@@ -297,7 +311,10 @@ class AlertService:
         now = self.clock()
         for alert in alerts:
             silence = self.store.silenced(alert.key, now_s=now)
-            self.store.record(alert, silenced=silence is not None)
+            with self.db.transaction():  # the transition and its notification intents
+                self.store.record(alert, silenced=silence is not None)
+                if silence is None:
+                    self.dispatcher.submit(alert)
             self._produce(alert)
             self._raised.append(alert)
             if alert.state == "resolved":
@@ -306,9 +323,7 @@ class AlertService:
                 self._open[alert.key] = alert
             self.metrics.transitions.labels(alert.state).inc()
             logger.info("alert %s %s: %s", alert.state, alert.key, alert.summary)
-            if silence is None:
-                self.dispatcher.submit(alert)
-            else:
+            if silence is not None:
                 self.dispatcher.count_silenced(alert)
 
     _producer: KafkaProducer | None = None
