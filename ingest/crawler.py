@@ -136,7 +136,8 @@ class Crawler:
             topics=topics,
             producer=self.producer,
             dedup=self.dedup,
-            entities=entities or EntityExtractor.from_files(settings.alias_files),
+            entities=entities
+            or EntityExtractor.from_files(settings.alias_files, always=settings.tickers_always),
             metrics=self.metrics,
             near_min_similarity=settings.near_duplicate_min_similarity,
             near_min_words=settings.near_duplicate_min_words,
