@@ -32,6 +32,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from alerts.breadth import BreadthBook, BreadthFeed
 from alerts.checkpoint import Checkpointer, Offsets
 from alerts.db import Database
 from alerts.engine import AlertEngine
@@ -110,6 +111,8 @@ class AlertService:
             queue_max=settings.notify_queue_max,
             on_outcome=self.metrics.notification,
         )
+        #: Story breadth from ``topics.breadth`` (see alerts.breadth), shown in the evidence.
+        self.breadth = BreadthBook(registry=self.registry)
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
         self._raised: deque[Alert] = deque(maxlen=10_000)
@@ -214,6 +217,7 @@ class AlertService:
         else:
             with self._lock:
                 outcome = self.engine.add(doc, source)
+        self.breadth.observe(doc)
         self.metrics.documents.labels(outcome).inc()
         if outcome in ("late", "future"):
             self._rejected.append((outcome, doc.id, doc.published_at.isoformat()))
@@ -295,7 +299,8 @@ class AlertService:
 
     def _emit(self, alerts: list[Alert]) -> None:
         now = self.clock()
-        for alert in alerts:
+        for i, alert in enumerate(alerts):
+            alert = alerts[i] = self.breadth.enrich(alert)
             silence = self.store.silenced(alert.key, now_s=now)
             self.store.record(alert, silenced=silence is not None)
             self._produce(alert)
@@ -360,6 +365,9 @@ class AlertService:
             coalesce=True,
         )
         self.dispatcher.start()
+        feed = BreadthFeed(
+            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._dead_letter
+        ).start()
         try:
             partitions = assign_all(consumer, self.topics.scored, dict(self._offsets), stop)
             with self._lock:
@@ -378,6 +386,7 @@ class AlertService:
             self._ready = False
             if scheduler.running:
                 scheduler.shutdown(wait=True)
+            feed.stop()
             self._shutdown(consumer, server)
 
     def _scheduled_evaluation(self) -> None:
@@ -402,16 +411,17 @@ class AlertService:
             with self._lock:
                 self.engine.aggregator.retire_source(str(partition))
 
+    def _dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+        failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+        dead_letter(self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at)
+
     def _handle(self, tp: TopicPartition, record: Any) -> None:
         try:
             doc = decode(record.value, ScoredDocument)
         except SchemaError as exc:
             self._invalid += 1
             self.metrics.documents.labels("invalid").inc()
-            failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-            dead_letter(
-                self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at
-            )
+            self._dead_letter(tp, record, exc)
         else:
             self.add(doc, source=str(tp.partition))
         with self._lock:

@@ -33,7 +33,7 @@ from ingest.robots import RobotsCache
 from ingest.settings import IngestSettings
 from ingest.sources import FetchContext, FetchResult, Source, build_source
 from ingest.state import CursorStore
-from stream.contracts.schemas import RawDocument
+from stream.contracts.schemas import RawDocument, StoryBreadth
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
 
@@ -74,6 +74,11 @@ class IngestReport:
     def documents(self) -> list[RawDocument]:
         """Every produced document, in production order per source."""
         return [d for r in self.sources.values() for d in r.documents]
+
+    @property
+    def breadth(self) -> list[StoryBreadth]:
+        """Every acknowledged breadth update (stories that spread to more outlets)."""
+        return [b for r in self.sources.values() for b in r.breadth]
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -259,3 +264,4 @@ def _merge(into: SourceReport, new: SourceReport) -> None:
     into.rejected.update(new.rejected)
     into.unacknowledged = new.unacknowledged
     into.documents.extend(new.documents)
+    into.breadth.extend(new.breadth)
