@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from alerts.service import AlertService
 from alerts.settings import AlertSettings
 from alerts.testing import synthetic_stream
-from ingest.config import parse_sources
+from ingest.config import SourcesFile, parse_sources
 from ingest.crawler import Crawler, IngestReport
 from ingest.producer import Delivery, DocumentProducer, OutgoingRecord
 from ingest.service import run_once
@@ -68,23 +68,19 @@ def _story(outlet: str, title: str, extra: str = "") -> dict[str, str]:
     }
 
 
+def _sources(servers: list[FixtureServer]) -> SourcesFile:
+    """One RSS source per outlet, named after it."""
+    specs = [
+        {"name": name, "kind": "rss", "url": srv.url("/feed.xml"), "allow_private_addresses": True}
+        for name, srv in zip(OUTLETS, servers, strict=False)
+    ]
+    return parse_sources({"sources": specs})
+
+
 def _crawl(
     servers: list[FixtureServer], kafka: KafkaSettings, topics: TopicNames, s: IngestSettings
 ) -> IngestReport:
-    sources = parse_sources(
-        {
-            "sources": [
-                {
-                    "name": name,
-                    "kind": "rss",
-                    "url": srv.url("/feed.xml"),
-                    "allow_private_addresses": True,
-                }
-                for name, srv in zip(OUTLETS, servers, strict=True)
-            ]
-        }
-    )
-    return run_once(sources, kafka=kafka, topics=topics, settings=s)
+    return run_once(_sources(servers), kafka=kafka, topics=topics, settings=s)
 
 
 @pytest.fixture
@@ -184,7 +180,6 @@ def test_story_carried_by_three_outlets_reaches_the_alert_evidence_once(
         start=T0, docs=480, seed=3, burst_topic="Earnings", burst_ticker="ACME", burst_docs=45
     )
     scored = sorted([*background, story], key=lambda d: d.published_at)
-    _send(kafka_settings, [(topics.scored, message_key(d), encode(d)) for d in scored])
     joined = max(
         (decode(u.value, StoryBreadth) for u in updates if u.key == story.id.encode()),
         key=lambda u: u.copies,
@@ -214,9 +209,12 @@ def test_story_carried_by_three_outlets_reaches_the_alert_evidence_once(
         )
 
     with _running(service):
-        _wait_for("all scored documents", lambda: service.stats["accepted"] == len(scored))
+        # Breadth first, so every evaluation (scheduled ones too) sees it.
         _wait_for("the breadth updates", lambda: book.story(story.id) == (3, list(OUTLETS)))
-        firing = [a for a in service.flush() if a.state == "firing"]
+        _send(kafka_settings, [(topics.scored, message_key(d), encode(d)) for d in scored])
+        _wait_for("all scored documents", lambda: service.stats["accepted"] == len(scored))
+        service.flush()
+        firing = [a for a in service.alerts() if a.state == "firing"]
         acme_before = book.series("ticker")["ACME"]
         earnings_before = book.series("topic")["Earnings"]
         # Replay: the same updates again (a crawler re-sending after a crash).
@@ -271,15 +269,7 @@ def test_an_unacknowledged_update_is_resent_with_the_same_totals(
     a, b, _ = outlets
     _feed(a, [_story("wire-a", TITLE)])
     _feed(b, [_story("paper-b", TITLE)])
-    sources = parse_sources(
-        {
-            "sources": [
-                {"name": name, "kind": "rss", "url": srv.url("/feed.xml")}
-                | {"allow_private_addresses": True}
-                for name, srv in zip(OUTLETS[:2], outlets[:2], strict=True)
-            ]
-        }
-    )
+    sources = _sources(outlets[:2])
     producer = _LosesBreadthOnce(kafka_settings, topics.breadth)
     crawler = Crawler(
         settings, sources.sources, kafka=kafka_settings, topics=topics, producer=producer
