@@ -64,6 +64,7 @@ WORD_LIKE: Final = _words(
     """
     NOW LOW COST ARM CAT SNOW COIN UBER SNAP ICE MET KEY FAST TEAM PLAY RUN CAR HAS CASH
     DIS UPS DOW LIN HON DUK NEE CVS MMM AIG PNC COP SLB DHR GILD ADBE WELL GOLD SPOT PATH
+    NET PLUG RIOT PINS SIRI SONY ROKU TEAM
     """
 )
 
@@ -94,7 +95,7 @@ _FINANCE = re.compile(
     re.IGNORECASE,
 )
 #: Words that join two symbols into a comparison or a list ("KO vs PEP", "GS and MS").
-_JOINERS = frozenset({"vs", "vs.", "versus", "or", "and", "&", "/", ","})
+_JOINERS = frozenset({"vs", "vs.", "versus", "or", "and", "&", "/"})
 
 
 @dataclass(frozen=True)
@@ -127,66 +128,59 @@ class BareLinker:
         ``linked``: tickers already found another way (cashtags, names), which
         count as context.
         """
+        found = [(m.group(1), m.start(1)) for m in _TOKEN.finditer(text)]
+        if not any(symbol in self.symbols for symbol, _ in found):
+            return []
         words = [(m.group(0), m.start()) for m in _WORD.finditer(text)]
         index_of = {start: i for i, (_, start) in enumerate(words)}
         cands = [
-            _Token(m.group(1), m.start(1), index_of.get(m.start(1), -1))
-            for m in _TOKEN.finditer(text)
-            if m.group(1) in self.symbols
+            _Token(symbol, start, index_of.get(start, -1))
+            for symbol, start in found
+            if symbol in self.symbols
         ]
-        if not cands:
-            return []
         finance_at = [i for i, (w, _) in enumerate(words) if _FINANCE.match(w.strip(".,:;!?"))]
+        distinct = {c.symbol for c in cands if c.symbol not in self.stop and not self._weak(c)}
         anywhere = bool(finance_at) or bool(linked)
         confirmed: dict[int, _Token] = {}
         for tok in cands:
-            if self._parenthesised(text, tok) or self._strong(tok, community, anywhere, cands):
+            if self._parenthesised(text, tok) or self._strong(tok, community, anywhere, distinct):
                 confirmed[tok.start] = tok
-        # Word-like symbols: a finance word or an already linked ticker next to them.
-        changed = True
-        while changed:
-            changed = False
-            for tok in cands:
-                if tok.start in confirmed or tok.symbol in self.stop or not self._weak(tok):
-                    continue
-                if self._near(tok, finance_at, confirmed, words, cands):
-                    confirmed[tok.start] = tok
-                    changed = True
+        # Word-like symbols: a finance word, a linked ticker or a joiner next to them;
+        # each one confirmed may confirm its neighbours ("GS and MS both beat").
+        near_finance = {k for j in finance_at for k in range(j - NEAR_WORDS, j + NEAR_WORDS + 1)}
+        at_word = {c.index: c for c in cands if c.index >= 0 and c.symbol not in self.stop}
+        weak = [c for c in at_word.values() if c.start not in confirmed and self._weak(c)]
+        queue = [c for c in weak if c.index in near_finance or self._joined(c, at_word, words)]
+        queue += [c for c in confirmed.values() if c.index >= 0]
+        done: set[int] = set()
+        while queue:
+            tok = queue.pop()
+            if tok.start in done:
+                continue
+            done.add(tok.start)
+            confirmed[tok.start] = tok
+            for k in range(tok.index - NEAR_WORDS, tok.index + NEAR_WORDS + 1):
+                other = at_word.get(k)
+                if other is not None and other.start not in done and self._weak(other):
+                    queue.append(other)
         return [(t.symbol, t.start) for t in sorted(confirmed.values(), key=lambda t: t.start)]
 
     def _weak(self, tok: _Token) -> bool:
         return len(tok.symbol.split(".")[0]) <= 2 or tok.symbol in self.word_like
 
-    def _strong(self, tok: _Token, community: bool, anywhere: bool, cands: list[_Token]) -> bool:
+    def _strong(self, tok: _Token, community: bool, anywhere: bool, distinct: set[str]) -> bool:
         if tok.symbol in self.stop or self._weak(tok):
             return False
         if tok.symbol in self.always or community or anywhere:
             return True
         # Another distinctive symbol in the same text ("MSFT, GOOGL and META").
-        return any(
-            c.symbol != tok.symbol and c.symbol not in self.stop and not self._weak(c)
-            for c in cands
-        )
+        return bool(distinct - {tok.symbol})
 
-    def _near(
-        self,
-        tok: _Token,
-        finance_at: list[int],
-        confirmed: dict[int, _Token],
-        words: list[tuple[str, int]],
-        cands: list[_Token],
-    ) -> bool:
-        i = tok.index
-        if any(abs(j - i) <= NEAR_WORDS for j in finance_at):
-            return True
-        if any(abs(c.index - i) <= NEAR_WORDS for c in confirmed.values()):
-            return True
-        # "KO vs PEP", "V or MA": a joiner between two listed symbols.
-        for c in cands:
-            if c is tok or abs(c.index - i) != 2 or c.symbol in self.stop:
-                continue
-            between = words[min(i, c.index) + 1][0].lower()
-            if between in _JOINERS - {","}:
+    @staticmethod
+    def _joined(tok: _Token, at_word: dict[int, _Token], words: list[tuple[str, int]]) -> bool:
+        """ "KO vs PEP", "V or MA": a joiner between this and another listed symbol."""
+        for k in (tok.index - 2, tok.index + 2):
+            if k in at_word and words[(k + tok.index) // 2][0].lower() in _JOINERS:
                 return True
         return False
 

@@ -2,8 +2,9 @@
 
 A name counts only when it stands as a word: hyphens and apostrophes join
 words, so "La Roche-Posay" is not Roche and "Meta-analysis" is not Meta (a
-possessive "Apple's" is still Apple). Aliases that are also ordinary words
-(``~Apple``, ``~Oracle``, ``~Target``) need evidence that the company is meant:
+possessive "Apple's" is still Apple, and "Microsoft-backed" still Microsoft).
+Aliases that are also ordinary words (``~Apple``, ``~Oracle``, ``~Target``) need
+evidence that the company is meant:
 
 * a context word within :data:`CONTEXT_CHARS` characters (shares, earnings,
   bonds, notes, debt, offering, rating, guidance, ...) or a possessive: a full link;
@@ -44,7 +45,7 @@ _CONTEXT = re.compile(
     re.IGNORECASE,
 )
 _VERB = re.compile(
-    r"^\s+(?:(?:also|again|now|quietly|reportedly)\s+)?"
+    r"\s+(?:(?:also|again|now|quietly|reportedly)\s+)?"
     r"(sells|buys|cuts|raises|reports|posts|says|plans|unveils|launches|announces|agrees|"
     r"acquires|sues|settles|hires|files|warns|beats|misses|tops|wins|loses|invests|issues|"
     r"prices|expands|recalls|delays|names|appoints|faces|lifts|slashes|boosts|shuts|"
@@ -74,12 +75,12 @@ class NameMatcher:
         firm: list[tuple[str, int, float]] = []
         unsure: list[tuple[str, int]] = []
         for m in self._pattern.finditer(text):
-            if not _stands_alone(text, m.start(), m.end()):
-                continue
             name, symbol = m.group(0), self.aliases[m.group(0)]
+            if not _stands_alone(text, m.start(), m.end(), ambiguous=name in self.ambiguous):
+                continue
             if name not in self.ambiguous or _in_context(text, m.start(), m.end()):
                 firm.append((symbol, m.start(), 1.0))
-            elif _VERB.match(text[m.end() :]):
+            elif _VERB.match(text, m.end()):
                 firm.append((symbol, m.start(), WEAK_WEIGHT))
             else:
                 unsure.append((symbol, m.start()))
@@ -90,16 +91,25 @@ class NameMatcher:
         return sorted(firm, key=lambda f: f[1])
 
 
-def _stands_alone(text: str, start: int, end: int) -> bool:
-    """False when a hyphen or apostrophe glues the match to a neighbouring word.
+def _stands_alone(text: str, start: int, end: int, *, ambiguous: bool = False) -> bool:
+    """False when a hyphen or apostrophe glues the match into a longer name or word.
+
+    A hyphen before a capital continues a name ("La Roche-Posay"); before a lower-case
+    word it makes a modifier that still names the company ("Microsoft-backed"),
+    except for everyday-word aliases ("Meta-analysis", "Apple-picking").
 
     >>> _stands_alone("La Roche-Posay", 3, 8), _stands_alone("Roche's drug", 0, 5)
     (False, True)
+    >>> _stands_alone("Microsoft-backed", 0, 9)
+    True
+    >>> _stands_alone("Meta-analysis", 0, 4, ambiguous=True)
+    False
     """
     after = text[end : end + 3]
     if after[:1] in _JOINING and after[1:2].isalnum():
         possessive = after[:1] in "'’" and after[1:2] == "s" and not after[2:3].isalnum()
-        if not possessive:
+        modifier = after[:1] in "-‐" and after[1:2].islower() and not ambiguous
+        if not (possessive or modifier):
             return False
     before = text[max(0, start - 2) : start]
     return not (len(before) == 2 and before[1] in _JOINING and before[0].isalnum())

@@ -123,3 +123,9 @@ def test_ambiguous_name_without_context_word_links_with_lower_relevance(
     assert tickers == ["ORCL"] and weak["ORCL"] < strong["ORCL"]
     assert ex.extract("The Oracle at Delphi: history of a shrine", "")[0] == []
     assert ex.extract("Meta-analysis finds no link between coffee and heart disease", "")[0] == []
+
+
+def test_a_hyphenated_modifier_still_names_the_company(ex: EntityExtractor) -> None:
+    assert ex.extract("Microsoft-backed OpenAI raises funds", "")[0] == ["MSFT"]
+    assert ex.extract("Nvidia-powered servers sell out", "")[0] == ["NVDA"]
+    assert ex.extract("Apple-picking season opens", "")[0] == []
