@@ -279,6 +279,8 @@ class Pipeline:
             report.produced += 1
             report.documents.append(doc)
             self._metrics.produced.labels(source=group.rep.source, kind=doc.kind).inc()
+            if group.members:
+                self._metrics.breadth_updates.labels(source=group.rep.source).inc()
         self._dedup.mark_seen(seen)
         for i, group in enumerate(batch.groups):
             if i in acked:
@@ -302,6 +304,7 @@ class Pipeline:
             self._dedup.add_copies(match_id, len(entries))
             self._dedup.add_outlets(match_id, update.outlets)
             reports[entries[-1].source].breadth.append(update)
+            self._metrics.breadth_updates.labels(source=entries[-1].source).inc()
             done.extend(entries)
         self._dedup.mark_seen(
             Seen(e.built.seen.id, e.built.seen.content_hash, e.built.seen.url, None, 0)

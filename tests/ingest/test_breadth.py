@@ -265,6 +265,7 @@ def test_an_unacknowledged_update_is_resent_with_the_same_totals(
     settings: IngestSettings,
     kafka_settings: KafkaSettings,
     topics: TopicNames,
+    registry: CollectorRegistry,
 ) -> None:
     a, b, _ = outlets
     _feed(a, [_story("wire-a", TITLE)])
@@ -272,7 +273,12 @@ def test_an_unacknowledged_update_is_resent_with_the_same_totals(
     sources = _sources(outlets[:2])
     producer = _LosesBreadthOnce(kafka_settings, topics.breadth)
     crawler = Crawler(
-        settings, sources.sources, kafka=kafka_settings, topics=topics, producer=producer
+        settings,
+        sources.sources,
+        kafka=kafka_settings,
+        topics=topics,
+        producer=producer,
+        registry=registry,
     )
     try:
         # One batch folds both copies: the document waits for its breadth update too.
@@ -291,3 +297,7 @@ def test_an_unacknowledged_update_is_resent_with_the_same_totals(
     assert [(u.document_id, u.copies, u.outlets) for u in updates] == [
         (doc.id, 2, ["wire-a", "paper-b"])
     ]
+    counted = registry.get_sample_value(
+        "finsentinel_ingest_breadth_updates_total", {"source": "wire-a"}
+    )
+    assert counted == 1
