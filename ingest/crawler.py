@@ -85,8 +85,8 @@ class IngestReport:
         dups = ", ".join(f"{k} {v}" for k, v in sorted(self.duplicates.items())) or "0"
         rejected = sum(self.rejected.values())
         return (
-            f"{self.produced} produced, duplicates: {dups}, {rejected} rejected, "
-            f"{len(self.failed)} sources failed"
+            f"{self.produced} produced, duplicates: {dups}, {len(self.breadth)} breadth updates, "
+            f"{rejected} rejected, {len(self.failed)} sources failed"
         )
 
 

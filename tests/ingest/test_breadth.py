@@ -31,6 +31,7 @@ from ingest.service import run_once
 from ingest.settings import IngestSettings
 from stream.contracts.schemas import (
     Alert,
+    DeadLetter,
     RawDocument,
     ScoredDocument,
     StoryBreadth,
@@ -203,9 +204,9 @@ def test_story_carried_by_three_outlets_reaches_the_alert_evidence_once(
     )
     book = service.breadth
 
-    def replayed() -> float | None:
+    def updates_of(outcome: str) -> float | None:
         return registry.get_sample_value(
-            "finsentinel_alerts_breadth_updates_total", {"outcome": "replayed"}
+            "finsentinel_alerts_breadth_updates_total", {"outcome": outcome}
         )
 
     with _running(service):
@@ -219,10 +220,22 @@ def test_story_carried_by_three_outlets_reaches_the_alert_evidence_once(
         earnings_before = book.series("topic")["Earnings"]
         # Replay: the same updates again (a crawler re-sending after a crash).
         _send(kafka_settings, [(topics.breadth, u.key, u.value) for u in updates])
-        _wait_for("the replayed updates", lambda: replayed() == 2)
+        _wait_for("the replayed updates", lambda: updates_of("replayed") == 2)
         assert book.story(story.id) == (3, list(OUTLETS))
         assert book.series("ticker")["ACME"] == acme_before
         assert book.series("topic")["Earnings"] == earnings_before
+        # A record that is no StoryBreadth is dead-lettered, not fatal.
+        _send(kafka_settings, [(topics.breadth, b"x", b"not json")])
+        _wait_for("the bad update", lambda: updates_of("invalid") == 1)
+
+    (letter,) = [
+        decode(r.value, DeadLetter) for r in read_topic(kafka_settings, topics.deadletter, expect=1)
+    ]
+    assert (letter.stage, letter.reason, letter.source_topic) == (
+        "alerts",
+        "malformed_json",
+        topics.breadth,
+    )
 
     assert {(a.series_kind, a.series) for a in firing} >= {
         ("topic", "Earnings"),
