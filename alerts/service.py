@@ -366,7 +366,7 @@ class AlertService:
         )
         self.dispatcher.start()
         feed = BreadthFeed(
-            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._dead_letter
+            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._breadth_dead_letter
         ).start()
         try:
             partitions = assign_all(consumer, self.topics.scored, dict(self._offsets), stop)
@@ -388,6 +388,10 @@ class AlertService:
                 scheduler.shutdown(wait=True)
             feed.stop()
             self._shutdown(consumer, server)
+
+    def _breadth_dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+        failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+        dead_letter(self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at)
 
     def _scheduled_evaluation(self) -> None:
         try:
@@ -411,17 +415,16 @@ class AlertService:
             with self._lock:
                 self.engine.aggregator.retire_source(str(partition))
 
-    def _dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
-        failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-        dead_letter(self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at)
-
     def _handle(self, tp: TopicPartition, record: Any) -> None:
         try:
             doc = decode(record.value, ScoredDocument)
         except SchemaError as exc:
             self._invalid += 1
             self.metrics.documents.labels("invalid").inc()
-            self._dead_letter(tp, record, exc)
+            failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+            dead_letter(
+                self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at
+            )
         else:
             self.add(doc, source=str(tp.partition))
         with self._lock:
