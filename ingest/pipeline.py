@@ -193,6 +193,7 @@ class Pipeline:
         fetched_at: datetime,
     ) -> None:
         docs: dict[int, RawDocument] = {}
+        folded: dict[int, StoryBreadth] = {}
         records: list[OutgoingRecord] = []
         for i, group in enumerate(batch.groups):
             doc = group.rep.built.doc.model_copy(
@@ -204,8 +205,8 @@ class Pipeline:
             )
             if group.members:
                 outlets = [e.built.doc.source for e in (group.rep, *group.members)]
-                update = _breadth(doc.id, doc.copies, outlets, fetched_at)
-                records.append(self._breadth_record(update, ("breadth", i)))
+                folded[i] = _breadth(doc.id, doc.copies, outlets, fetched_at)
+                records.append(self._breadth_record(folded[i], ("breadth", i)))
         widened = self._widened(batch, fetched_at)
         for match_id, (update, _) in widened.items():
             records.append(self._breadth_record(update, ("widened", match_id)))
@@ -216,7 +217,7 @@ class Pipeline:
             )
         delivery = self._producer.deliver(records)
         self.last_unacknowledged = len(delivery.failed)
-        self._record_groups(batch, docs, delivery.acked, reports)
+        self._record_groups(batch, docs, folded, delivery.acked, reports)
         self._record_stored_dups(widened, delivery.acked, reports)
         for j, (source, rej) in enumerate(dead):
             if ("dl", j) in delivery.acked:
@@ -257,6 +258,7 @@ class Pipeline:
         self,
         batch: _Batch,
         docs: dict[int, RawDocument],
+        folded: dict[int, StoryBreadth],
         acked: set[object],
         reports: dict[str, SourceReport],
     ) -> None:
@@ -279,13 +281,12 @@ class Pipeline:
             report.produced += 1
             report.documents.append(doc)
             self._metrics.produced.labels(source=group.rep.source, kind=doc.kind).inc()
-            if group.members:
+            if i in folded:
+                report.breadth.append(folded[i])
                 self._metrics.breadth_updates.labels(source=group.rep.source).inc()
+            outlets = [e.built.doc.source for e in (group.rep, *group.members)]
+            self._dedup.add_outlets(doc.id, outlets)
         self._dedup.mark_seen(seen)
-        for i, group in enumerate(batch.groups):
-            if i in acked:
-                outlets = [e.built.doc.source for e in (group.rep, *group.members)]
-                self._dedup.add_outlets(docs[i].id, outlets)
 
     def _record_stored_dups(
         self,

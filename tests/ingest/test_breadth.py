@@ -303,6 +303,7 @@ def test_an_unacknowledged_update_is_resent_with_the_same_totals(
     finally:
         crawler.close()
     assert retried.produced == 1 and retried.failed == {} and copies == 2
+    assert [(u.copies, u.outlets) for u in retried.breadth] == [(2, ["wire-a", "paper-b"])]
     (doc,) = retried.documents
     assert doc.copies == 2
     records = read_topic(kafka_settings, topics.breadth, expect=1)
