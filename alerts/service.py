@@ -36,6 +36,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from alerts.breadth import BreadthBook, BreadthFeed
 from alerts.checkpoint import Checkpointer, Offsets
 from alerts.db import Database
 from alerts.engine import AlertEngine
@@ -121,6 +122,8 @@ class AlertService:
             on_outcome=self.metrics.notification,
             on_pending=self.metrics.notifications_waiting,
         )
+        #: Story breadth from ``topics.breadth`` (see alerts.breadth), shown in the evidence.
+        self.breadth = BreadthBook(registry=self.registry)
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
         self._raised: deque[Alert] = deque(maxlen=10_000)
@@ -228,6 +231,7 @@ class AlertService:
         else:
             with self._lock:
                 outcome = self.engine.add(doc, source)
+        self.breadth.observe(doc)
         self.metrics.documents.labels(outcome).inc()
         if outcome in ("late", "future"):
             self._rejected.append((outcome, doc.id, doc.published_at.isoformat()))
@@ -309,7 +313,8 @@ class AlertService:
 
     def _emit(self, alerts: list[Alert]) -> None:
         now = self.clock()
-        for alert in alerts:
+        for i, alert in enumerate(alerts):
+            alert = alerts[i] = self.breadth.enrich(alert)
             silence = self.store.silenced(alert.key, now_s=now)
             with self.db.transaction():  # the transition and its notification intents
                 self.store.record(alert, silenced=silence is not None)
@@ -375,6 +380,9 @@ class AlertService:
             coalesce=True,
         )
         self.dispatcher.start()
+        feed = BreadthFeed(
+            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._breadth_dead_letter
+        ).start()
         try:
             partitions = assign_all(consumer, self.topics.scored, dict(self._offsets), stop)
             with self._lock:
@@ -393,7 +401,12 @@ class AlertService:
             self._ready = False
             if scheduler.running:
                 scheduler.shutdown(wait=True)
+            feed.stop()
             self._shutdown(consumer, server)
+
+    def _breadth_dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+        failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+        dead_letter(self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at)
 
     def _scheduled_evaluation(self) -> None:
         try:
