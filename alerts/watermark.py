@@ -33,9 +33,12 @@ import logging
 
 from alerts.settings import AlertSettings
 
-__all__ = ["EndOfInput", "HistoryHint", "describe", "lateness_s"]
+__all__ = ["HINT_AFTER_S", "EndOfInput", "HistoryHint", "describe", "lateness_s"]
 
 logger = logging.getLogger(__name__)
+
+#: A live service whose newest document is older than this says it looks like history.
+HINT_AFTER_S = 3600.0
 
 
 def lateness_s(settings: AlertSettings) -> int:
@@ -97,9 +100,10 @@ class EndOfInput:
 class HistoryHint:
     """Live mode: warn once when the input is history (far behind the wall clock).
 
-    The criterion is the one the idle watermark uses to tell a live stream from
-    a replay: the newest event time is more than the lateness plus the idle
-    period behind the clock.
+    The newest event time is further behind the clock than both the idle
+    watermark's own test for "a replay, not live" (lateness plus the idle
+    period) and :data:`HINT_AFTER_S` (a live stream may lag minutes behind a
+    busy scorer, not hours).
 
     >>> hint = HistoryHint(AlertSettings())
     >>> hint.check(max_event_s=1_000, now_s=1_100.0), hint.check(max_event_s=0, now_s=90_000.0)
@@ -118,7 +122,7 @@ class HistoryHint:
             return False
         s = self.settings
         behind_s = now_s - max_event_s
-        if behind_s <= s.allowed_lateness_s + (s.idle_watermark_after_s or 0.0):
+        if behind_s <= max(HINT_AFTER_S, s.allowed_lateness_s + (s.idle_watermark_after_s or 0.0)):
             return False
         self._said = True
         logger.warning(
