@@ -277,17 +277,8 @@ class AlertService:
         with self._lock:
             open_buckets = self.engine.aggregator.open_buckets
             alerts = self.flush()
-            st = self.engine.stats
-            logger.info(
-                "history input quiet for %g s: flushed %d open buckets up to event time %s; "
-                "%d alert transitions (%d documents counted, %d late, %d future so far)",
-                self.settings.history_end_after_s,
-                open_buckets,
-                _iso(self.engine.aggregator.watermark_s),
-                len(alerts),
-                st.accepted,
-                st.late,
-                st.future,
+            self._end.report(
+                open_buckets, self.engine.aggregator.watermark_s, len(alerts), self.engine.stats
             )
         return alerts
 
@@ -473,7 +464,3 @@ class AlertService:
     def close(self) -> None:
         """Close the database (after :meth:`run` returned; the store stays readable until)."""
         self.db.close()
-
-
-def _iso(ts_s: int | None) -> str:
-    return "-" if ts_s is None else datetime.fromtimestamp(ts_s, tz=UTC).isoformat()

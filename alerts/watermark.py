@@ -30,7 +30,9 @@ False
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
+from alerts.engine import EngineStats
 from alerts.settings import AlertSettings
 
 __all__ = ["HINT_AFTER_S", "EndOfInput", "HistoryHint", "describe", "lateness_s"]
@@ -95,6 +97,23 @@ class EndOfInput:
             return False
         self._last_s = None
         return True
+
+    def report(
+        self, open_buckets: int, watermark_s: int | None, transitions: int, stats: EngineStats
+    ) -> None:
+        """The INFO line after a flush at the end of the input."""
+        until = "-" if watermark_s is None else datetime.fromtimestamp(watermark_s, UTC).isoformat()
+        logger.info(
+            "history input quiet for %g s: flushed %d open buckets up to event time %s; "
+            "%d alert transitions (%d documents counted, %d late, %d future so far)",
+            self.after_s,
+            open_buckets,
+            until,
+            transitions,
+            stats.accepted,
+            stats.late,
+            stats.future,
+        )
 
 
 class HistoryHint:
