@@ -73,6 +73,23 @@ def alert(
     rules: RulesOption = None,
     db: DbOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Back-fill or archive replay: event time alone moves the watermark, lateness "
+            "is the longest window, windows flush when the input goes quiet "
+            "(FINSENTINEL_ALERTS_HISTORY; docs/history.md).",
+        ),
+    ] = False,
+    from_beginning: Annotated[
+        bool,
+        typer.Option(
+            "--from-beginning",
+            help="With a fresh --db, read the scored topic from its start instead of the "
+            "consumer group's committed offsets (FINSENTINEL_ALERTS_FROM_BEGINNING).",
+        ),
+    ] = False,
     embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
     """Run the alerting service until SIGTERM/Ctrl+C (then finish, checkpoint, exit 0).
@@ -81,7 +98,13 @@ def alert(
     """
     from alerts.__main__ import serve
 
-    settings = _settings(rules_path=rules, db_path=db, metrics_port=metrics_port)
+    settings = _settings(
+        rules_path=rules,
+        db_path=db,
+        metrics_port=metrics_port,
+        history=history or None,
+        from_beginning=from_beginning or None,
+    )
     _rules(settings.rules_path)  # a bad rules file is one line and exit 2, before Kafka
     # The root app configured logging.
     raise typer.Exit(serve(settings, configure_logs=False, allow_embedded=embedded_broker))

@@ -47,6 +47,7 @@ from alerts.notify.outbox import Outbox
 from alerts.rules import RulesFile, load_rules
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
+from alerts.watermark import EndOfInput, HistoryHint, describe, lateness_s
 from stream.contracts.errors import BrokerError, SchemaError
 from stream.contracts.schemas import Alert, ScoredDocument, decode, encode
 from stream.contracts.topics import TopicNames
@@ -87,7 +88,7 @@ class AlertService:
         self.engine = AlertEngine(
             self.rules,
             bucket_s=settings.bucket_s,
-            allowed_lateness_s=settings.allowed_lateness_s,
+            allowed_lateness_s=lateness_s(settings),
             windows_s=settings.windows_s,
             top_k=settings.top_documents,
             seasonal=settings.seasonal,
@@ -134,6 +135,8 @@ class AlertService:
         self._invalid = 0
         self._last_record_s = clock()
         self._idle = IdlePartitions(idle_after_s=settings.idle_watermark_after_s)
+        self._end = EndOfInput(after_s=settings.history_end_after_s)
+        self._hint = HistoryHint(settings)
         self._last_checkpoint_s = clock()
         self._checkpoint_due = False
         self._ready = False
@@ -287,14 +290,24 @@ class AlertService:
             self._checkpoint_due = True
         return alerts
 
+    def end_of_input(self) -> list[Alert]:
+        """History mode: the input went quiet; flush every open window and say so."""
+        with self._lock:
+            open_buckets = self.engine.aggregator.open_buckets
+            alerts = self.flush()
+            self._end.report(
+                open_buckets, self.engine.aggregator.watermark_s, len(alerts), self.engine.stats
+            )
+        return alerts
+
     # -- internals -------------------------------------------------------------------------
 
     def _idle_watermark(self) -> int | None:
         """Wall clock minus lateness once a *live* stream went quiet (see settings)."""
         idle_after = self.settings.idle_watermark_after_s
         max_event = self.engine.aggregator.max_event_s
-        if idle_after is None or max_event is None:
-            return None
+        if self.settings.history or idle_after is None or max_event is None:
+            return None  # history: the wall clock says nothing about old documents
         now = self.clock()
         if now - self._last_record_s < idle_after:
             return None
@@ -384,7 +397,14 @@ class AlertService:
             self.kafka, self.topics.breadth, self.breadth, dead_letter=self._breadth_dead_letter
         ).start()
         try:
-            partitions = assign_all(consumer, self.topics.scored, dict(self._offsets), stop)
+            logger.info("%s", describe(self.settings))
+            partitions = assign_all(
+                consumer,
+                self.topics.scored,
+                dict(self._offsets),
+                stop,
+                from_beginning=self.settings.from_beginning,
+            )
             with self._lock:
                 for p in partitions:
                     self.engine.aggregator.expect_source(str(p))
@@ -426,9 +446,14 @@ class AlertService:
             if records:
                 self._last_record_s = now
                 self._idle.seen(tp.partition, now_s=now)
+                self._end.seen(now_s=now)
         for partition in self._idle.due(now_s=now):
             with self._lock:
                 self.engine.aggregator.retire_source(str(partition))
+        if batch:
+            self._hint.check(max_event_s=self.engine.aggregator.max_event_s, now_s=now)
+        if self.settings.history and self._end.due(now_s=now):
+            self.end_of_input()
 
     def _handle(self, tp: TopicPartition, record: Any) -> None:
         try:

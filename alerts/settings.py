@@ -53,6 +53,20 @@ class AlertSettings(BaseSettings):
     #: Live mode: when no document arrived for this long, the watermark follows the wall
     #: clock minus the lateness, so buckets close on a quiet stream. None: event time only.
     idle_watermark_after_s: Annotated[float, Field(gt=0)] | None = 60.0
+    #: History mode, for back-fills and archive replays (``finsentinel alert --history``):
+    #: event time alone moves the watermark, the lateness is ``history_lateness_s``, and
+    #: windows are flushed when the input has ended. See docs/history.md.
+    history: bool = False
+    #: Lateness in history mode; None: the longest trend window (at most that long, so
+    #: de-duplication still covers it).
+    history_lateness_s: Annotated[int, Field(ge=0)] | None = None
+    #: History mode: no record for this long (wall clock) means the input has ended; every
+    #: open bucket is closed and evaluated, pending notification groups are sent.
+    history_end_after_s: Annotated[float, Field(gt=0)] = 30.0
+    #: A fresh state (no checkpoint in ``db_path``) reads the scored topic from its
+    #: beginning instead of the consumer group's committed offsets (``--from-beginning``).
+    #: Ignored once a checkpoint exists: its offsets are the truth.
+    from_beginning: bool = False
     #: How often the scheduler evaluates (closes final buckets, runs detectors).
     evaluate_interval_s: Annotated[float, Field(gt=0)] = 30.0
     #: How often state and offsets are checkpointed (also after each evaluation).
@@ -107,5 +121,10 @@ class AlertSettings(BaseSettings):
             raise ValueError(
                 f"allowed_lateness_s={self.allowed_lateness_s} exceeds the longest window "
                 f"({max(self.windows_s)}s): late documents could no longer be de-duplicated"
+            )
+        if self.history_lateness_s is not None and self.history_lateness_s > max(self.windows_s):
+            raise ValueError(
+                f"history_lateness_s={self.history_lateness_s} exceeds the longest window "
+                f"({max(self.windows_s)}s); leave it unset to use the longest window"
             )
         return self

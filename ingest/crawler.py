@@ -105,12 +105,16 @@ class Crawler:
         resolve: Resolver = system_resolve,
         producer: DocumentProducer | None = None,
         entities: EntityExtractor | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.sources: dict[str, Source] = {s.name: build_source(s) for s in specs}
         self.clock = clock
         self._stopping = threading.Event()
-        self.metrics = IngestMetrics(self.sources, registry=registry)
+        if metrics is None:
+            metrics = IngestMetrics((), registry=registry)
+        metrics.declare_sources(self.sources)  # built earlier (at start-up) or just now
+        self.metrics = metrics
         self.fetcher = Fetcher(settings, guard=AddressGuard(resolve), sleep=self._sleep)
         robots = RobotsCache(
             self.fetcher, agent=settings.user_agent_product, ttl_s=settings.robots_cache_ttl_s
