@@ -175,6 +175,7 @@ def _run_pipeline(
 ) -> DemoSummary:
     from alerts.service import AlertService
     from alerts.settings import AlertSettings
+    from alerts.view import AlertView
     from ingest.config import FilesSpec
     from ingest.service import run_once
     from ingest.settings import IngestSettings
@@ -210,6 +211,7 @@ def _run_pipeline(
         port=options.metrics_port,
         ready=lambda: scorer.ready and alerter.ready,
         status=lambda: f"scorer: {scorer.status()}; alerts: {alerter.status()}",
+        routes=AlertView(alerter.current_alerts).routes(),
     ).start()
     console.print(f"[bold]Metrics[/]: {server.url}/metrics  (health: {server.url}/healthz)")
     threads = _Threads()
