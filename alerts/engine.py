@@ -61,6 +61,7 @@ class EngineStats:
     duplicate: int = 0
     late: int = 0
     future: int = 0
+    unsupported: int = 0
     buckets_closed: int = 0
     alerts: dict[str, int] = field(
         default_factory=lambda: {"firing": 0, "updated": 0, "resolved": 0}

@@ -38,7 +38,7 @@ from stream.contracts.schemas import Alert
 __all__ = ["AlertMetrics"]
 
 _NS = "finsentinel_alerts"
-DOC_OUTCOMES = ("accepted", "duplicate", "late", "future", "invalid")
+DOC_OUTCOMES = ("accepted", "duplicate", "late", "future", "invalid", "unsupported")
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("firing", "updated", "resolved")
 CHANNEL_TYPES = ("webhook", "slack", "email", "alertmanager")

@@ -195,6 +195,7 @@ class AlertService:
                 "duplicate": st.duplicate,
                 "late": st.late,
                 "future": st.future,
+                "unsupported": st.unsupported,
                 "invalid": self._invalid,
                 "buckets_closed": st.buckets_closed,
                 "alerts": dict(st.alerts),

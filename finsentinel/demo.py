@@ -278,7 +278,8 @@ def _follow(
         def done() -> bool:
             s = scorer.stats  # type: ignore[attr-defined]
             a = alerter.stats  # type: ignore[attr-defined]
-            seen = sum(a[k] for k in ("accepted", "duplicate", "late", "future", "invalid"))
+            outcomes = ("accepted", "duplicate", "late", "future", "invalid", "unsupported")
+            seen = sum(a[k] for k in outcomes)
             progress.update(scored, completed=s.scored + s.dead_lettered)
             progress.update(
                 aggregated,

@@ -5,7 +5,9 @@ Output has the input columns plus ``sentiment``, ``sentiment_score``,
 ``topic_probs`` (every topic's probability: a ``dict`` here, written as a
 Parquet ``map<string, double>``, a JSON object in JSONL and JSON text in CSV),
 ``n_tokens`` and ``n_chunks`` (``int64``; 0 for a row with an empty text, whose
-other prediction columns stay empty).
+other prediction columns stay empty), ``detected_language`` and
+``unsupported_reason`` (``language``, ``no_text`` or empty: whether the model
+could read the text, as in the stream; see :mod:`models.lang`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from models.exceptions import DataError
+from models.lang import check_text
 from models.scoring import Classifier, Prediction
 
 __all__ = ["INT_COLUMNS", "arrow_schema", "classify_frame"]
@@ -28,7 +31,7 @@ logger = logging.getLogger(__name__)
 INT_COLUMNS = ("n_tokens", "n_chunks")
 
 
-def _row(pred: Prediction) -> dict[str, Any]:
+def _row(pred: Prediction, text: str) -> dict[str, Any]:
     row: dict[str, Any] = {"sentiment": pred.sentiment, "sentiment_score": pred.sentiment_score}
     row.update({f"sentiment_prob_{k}": v for k, v in pred.sentiment_probs.items()})
     row.update(
@@ -38,12 +41,15 @@ def _row(pred: Prediction) -> dict[str, Any]:
         n_tokens=pred.n_tokens,
         n_chunks=pred.n_chunks,
     )
+    readable = check_text(text)
+    row.update(detected_language=readable.language, unsupported_reason=readable.unsupported_reason)
     return row
 
 
 def _columns(classifier: Classifier) -> list[str]:
     sentiments = [f"sentiment_prob_{s}" for s in classifier.card.sentiment_labels]
-    return ["sentiment", "sentiment_score", *sentiments, "topic", "topic_prob", "topic_probs"]
+    head = ["sentiment", "sentiment_score", *sentiments, "topic", "topic_prob", "topic_probs"]
+    return [*head, "detected_language", "unsupported_reason"]
 
 
 def arrow_schema(frame: pd.DataFrame, classifier: Classifier) -> pa.Schema:
@@ -51,7 +57,11 @@ def arrow_schema(frame: pd.DataFrame, classifier: Classifier) -> pa.Schema:
     the whole input, then the typed prediction columns."""
     predicted: dict[str, pa.DataType] = dict.fromkeys(_columns(classifier), pa.float64())
     predicted.update(
-        sentiment=pa.string(), topic=pa.string(), topic_probs=pa.map_(pa.string(), pa.float64())
+        sentiment=pa.string(),
+        topic=pa.string(),
+        topic_probs=pa.map_(pa.string(), pa.float64()),
+        detected_language=pa.string(),
+        unsupported_reason=pa.string(),
     )
     predicted.update(dict.fromkeys(INT_COLUMNS, pa.int64()))
     own = pa.Schema.from_pandas(
@@ -76,9 +86,11 @@ def classify_frame(
     if len(scorable) < len(texts):
         logger.debug("%s rows have an empty text and are not scored", len(texts) - len(scorable))
     preds = classifier.predict([texts.iloc[i] for i in scorable], batch_size=batch_size)
-    rows = dict(zip(scorable, (_row(p) for p in preds), strict=True))
+    rows = {i: _row(p, texts.iloc[i]) for i, p in zip(scorable, preds, strict=True)}
     predictions = pd.DataFrame.from_dict(rows, orient="index", columns=_columns(classifier))
     predictions = predictions.reindex(range(len(frame)))
+    empty = [i for i in range(len(frame)) if i not in rows]
+    predictions.loc[empty, "unsupported_reason"] = "no_text"
     for name in INT_COLUMNS:
         counts = np.zeros(len(frame), dtype=np.int64)
         for i, r in rows.items():

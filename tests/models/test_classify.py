@@ -76,6 +76,17 @@ def test_csv_keeps_json_text_and_jsonl_an_object_with_integer_counts(
     assert all(isinstance(r["n_tokens"], int) and isinstance(r["n_chunks"], int) for r in lines)
 
 
+def test_rows_the_model_cannot_read_say_why(classifier: Classifier, tmp_path: Path) -> None:
+    src = tmp_path / "mixed.csv"
+    texts = ["Deutsche Bank übertrifft die Erwartungen deutlich", "🚀🚀 $GME to the moon", ""]
+    pd.DataFrame({"text": [*texts, "Apple shares fall after weak iPhone sales"]}).to_csv(src)
+    classify_file(classifier, src, tmp_path / "out.parquet")
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [r["unsupported_reason"] for r in rows] == ["language", "no_text", "no_text", None]
+    assert [r["detected_language"] for r in rows] == ["de", None, None, "en"]
+    assert rows[0]["sentiment"] is not None  # the model's output is kept, and flagged
+
+
 def test_progress_ends_at_total_when_a_row_is_empty(
     classifier: Classifier, src: Path, tmp_path: Path
 ) -> None:
