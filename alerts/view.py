@@ -33,7 +33,7 @@ from urllib.parse import quote, unquote, urlsplit
 from stream.contracts.schemas import Alert, AlertEvidence
 from stream.http import HttpResponse, Route
 
-__all__ = ["AlertView"]
+__all__ = ["AlertView", "evidence_html"]
 
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
@@ -73,13 +73,14 @@ def _link(url: str | None, text: str) -> str:
     return label
 
 
-def _evidence_item(e: AlertEvidence) -> str:
+def evidence_html(e: AlertEvidence) -> str:
+    """One evidence headline as an escaped ``<li>`` (a link only for http(s) URLs)."""
     cls = {"negative": "neg", "positive": "pos"}.get(e.sentiment, "")
     return (
         f"<li>{_link(e.url, e.title)} "
         f'<span class="{cls}">{html.escape(e.sentiment)} {e.sentiment_score:+.2f}</span> '
         f'<span class="muted">{html.escape(e.source)}, '
-        f"{html.escape(e.published_at.isoformat())}</span></li>"
+        f"{e.published_at:%Y-%m-%d %H:%M} UTC</span></li>"
     )
 
 
@@ -138,7 +139,7 @@ class AlertView:
         rows = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
         )
-        items = "".join(_evidence_item(e) for e in a.evidence)
+        items = "".join(evidence_html(e) for e in a.evidence)
         return _PAGE.substitute(
             title=html.escape(f"{a.rule} on {a.series}"),
             summary=html.escape(a.summary),
