@@ -47,6 +47,7 @@ from alerts.notify.outbox import Outbox
 from alerts.rules import RulesFile, load_rules
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
+from alerts.view import AlertView
 from alerts.watermark import EndOfInput, HistoryHint, describe, lateness_s
 from stream.contracts.errors import BrokerError, SchemaError
 from stream.contracts.schemas import Alert, ScoredDocument, decode, encode
@@ -99,6 +100,8 @@ class AlertService:
             topics=settings.metric_topics,
             tickers=settings.watch_tickers,
             windows_s=settings.windows_s,
+            max_active_alerts=settings.max_active_alert_series,
+            top_movers=settings.top_movers,
         )
         if notifiers is None:
             notifiers = build_notifiers(
@@ -212,6 +215,7 @@ class AlertService:
                 "duplicate": st.duplicate,
                 "late": st.late,
                 "future": st.future,
+                "unsupported": st.unsupported,
                 "invalid": self._invalid,
                 "buckets_closed": st.buckets_closed,
                 "alerts": dict(st.alerts),
@@ -246,6 +250,11 @@ class AlertService:
                 self.engine.aggregator.watermark_s,
             )
         return outcome
+
+    def current_alerts(self) -> list[Alert]:
+        """The open alerts and this instance's recent transitions (for :class:`AlertView`)."""
+        with self._lock:
+            return [*self._open.values(), *self._raised]
 
     def late_documents(self) -> list[tuple[str, str, str]]:
         """The latest late/future documents: ``(outcome, id, published_at)``, oldest first."""
@@ -358,6 +367,7 @@ class AlertService:
         self.metrics.export(
             self.engine, self.rules, stale_after_s=self.settings.stale_after_s, now_s=self.clock()
         )
+        self.metrics.export_active(self._open.values())
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -369,6 +379,7 @@ class AlertService:
             port=self.settings.metrics_port,
             ready=lambda: self._ready,
             status=self.status,
+            routes=AlertView(self.current_alerts).routes(),
         ).start()
         self.metrics_url = server.url
         try:

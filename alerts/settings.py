@@ -84,6 +84,13 @@ class AlertSettings(BaseSettings):
     metric_topics: tuple[str, ...] = TOPIC_LABELS
     #: Tickers exported as metric labels (the watch-list); no other ticker becomes a label.
     watch_tickers: tuple[str, ...] = ()
+    #: Open alerts exported as ``finsentinel_alerts_active_alert_score`` series (one per
+    #: alert, labels rule/kind/series/severity); past it they are counted in
+    #: ``finsentinel_alerts_active_alerts_overflow_total``.
+    max_active_alert_series: Annotated[int, Field(ge=1, le=10_000)] = 200
+    #: Top movers exported per series kind (ticker, topic, source, group), ranked by
+    #: detector score, with or without a watch-list; 0 exports none.
+    top_movers: Annotated[int, Field(ge=0, le=100)] = 10
     #: Most series tracked (memory bound); documents of further new series still count in
     #: ``all``, their topic and their source; skipped series are counted in a metric.
     max_series: Annotated[int, Field(ge=100)] = 100_000

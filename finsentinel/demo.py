@@ -182,6 +182,7 @@ def _run_pipeline(
     ``keep_running``, before waiting for Ctrl+C)."""
     from alerts.service import AlertService
     from alerts.settings import AlertSettings
+    from alerts.view import AlertView
     from ingest.config import FilesSpec
     from ingest.metrics import IngestMetrics
     from ingest.service import run_once
@@ -222,6 +223,7 @@ def _run_pipeline(
         port=options.metrics_port,
         ready=lambda: scorer.ready and alerter.ready,
         status=lambda: f"scorer: {scorer.status()}; alerts: {alerter.status()}",
+        routes=AlertView(alerter.current_alerts).routes(),
     ).start()
     console.print(f"[bold]Metrics[/]: {server.url}/metrics  (health: {server.url}/healthz)")
     threads = _Threads()
@@ -292,7 +294,8 @@ def _follow(
         def done() -> bool:
             s = scorer.stats  # type: ignore[attr-defined]
             a = alerter.stats  # type: ignore[attr-defined]
-            seen = sum(a[k] for k in ("accepted", "duplicate", "late", "future", "invalid"))
+            outcomes = ("accepted", "duplicate", "late", "future", "invalid", "unsupported")
+            seen = sum(a[k] for k in outcomes)
             progress.update(scored, completed=s.scored + s.dead_lettered)
             progress.update(aggregated, completed=seen, description=raised())
             return s.scored + s.dead_lettered >= total and seen >= s.scored

@@ -48,6 +48,7 @@ __all__ = [
     "REJECT_REASONS",
     "SCHEMA_VERSION",
     "SENTIMENT_LABELS",
+    "UNSUPPORTED_REASONS",
     "Alert",
     "AlertEvidence",
     "DeadLetter",
@@ -64,6 +65,10 @@ SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 1_000_000
 #: Sentiment classes, in the order of the model's sentiment head.
 SENTIMENT_LABELS: Final = ("negative", "neutral", "positive")
+#: Why the model's sentiment of a document is not to be trusted (``None``: it is).
+#: ``language``: the text is in a language the model was not trained on;
+#: ``no_text``: too few words to read (emoji, cashtags, links only).
+UNSUPPORTED_REASONS: Final = ("language", "no_text")
 #: Every reason a record can be rejected for. A fixed set: it is a metric label.
 REJECT_REASONS: Final = (
     "too_large",
@@ -140,6 +145,12 @@ class ScoredDocument(RawDocument):
     model_name: ShortStr
     model_version: ShortStr
     scored_at: AwareDatetime
+    #: ISO 639-1 code the scorer detected in the text (``None``: too little text to tell,
+    #: or scored before detection existed). ``language`` is what the source declared.
+    detected_language: Annotated[str, Field(min_length=2, max_length=16)] | None = None
+    #: Set when the sentiment is the model's output on a text it cannot read (see
+    #: :data:`UNSUPPORTED_REASONS`); consumers leave such documents out of sentiment.
+    unsupported_reason: Literal["language", "no_text"] | None = None
 
     _scored_utc = field_validator("scored_at")(_utc)
 
@@ -147,6 +158,11 @@ class ScoredDocument(RawDocument):
     def confidence(self) -> float:
         """Probability of the predicted sentiment class."""
         return self.sentiment_probs[self.sentiment]
+
+    @property
+    def supported(self) -> bool:
+        """Whether the model could read the text (its sentiment counts)."""
+        return self.unsupported_reason is None
 
 
 class AlertEvidence(BaseModel):
