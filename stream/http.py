@@ -19,7 +19,8 @@ class MetricsServer:
 
     ``GET /metrics`` renders ``registry``; ``GET /healthz`` answers 200 when
     ``ready()`` is true and 503 otherwise, with a one-line reason from
-    ``status()``. ``port=0`` picks a free port (see :attr:`port`).
+    ``status()``. ``port=0`` picks a free port (see :attr:`port`). A port that
+    cannot be bound raises ``OSError`` naming the host and port.
     """
 
     def __init__(
@@ -34,7 +35,12 @@ class MetricsServer:
         self.registry = registry
         self._ready = ready
         self._status = status
-        self._server = ThreadingHTTPServer((host, port), self._handler())
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:  # say which endpoint: "Address already in use" alone does not
+            raise OSError(
+                exc.errno, f"cannot serve metrics on {host}:{port}: {exc.strerror}"
+            ) from exc
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
