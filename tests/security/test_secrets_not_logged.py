@@ -133,7 +133,6 @@ def test_alerts_with_channel_secrets_does_not_log_them(broker: str, tmp_path: Pa
     port = free_port()
     env = _env(
         broker,
-        FINSENTINEL_ALERTS_LOG_LEVEL="DEBUG",
         FINSENTINEL_ALERTS_RULES_PATH=str(rules),
         FINSENTINEL_ALERTS_DB_PATH=str(tmp_path / "a.sqlite"),
         FINSENTINEL_ALERTS_METRICS_PORT=str(port),
@@ -158,7 +157,6 @@ def test_crawler_uses_its_api_token_and_does_not_log_it(
     port = free_port()
     env = _env(
         broker,
-        FINSENTINEL_INGEST_LOG_LEVEL="DEBUG",
         FINSENTINEL_INGEST_SOURCES_FILE=str(sources),
         FINSENTINEL_INGEST_STATE_DIR=str(tmp_path / "state"),
         FINSENTINEL_INGEST_METRICS_PORT=str(port),
