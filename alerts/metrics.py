@@ -18,6 +18,7 @@ from alerts.notify.worker import OUTCOMES
 from alerts.rules import RulesFile
 from alerts.series import SeriesIndex
 from alerts.windows import Trend
+from stream.contracts.schemas import SENTIMENT_LABELS
 
 __all__ = ["AlertMetrics"]
 
@@ -26,7 +27,7 @@ DOC_OUTCOMES = ("accepted", "duplicate", "late", "future", "invalid")
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("firing", "updated", "resolved")
 CHANNEL_TYPES = ("webhook", "slack", "email", "alertmanager")
-SENTIMENTS = ("negative", "neutral", "positive")
+SENTIMENTS = SENTIMENT_LABELS
 
 
 class AlertMetrics:

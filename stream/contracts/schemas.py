@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -59,8 +59,10 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 #: Largest message a consumer accepts; larger ones are dead-lettered as ``too_large``.
 MAX_MESSAGE_BYTES: Final = 1_000_000
+#: A sentiment class; the one place the classes are spelled.
+Sentiment = Literal["negative", "neutral", "positive"]
 #: Sentiment classes, in the order of the model's sentiment head.
-SENTIMENT_LABELS: Final = ("negative", "neutral", "positive")
+SENTIMENT_LABELS: Final[tuple[Sentiment, ...]] = get_args(Sentiment)
 #: Every reason a record can be rejected for. A fixed set: it is a metric label.
 REJECT_REASONS: Final = (
     "too_large",
@@ -76,7 +78,6 @@ _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 Kind = Literal["news", "comment"]
-Sentiment = Literal["negative", "neutral", "positive"]
 Ticker = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")]
 ShortStr = Annotated[str, Field(max_length=512)]
 
