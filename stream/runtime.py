@@ -234,6 +234,8 @@ def launch(
                 code = run(Launch(settings, connected, names, flag))
     except usage as exc:
         return _report(name, 2, exc, json_logs=json_logs)
+    except typer.Exit:  # a run step that chose its exit code itself
+        raise
     except Exception as exc:  # a fatal error: one line, the traceback at DEBUG / in JSON
         return _report(name, 1, exc, json_logs=json_logs)
     return code or 0
