@@ -20,7 +20,7 @@ True
 >>> decode(b'{"schema_version": 99}', RawDocument)
 Traceback (most recent call last):
 ...
-...SchemaError: unsupported_version: schema_version 99 is not supported (expected 1)
+stream.contracts.errors.SchemaError: unsupported_version: schema_version 99 is not ...
 """
 
 from __future__ import annotations
