@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 
 from stream.settings import ServiceSettings, SettingsConfigDict
 
-__all__ = ["JsonFormatter", "LogSettings", "configure_logging"]
+__all__ = ["JsonFormatter", "LogSettings", "configure_logging", "warn_retired_settings"]
 
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is kept.
 _STANDARD = frozenset(
@@ -90,7 +90,6 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = False) -> None:
     # kafka-python 3 warns whenever its I/O loop was held up for 0.1 s, which a busy
     # 2-core machine does all the time; real connection problems are logged as errors.
     logging.getLogger("kafka.net").setLevel(max(logging.ERROR, root.level))
-    _warn_retired(root)
 
 
 _OURS = "finsentinel_handler"
@@ -100,7 +99,10 @@ _RETIRED = ("FINSENTINEL_ALERTS_LOG_LEVEL", "FINSENTINEL_INGEST_LOG_LEVEL",
             "FINSENTINEL_INGEST_JSON_LOGS")  # fmt: skip
 
 
-def _warn_retired(root: logging.Logger) -> None:
+def warn_retired_settings() -> None:
+    """Warn about per-service logging variables that are set but no longer read."""
     for name in _RETIRED:
         if name in os.environ:
-            root.warning("%s is no longer read: use FINSENTINEL_%s", name, name.split("_", 2)[2])
+            logging.getLogger(__name__).warning(
+                "%s is no longer read: use FINSENTINEL_%s", name, name.split("_", 2)[2]
+            )

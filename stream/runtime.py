@@ -31,7 +31,7 @@ import typer
 
 from stream.contracts.errors import ConfigError, FinSentinelError
 from stream.contracts.topics import TopicNames
-from stream.logs import JsonFormatter, LogSettings, configure_logging
+from stream.logs import JsonFormatter, LogSettings, configure_logging, warn_retired_settings
 from stream.settings import load_settings
 
 if TYPE_CHECKING:
@@ -223,6 +223,8 @@ def launch(
         connection = _kafka_settings() if kafka else None
     except usage as exc:
         return _report(name, 2, exc, json_logs=json_logs)
+    except Exception as exc:  # e.g. a settings file that cannot be read
+        return _report(name, 1, exc, json_logs=json_logs)
     names = topics or TopicNames()
     try:
         with _connected(connection, allow_embedded) as connected:
@@ -246,6 +248,7 @@ def _logging(logs: LogOptions | None) -> bool:
         return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
     chosen = logs.resolve()
     configure_logging(chosen.log_level, json_logs=chosen.json_logs)
+    warn_retired_settings()
     return chosen.json_logs
 
 

@@ -244,3 +244,13 @@ def test_log_options_are_accepted_after_the_service_subcommand(
     assert result.exit_code == 2, result.output
     entry = json.loads(result.output.strip().splitlines()[-1])
     assert entry["level"] == "ERROR" and "KAFKA_SASL_MECHANISM" in entry["msg"]
+
+
+def test_retired_per_service_logging_variables_are_named_in_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FINSENTINEL_INGEST_JSON_LOGS", "true")
+    with caplog.at_level(logging.WARNING, logger="stream.logs"):
+        assert launch("x", lambda: None, lambda job: 0, logs=LogOptions(), kafka=False) == 0
+    configure_logging("INFO")
+    assert any("FINSENTINEL_INGEST_JSON_LOGS is no longer read" in m for m in caplog.messages)
