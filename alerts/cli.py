@@ -247,10 +247,14 @@ def test_notify(
     channel: Annotated[str, typer.Argument(help="Channel name from the rules file")],
     rules: RulesOption = None,
 ) -> None:
-    """Send a sample alert to one channel now; exit 1 if it fails."""
+    """Send a test alert to one channel now; exit 1 if it fails.
+
+    The alert is marked as a test everywhere: "[TEST]" title, label test="true",
+    and for Alertmanager an endsAt 5 minutes later, so it disappears by itself.
+    """
     from alerts.exceptions import ChannelConfigError, NotifyError
     from alerts.notify import Notification, build_notifier
-    from alerts.testing import sample_alert
+    from alerts.notify.probe import probe_alert
 
     cfg = {c.name: c for c in _rules(rules).channels}
     if channel not in cfg:
@@ -260,12 +264,13 @@ def test_notify(
     except ChannelConfigError as exc:
         raise _fail(str(exc)) from exc
     try:
-        notifier.send(Notification((sample_alert(),), created_s=time.time()))
+        now = time.time()
+        notifier.send(Notification((probe_alert(now),), created_s=now))
     except NotifyError as exc:
         raise _fail(f"delivery failed: {exc}", code=1) from exc
     finally:
         notifier.close()
-    typer.echo(f"sent a test alert to {channel} ({notifier.channel_type})")
+    typer.echo(f"sent a test alert (marked test) to {channel} ({notifier.channel_type})")
 
 
 @alerts_app.command()

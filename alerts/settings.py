@@ -82,7 +82,11 @@ class AlertSettings(ServiceSettings):
     notify_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     notify_retry_initial_s: Annotated[float, Field(gt=0)] = 1.0
     notify_retry_max_s: Annotated[float, Field(gt=0)] = 60.0
+    #: Most notifications waiting per channel in the outbox (the oldest is dropped).
     notify_queue_max: Annotated[int, Field(ge=1)] = 1000
+    #: Finished outbox rows (sent, rejected, expired, dropped) are kept this long: their
+    #: keys stop a transition re-derived after a restart from being sent again.
+    notify_outbox_retention_s: Annotated[float, Field(ge=3600)] = 7 * 86_400.0
     metrics_host: str = "127.0.0.1"
     #: 0 picks any free port.
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102

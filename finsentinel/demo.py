@@ -25,6 +25,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -159,10 +160,12 @@ def run_demo(
             f"{settings.bootstrap_servers}; topics {topics.raw_news}, {topics.raw_comments} "
             f"-> {topics.scored} -> {topics.alerts}"
         )
-        summary = _run_pipeline(options, settings, topics, state, console, until)
-    summary.seconds = time.monotonic() - started
-    _print_summary(summary, console)
-    return summary
+
+        def show(summary: DemoSummary) -> None:
+            summary.seconds = time.monotonic() - started
+            _print_summary(summary, console)
+
+        return _run_pipeline(options, settings, topics, state, console, until, show)
 
 
 def _run_pipeline(
@@ -172,7 +175,10 @@ def _run_pipeline(
     state: Path,
     console: Console,
     until: StopFlag | None,
+    show: Callable[[DemoSummary], None],
 ) -> DemoSummary:
+    """Run the services over the corpus; ``show`` the summary as soon as it is known (with
+    ``keep_running``, before waiting for Ctrl+C)."""
     from alerts.service import AlertService
     from alerts.settings import AlertSettings
     from ingest.config import FilesSpec
@@ -239,10 +245,10 @@ def _run_pipeline(
         if report.failed:
             raise DemoError(f"the crawler could not read the corpus: {report.failed}")
         _follow(scorer, alerter, summary.documents_in, threads, deadline, console)
-        alerter.flush()
         summary.alerts = alerter.alerts()
         summary.scored = scorer.stats.scored
         summary.dead_lettered = ingest_rejects + scorer.stats.dead_lettered
+        show(summary)
         if options.keep_running:
             console.print("[bold]Services keep running[/]: press Ctrl+C to stop.")
             (until or threads.stop).wait(10**9)
@@ -262,7 +268,9 @@ def _follow(
     deadline: float,
     console: Console,
 ) -> None:
-    """Show progress until every produced document is scored and aggregated."""
+    """Show progress until every produced document is scored and aggregated, then flush the
+    alerts service (end of the corpus: every bucket closes, the detectors decide) and show
+    how many alerts that raised."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -273,30 +281,32 @@ def _follow(
         scored = progress.add_task("scored", total=total)
         aggregated = progress.add_task("aggregated", total=total)
 
+        def raised() -> str:
+            return f"aggregated ({alerter.stats['alerts'].get('firing', 0)} alerts raised)"  # type: ignore[attr-defined]
+
         def done() -> bool:
             s = scorer.stats  # type: ignore[attr-defined]
             a = alerter.stats  # type: ignore[attr-defined]
             seen = sum(a[k] for k in ("accepted", "duplicate", "late", "future", "invalid"))
             progress.update(scored, completed=s.scored + s.dead_lettered)
-            progress.update(
-                aggregated,
-                completed=seen,
-                description=f"aggregated ({a['alerts']['firing']} alerts firing)",
-            )
+            progress.update(aggregated, completed=seen, description=raised())
             return s.scored + s.dead_lettered >= total and seen >= s.scored
 
         _wait(done, threads, deadline, "scoring and aggregating the corpus")
+        # A back-fill raises its alerts when its buckets close, at the end of the input.
+        alerter.flush()  # type: ignore[attr-defined]
+        progress.update(aggregated, description=raised())
 
 
 def _print_summary(summary: DemoSummary, console: Console) -> None:
     for alert in summary.firing:
         console.print(
-            f"\n[bold red]ALERT[/] [{alert.severity}] {alert.summary}\n"
+            f"\n[bold red]ALERT[/] \\[{alert.severity}] {escape(alert.summary)}\n"
             f"  rule {alert.rule}, {alert.series_kind} {alert.series}, score {alert.score:.2f}, "
             f"observed {alert.observed:.2f} vs baseline {alert.baseline:.2f}"
         )
         for ev in alert.evidence[:3]:
-            console.print(f"  - {ev.title or ev.id}  ({ev.sentiment} {ev.confidence:.2f})")
+            console.print(f"  - {escape(ev.title or ev.id)}  ({ev.sentiment} {ev.confidence:.2f})")
     table = Table(title="FinSentinel demo")
     table.add_column("stage")
     table.add_column("count", justify="right")

@@ -71,6 +71,12 @@ class IngestMetrics:
             ["source"],
             registry=reg,
         )
+        self.breadth_updates = Counter(
+            f"{ns}_breadth_updates",
+            "Story breadth updates acknowledged (a produced story carried by more outlets).",
+            ["source"],
+            registry=reg,
+        )
         self.last_success = Gauge(
             f"{ns}_last_success_timestamp_seconds",
             "Unix time of the last successful pass.",
@@ -103,6 +109,7 @@ class IngestMetrics:
             self.rejected.labels(source=source, reason=reason)
         self.fetch_duration.labels(source=source)
         self.unacknowledged.labels(source=source)
+        self.breadth_updates.labels(source=source)
         self.last_success.labels(source=source)
         self.backed_off.labels(source=source).set(0)
         self.consecutive_failures.labels(source=source).set(0)

@@ -61,6 +61,9 @@ class IngestSettings(ServiceSettings):
     #: Extra company alias tables (CSV ``symbol,aliases``) on top of the shipped one;
     #: comma-separated or a JSON list in the environment (``..._ALIAS_FILES=a.csv,b.csv``).
     alias_files: tuple[Path, ...] = ()
+    #: Symbols linked whenever they stand bare in a text (upper case, not stop-listed),
+    #: on top of the shipped list; comma-separated or a JSON list (``..._TICKERS_ALWAYS=KO,PEP``).
+    tickers_always: tuple[str, ...] = ()
 
     # -- deduplication ----------------------------------------------------------
     #: Estimated Jaccard similarity (MinHash of 3-word shingles) from which two

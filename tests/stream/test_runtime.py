@@ -130,6 +130,7 @@ def test_log_options_after_the_subcommand_beat_those_before_and_the_environment(
 
 LIST_SETTINGS = [
     (IngestSettings, "FINSENTINEL_INGEST_ALIAS_FILES", "alias_files"),
+    (IngestSettings, "FINSENTINEL_INGEST_TICKERS_ALWAYS", "tickers_always"),
     (AlertSettings, "FINSENTINEL_ALERTS_WATCH_TICKERS", "watch_tickers"),
     (AlertSettings, "FINSENTINEL_ALERTS_METRIC_TOPICS", "metric_topics"),
     (AlertSettings, "FINSENTINEL_ALERTS_WINDOWS_S", "windows_s"),
