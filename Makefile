@@ -45,6 +45,7 @@ system-deps:
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check finsentinel ingest models stream alerts tests bench
 	$(VENV)/bin/ruff format --check finsentinel ingest models stream alerts tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy finsentinel ingest models stream alerts

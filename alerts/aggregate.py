@@ -35,14 +35,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from alerts.series import ALL_KEY, SeriesIndex, series_of
-from stream.contracts.schemas import AlertEvidence, ScoredDocument
+from stream.contracts.schemas import SENTIMENT_LABELS, AlertEvidence, ScoredDocument
 
 __all__ = ["COLUMNS", "Aggregator", "FinalBucket", "Outcome", "evidence_of"]
 
 #: Columns of a bucket's statistics, per series.
-COLUMNS: Final = ("total", "negative", "neutral", "positive", "confidence", "weighted_score")
+COLUMNS: Final = ("total", *SENTIMENT_LABELS, "confidence", "weighted_score")
 TOTAL, NEG, NEU, POS, CONF, WSCORE = range(6)
-_SENT_COL: Final = {"negative": NEG, "neutral": NEU, "positive": POS}
+_SENT_COL: Final = {label: NEG + i for i, label in enumerate(SENTIMENT_LABELS)}
 
 #: ``unsupported``: on time and new, but the model could not read it (another language,
 #: no text; :attr:`ScoredDocument.unsupported_reason`): it moves event time and is

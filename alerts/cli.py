@@ -13,9 +13,18 @@ from typing import Annotated, Any
 
 import typer
 
-from stream.runtime import EmbeddedBrokerOpt, load_settings
+from stream.runtime import (
+    EmbeddedBrokerOpt,
+    JsonLogsOpt,
+    Launch,
+    LogLevelOpt,
+    LogOptions,
+    exit_with,
+    launch,
+    load_settings,
+)
 
-__all__ = ["register"]
+__all__ = ["alert", "register", "serve"]
 
 alerts_app = typer.Typer(
     help="Inspect alerts, manage silences, test channels, detect offline.", no_args_is_help=True
@@ -70,6 +79,7 @@ def _rules(path: Path | None) -> Any:
 
 
 def alert(
+    ctx: typer.Context,
     rules: RulesOption = None,
     db: DbOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
@@ -91,23 +101,63 @@ def alert(
         ),
     ] = False,
     embedded_broker: EmbeddedBrokerOpt = False,
+    log_level: LogLevelOpt = None,
+    json_logs: JsonLogsOpt = False,
 ) -> None:
     """Run the alerting service until SIGTERM/Ctrl+C (then finish, checkpoint, exit 0).
 
     Needs KAFKA_BOOTSTRAP_SERVERS unless --embedded-broker is given.
     """
-    from alerts.__main__ import serve
+    overrides = {
+        "rules_path": rules,
+        "db_path": db,
+        "metrics_port": metrics_port,
+        "history": history or None,
+        "from_beginning": from_beginning or None,
+    }
+    logs = LogOptions.of(ctx, log_level, json_logs)
+    exit_with(serve(overrides, allow_embedded=embedded_broker, logs=logs))
 
-    settings = _settings(
-        rules_path=rules,
-        db_path=db,
-        metrics_port=metrics_port,
-        history=history or None,
-        from_beginning=from_beginning or None,
+
+def serve(
+    overrides: dict[str, Any] | None = None,
+    *,
+    allow_embedded: bool = False,
+    logs: LogOptions | None = None,
+) -> int:
+    """Run the service in this process until SIGTERM/SIGINT; its exit code
+    (see :func:`stream.runtime.launch`). A bad rules file is exit 2 before Kafka."""
+    from stream.contracts.topics import TopicNames
+
+    return launch(
+        "alerting service",
+        lambda: _service_settings(overrides or {}),
+        _run_service,
+        logs=logs,
+        topics=TopicNames.from_env(),
+        ensure=lambda t: (t.scored, t.alerts, t.deadletter),
+        allow_embedded=allow_embedded,
     )
-    _rules(settings.rules_path)  # a bad rules file is one line and exit 2, before Kafka
-    # The root app configured logging.
-    raise typer.Exit(serve(settings, configure_logs=False, allow_embedded=embedded_broker))
+
+
+def _service_settings(overrides: dict[str, Any]) -> Any:
+    from alerts.rules import load_rules
+    from alerts.settings import AlertSettings
+
+    settings = load_settings(AlertSettings, **overrides)
+    load_rules(settings.rules_path)  # a RulesError is a ConfigError: one line, exit 2
+    return settings
+
+
+def _run_service(job: Launch[Any]) -> None:
+    from alerts.service import AlertService
+
+    assert job.kafka is not None
+    service = AlertService(job.settings, kafka=job.kafka, topics=job.topics)
+    try:
+        service.run(job.stop)
+    finally:
+        service.close()
 
 
 @alerts_app.command("list")

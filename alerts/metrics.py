@@ -33,7 +33,7 @@ from alerts.notify.worker import OUTCOMES
 from alerts.rules import RulesFile
 from alerts.series import SeriesIndex
 from alerts.windows import Trend
-from stream.contracts.schemas import Alert
+from stream.contracts.schemas import SENTIMENT_LABELS, Alert
 
 __all__ = ["AlertMetrics"]
 
@@ -42,7 +42,7 @@ DOC_OUTCOMES = ("accepted", "duplicate", "late", "future", "invalid", "unsupport
 SEVERITIES = ("info", "warning", "critical")
 STATES = ("firing", "updated", "resolved")
 CHANNEL_TYPES = ("webhook", "slack", "email", "alertmanager")
-SENTIMENTS = ("negative", "neutral", "positive")
+SENTIMENTS = SENTIMENT_LABELS
 
 
 class _Snapshot(Collector):

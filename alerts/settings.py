@@ -16,12 +16,13 @@ Value error, windows_s: 90 is not a multiple of bucket_s=60; use e.g. 60 or 120
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from models.labels import TOPIC_LABELS
+from stream.settings import ServiceSettings
 
 __all__ = ["DEFAULT_RULES_PATH", "AlertSettings"]
 
@@ -29,7 +30,7 @@ __all__ = ["DEFAULT_RULES_PATH", "AlertSettings"]
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules.default.yaml")
 
 
-class AlertSettings(BaseSettings):
+class AlertSettings(ServiceSettings):
     """How the alerting service aggregates, evaluates, stores and notifies."""
 
     model_config = SettingsConfigDict(env_prefix="FINSENTINEL_ALERTS_", extra="forbid", frozen=True)
@@ -110,7 +111,7 @@ class AlertSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     #: 0 picks any free port.
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Logging: FINSENTINEL_LOG_LEVEL / FINSENTINEL_JSON_LOGS, like every service (stream.logs).
 
     @model_validator(mode="after")
     def _check(self) -> AlertSettings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from stream.contracts.schemas import Alert, AlertEvidence, ScoredDocument
+from stream.contracts.schemas import SENTIMENT_LABELS, Alert, AlertEvidence, ScoredDocument
 
 __all__ = ["sample_alert", "scored", "synthetic_stream"]
 
@@ -91,7 +91,7 @@ def synthetic_stream(
     out: list[ScoredDocument] = []
     for i in range(docs):
         at = start + timedelta(seconds=rng.uniform(0, span_s))
-        sentiment = rng.choices(["negative", "neutral", "positive"], [0.25, 0.45, 0.30])[0]
+        sentiment = rng.choices(SENTIMENT_LABELS, [0.25, 0.45, 0.30])[0]
         out.append(
             scored(
                 f"s{seed}-{i}",

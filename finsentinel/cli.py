@@ -12,7 +12,8 @@ import importlib
 
 import typer
 
-from stream.runtime import configure_logging
+from stream.contracts.errors import ConfigError
+from stream.runtime import JsonLogsOpt, LogLevelOpt, LogOptions, configure_logging
 
 __all__ = ["app", "main"]
 
@@ -23,6 +24,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Rich's panels print a type such as <bool> even for flags,
+    # which take no value (``--json-logs true`` then reads "true" as a command).
+    rich_markup_mode=None,
 )
 
 #: Modules whose ``register(app)`` adds commands, in the order ``--help`` lists them.
@@ -38,15 +42,14 @@ COMMAND_MODULES = (
 
 
 @app.callback()
-def _root(
-    log_level: str = typer.Option(
-        "INFO", "--log-level", envvar="FINSENTINEL_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR."
-    ),
-    json_logs: bool = typer.Option(
-        False, "--json-logs", envvar="FINSENTINEL_JSON_LOGS", help="One JSON object per log line."
-    ),
-) -> None:
-    configure_logging(log_level, json_logs=json_logs)
+def _root(log_level: LogLevelOpt = None, json_logs: JsonLogsOpt = False) -> None:
+    # Service commands take --log-level/--json-logs after their name too (stream.runtime).
+    try:
+        chosen = LogOptions(log_level, json_logs).resolve()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(chosen.log_level, json_logs=chosen.json_logs)
 
 
 def _register_all() -> None:

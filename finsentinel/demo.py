@@ -244,7 +244,7 @@ def _run_pipeline(
             kafka=kafka,
             topics=topics,
             metrics=ingest_metrics,
-            settings=IngestSettings(state_dir=state / "ingest", alias_files=[DEMO_ALIASES]),
+            settings=IngestSettings(state_dir=state / "ingest", alias_files=(DEMO_ALIASES,)),
         )
         summary.documents_in = report.produced
         summary.duplicates = sum(report.duplicates.values())

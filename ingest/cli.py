@@ -10,6 +10,7 @@
 ``crawl`` needs ``KAFKA_BOOTSTRAP_SERVERS`` unless ``--embedded-broker`` asks
 for a throw-away in-memory broker (local trials only).
 
+``crawl`` (and ``python -m ingest``) is launched by :func:`stream.runtime.launch`.
 Exit codes: 0 success, 1 a source or the broker failed, 2 invalid settings
 (no bootstrap servers included) or sources file (one line on stderr, no
 traceback).
@@ -23,11 +24,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stream.runtime import EmbeddedBrokerOpt, load_settings
+from stream.runtime import (
+    EmbeddedBrokerOpt,
+    JsonLogsOpt,
+    LogLevelOpt,
+    LogOptions,
+    exit_with,
+    launch,
+    load_settings,
+    topic_names,
+)
 
 if TYPE_CHECKING:
     from ingest.crawler import IngestReport
     from ingest.settings import IngestSettings
+    from stream.runtime import Launch
 
 __all__ = ["check", "crawl", "register"]
 
@@ -58,6 +69,7 @@ def _settings(sources: Path | None) -> IngestSettings:
 
 
 def crawl(
+    ctx: typer.Context,
     sources: SourcesOpt = None,
     once: Annotated[
         str | None, typer.Option("--once", help="Run one pass of this source and exit.")
@@ -67,55 +79,48 @@ def crawl(
     ] = None,
     topic_prefix: PrefixOpt = None,
     embedded_broker: EmbeddedBrokerOpt = False,
+    log_level: LogLevelOpt = None,
+    json_logs: JsonLogsOpt = False,
 ) -> None:
     """Crawl the configured sources into Kafka (scheduled), or one source once."""
-    from ingest.config import load_sources
     from ingest.exceptions import SourceConfigError
-    from stream.contracts.errors import BrokerError, ConfigError
-    from stream.contracts.topics import TopicNames
-    from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
 
-    settings = _settings(sources)
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"metrics_port": metrics_port})
-    try:
+    def load() -> tuple[IngestSettings, list[Any]]:
+        from ingest.config import load_sources
+        from ingest.settings import IngestSettings
+
+        settings = load_settings(IngestSettings, sources_file=sources, metrics_port=metrics_port)
         spec_file = load_sources(settings.sources_file)
-        specs = [spec_file.get(once)] if once else spec_file.enabled
-        kafka = load_settings(KafkaSettings)
-    except (SourceConfigError, ConfigError) as exc:
-        raise _fail(2, str(exc)) from None
-    topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
-    try:
-        with kafka_connection(kafka, allow_embedded=embedded_broker) as connected:
-            ensure_topics(connected, topics.all)
-            if once:
-                report = _run_once(specs, settings, connected, topics)
-                _print_report(report)
-                code = 1 if report.failed else 0
-            else:
-                code = _serve(specs, settings, connected, topics)
-    except ConfigError as exc:
-        raise _fail(2, str(exc)) from None
-    except BrokerError as exc:
-        raise _fail(1, str(exc)) from None
-    except OSError as exc:
-        raise _fail(1, f"cannot serve metrics on port {settings.metrics_port}: {exc}") from None
-    if code:
-        raise typer.Exit(code)
+        return settings, [spec_file.get(once)] if once else spec_file.enabled
+
+    code = launch(
+        "crawler",
+        load,
+        _run_once if once else _serve,
+        logs=LogOptions.of(ctx, log_level, json_logs),
+        topics=topic_names(topic_prefix),
+        allow_embedded=embedded_broker,
+        input_errors=(SourceConfigError,),
+    )
+    exit_with(code)
 
 
-def _run_once(specs: list[Any], settings: Any, kafka: Any, topics: Any) -> IngestReport:
+def _run_once(job: Launch[tuple[IngestSettings, list[Any]]]) -> int:
     from ingest.service import run_once
 
-    return run_once(specs, kafka=kafka, topics=topics, settings=settings)
+    settings, specs = job.settings
+    assert job.kafka is not None
+    report = run_once(specs, kafka=job.kafka, topics=job.topics, settings=settings)
+    _print_report(report)
+    return 1 if report.failed else 0
 
 
-def _serve(specs: list[Any], settings: Any, kafka: Any, topics: Any) -> int:
+def _serve(job: Launch[tuple[IngestSettings, list[Any]]]) -> None:
     from ingest.service import IngestService
-    from stream.runtime import StopFlag
 
-    IngestService(settings, specs, kafka=kafka, topics=topics).run(StopFlag().install())
-    return 0
+    settings, specs = job.settings
+    assert job.kafka is not None
+    IngestService(settings, specs, kafka=job.kafka, topics=job.topics).run(job.stop)
 
 
 def _print_report(report: IngestReport) -> None:

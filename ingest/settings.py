@@ -18,12 +18,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from stream.settings import ServiceSettings
 
 __all__ = ["IngestSettings"]
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(ServiceSettings):
     """Everything the crawler service needs except Kafka (see ``stream.kafka.KafkaSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="FINSENTINEL_INGEST_", extra="forbid", frozen=True)
@@ -57,11 +59,11 @@ class IngestSettings(BaseSettings):
 
     # -- entities ---------------------------------------------------------------
     #: Extra company alias tables (CSV ``symbol,aliases``) on top of the shipped one;
-    #: a JSON list in the environment (`FINSENTINEL_INGEST_ALIAS_FILES='["a.csv"]'`).
-    alias_files: list[Path] = []
+    #: comma-separated or a JSON list in the environment (``..._ALIAS_FILES=a.csv,b.csv``).
+    alias_files: tuple[Path, ...] = ()
     #: Symbols linked whenever they stand bare in a text (upper case, not stop-listed),
-    #: on top of the shipped list; a JSON list (`FINSENTINEL_INGEST_TICKERS_ALWAYS='["KO"]'`).
-    tickers_always: list[str] = []
+    #: on top of the shipped list; comma-separated or a JSON list (``..._TICKERS_ALWAYS=KO,PEP``).
+    tickers_always: tuple[str, ...] = ()
 
     # -- deduplication ----------------------------------------------------------
     #: Estimated Jaccard similarity (MinHash of 3-word shingles) from which two
@@ -88,11 +90,9 @@ class IngestSettings(BaseSettings):
     #: How long a pass waits for the broker to acknowledge what it produced.
     produce_timeout_s: float = Field(default=60.0, gt=0)
 
-    # -- endpoint and logging ---------------------------------------------------
+    # -- endpoint (logging: FINSENTINEL_LOG_LEVEL / FINSENTINEL_JSON_LOGS, stream.logs) ----
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9103, ge=0, le=65_535)
-    log_level: str = "INFO"
-    json_logs: bool = False
 
     @property
     def user_agent(self) -> str:

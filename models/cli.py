@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from models.exceptions import DataError, ExportError, ModelDirError, ModelError, TrainingError
@@ -63,6 +64,15 @@ def _progress() -> Any:
     )
 
 
+def _hp(name: str, help: str = "", *, min: float | None = None, max: float | None = None) -> Any:
+    """A ``train`` option whose default is :class:`TrainConfig`'s (shown, never copied)."""
+    from models.training.config import TrainConfig
+
+    default = TrainConfig.model_fields[name].default
+    text = f"{help} [default: {default}]".strip()
+    return typer.Option(help=text, show_default=False, min=min, max=max)
+
+
 def train(
     sentiment_data: Annotated[
         Path | None, typer.Option(help="Labeled file for the sentiment head.")
@@ -74,17 +84,17 @@ def train(
     base_model: Annotated[
         Path | None, typer.Option(help="Local HF encoder dir (default: MiniLM).")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 4,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    learning_rate: Annotated[float, typer.Option()] = 8e-5,
-    max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
-    label_smoothing: Annotated[float, typer.Option()] = 0.05,
+    epochs: Annotated[int | None, _hp("epochs", min=1)] = None,
+    batch_size: Annotated[int | None, _hp("batch_size", min=1)] = None,
+    learning_rate: Annotated[float | None, _hp("learning_rate")] = None,
+    max_length: Annotated[int | None, _hp("max_length", min=8, max=512)] = None,
+    label_smoothing: Annotated[float | None, _hp("label_smoothing")] = None,
     class_weight_power: Annotated[
-        float, typer.Option(help="0: no class weights, 1: inverse freq.")
-    ] = 0.5,
-    val_fraction: Annotated[float, typer.Option()] = 0.1,
-    patience: Annotated[int, typer.Option(min=1)] = 2,
-    seed: Annotated[int, typer.Option()] = 0,
+        float | None, _hp("class_weight_power", "0: no class weights, 1: inverse freq.")
+    ] = None,
+    val_fraction: Annotated[float | None, _hp("val_fraction")] = None,
+    patience: Annotated[int | None, _hp("patience", min=1)] = None,
+    seed: Annotated[int | None, _hp("seed")] = None,
     max_train_minutes: Annotated[
         float | None, typer.Option(help="Stop training after this long.")
     ] = None,
@@ -99,8 +109,9 @@ def train(
         ),
     ] = None,
     pseudo_label_threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Keep a teacher label at p >= this.")
-    ] = 0.8,
+        float | None,
+        _hp("pseudo_label_threshold", "Keep a teacher label at p >= this.", min=0.0, max=1.0),
+    ] = None,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -116,22 +127,29 @@ def train(
         }
         if not files:
             raise TrainingError("give --sentiment-data and/or --topic-data")
-        config = TrainConfig(
-            base_model=str(base_model or default_base_model()),
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            max_length=max_length,
-            label_smoothing=label_smoothing,
-            class_weight_power=class_weight_power,
-            val_fraction=val_fraction,
-            patience=patience,
-            seed=seed,
-            max_train_minutes=max_train_minutes,
-            max_train_rows=max_train_rows,
-            teacher=None if teacher is None else str(teacher.resolve()),
-            pseudo_label_threshold=pseudo_label_threshold,
-        )
+        given: dict[str, Any] = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "max_length": max_length,
+            "label_smoothing": label_smoothing,
+            "class_weight_power": class_weight_power,
+            "val_fraction": val_fraction,
+            "patience": patience,
+            "seed": seed,
+            "max_train_minutes": max_train_minutes,
+            "max_train_rows": max_train_rows,
+            "teacher": None if teacher is None else str(teacher.resolve()),
+            "pseudo_label_threshold": pseudo_label_threshold,
+        }
+        # Options left out take TrainConfig's defaults: they are declared there only.
+        given["base_model"] = str(base_model or default_base_model())
+        try:
+            config = TrainConfig.model_validate({k: v for k, v in given.items() if v is not None})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise TrainingError(f"--{where.replace('_', '-')}: {err['msg']}") from exc
         with _progress() as progress:
             task = progress.add_task("training", total=None)
 

@@ -34,9 +34,7 @@ SENTIMENT_DATA_IDS: Final[dict[int, str]] = {0: "negative", 1: "positive", 2: "n
 SENTIMENT_ALIASES: Final[dict[str, str]] = {
     "bearish": "negative",
     "bullish": "positive",
-    "negative": "negative",
-    "neutral": "neutral",
-    "positive": "positive",
+    **{label: label for label in SENTIMENT_LABELS},
 }
 
 #: The 20 topics of the zeroshot topic data set, in the order of its integer ids.

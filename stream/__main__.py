@@ -1,21 +1,19 @@
-"""``python -m stream``: run the stream scorer (see :mod:`stream.scorer.cli`)."""
+"""``python -m stream``: run the stream scorer (see :mod:`stream.scorer.cli`).
+
+The same command as ``finsentinel score``, launched the same way
+(:func:`stream.runtime.launch`): options, environment, logging and exit codes.
+"""
 
 from __future__ import annotations
 
-import os
-
-from stream.runtime import configure_logging, run_command
+from stream.runtime import run_command
 from stream.scorer.cli import score
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Configure logging, run the scorer until SIGTERM/Ctrl+C, return the exit code."""
-    configure_logging(
-        os.environ.get("FINSENTINEL_LOG_LEVEL", "INFO"),
-        json_logs=os.environ.get("FINSENTINEL_JSON_LOGS", "").lower() in ("1", "true", "yes"),
-    )
+    """Run the scorer until SIGTERM/Ctrl+C; its exit code."""
     return run_command(score, argv, "python -m stream")
 
 

@@ -49,7 +49,8 @@ class MetricsServer:
     ``ready()`` is true and 503 otherwise, with a one-line reason from
     ``status()``. ``port=0`` picks a free port (see :attr:`port`). Further GET
     routes come from ``routes`` (path prefix -> :data:`Route`); a route that raises
-    answers 500 and is logged.
+    answers 500 and is logged. A port that cannot be bound raises ``OSError`` naming
+    the host and port.
     """
 
     def __init__(
@@ -69,7 +70,12 @@ class MetricsServer:
         self.routes = dict(routes or {})
         self._ready = ready
         self._status = status
-        self._server = ThreadingHTTPServer((host, port), self._handler())
+        try:
+            self._server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:  # say which endpoint: "Address already in use" alone does not
+            raise OSError(
+                exc.errno, f"cannot serve metrics on {host}:{port}: {exc.strerror}"
+            ) from exc
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -20,10 +20,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from stream.broker import EmbeddedBroker
 from stream.contracts.errors import BrokerError, ConfigError
+from stream.settings import ServiceSettings
 
 __all__ = [
     "KafkaSettings",
@@ -37,7 +38,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(ServiceSettings):
     """How to reach Kafka. Environment variables: ``KAFKA_<FIELD>`` (upper case).
 
     >>> KafkaSettings(bootstrap_servers="k1:9092").client_kwargs()["bootstrap_servers"]

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from alerts.aggregate import COLUMNS, FinalBucket
 from alerts.series import ALL_KEY, SeriesIndex
-from stream.contracts.schemas import AlertEvidence
+from stream.contracts.schemas import SENTIMENT_LABELS, AlertEvidence
 
 __all__ = ["BUCKET_COLUMNS", "BucketBuilder", "LazyEvidence"]
 
@@ -57,7 +57,6 @@ BUCKET_COLUMNS: Final = (
     "url",
     "unsupported_reason",
 )
-_SENTIMENTS: Final = ("negative", "neutral", "positive")
 _EVIDENCE_COLUMNS: Final = ("id", "title", "body", "url", "source", "published_at", "sentiment")
 
 
@@ -214,12 +213,14 @@ class BucketBuilder:
 
     def _values(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         sentiment = table["sentiment"].to_numpy(zero_copy_only=False)
-        probs = {s: table[f"p_{s}"].to_numpy(zero_copy_only=False) for s in _SENTIMENTS}
-        conf = np.select([sentiment == s for s in _SENTIMENTS], [probs[s] for s in _SENTIMENTS])
+        probs = {s: table[f"p_{s}"].to_numpy(zero_copy_only=False) for s in SENTIMENT_LABELS}
+        conf = np.select(
+            [sentiment == s for s in SENTIMENT_LABELS], [probs[s] for s in SENTIMENT_LABELS]
+        )
         score = table["sentiment_score"].to_numpy(zero_copy_only=False)
         values = np.zeros((table.num_rows, len(COLUMNS)))
         values[:, 0] = 1.0
-        for j, s in enumerate(_SENTIMENTS, start=1):
+        for j, s in enumerate(SENTIMENT_LABELS, start=1):
             values[:, j] = sentiment == s
         values[:, 4] = conf
         values[:, 5] = conf * score

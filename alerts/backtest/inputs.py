@@ -30,11 +30,10 @@ import pyarrow.parquet as pq
 
 from alerts.backtest.frames import BUCKET_COLUMNS
 from alerts.exceptions import InputError
+from stream.contracts.schemas import SENTIMENT_LABELS
 from stream.history.query import HistoryQuery, iter_days
 
 __all__ = ["archive_tables", "file_tables"]
-
-_SENTIMENTS = ("negative", "neutral", "positive")
 
 
 def archive_tables(
@@ -83,9 +82,11 @@ def _normalise(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise InputError(f"{path}: published_at is not a time column: {exc}") from exc
     sentiment = df["sentiment"].astype(str).str.lower()
-    bad = sorted(set(sentiment) - set(_SENTIMENTS))
+    bad = sorted(set(sentiment) - set(SENTIMENT_LABELS))
     if bad:
-        raise InputError(f"{path}: unknown sentiment values {bad[:5]} (use {list(_SENTIMENTS)})")
+        raise InputError(
+            f"{path}: unknown sentiment values {bad[:5]} (use {list(SENTIMENT_LABELS)})"
+        )
     out["sentiment"] = sentiment
     n = len(df)
     out["id"] = df["id"].astype(str) if "id" in df else [f"row-{i}" for i in range(n)]
@@ -93,7 +94,7 @@ def _normalise(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     topic = next((c for c in ("topic_label", "topic") if c in df), None)
     out["topic_label"] = df[topic].astype(str) if topic else "unknown"
     out["tickers"] = df["tickers"].map(_tickers) if "tickers" in df else [[] for _ in range(n)]
-    for s in _SENTIMENTS:
+    for s in SENTIMENT_LABELS:
         col = f"p_{s}"
         out[col] = df[col].astype(float) if col in df else (sentiment == s).astype(float)
     default_score = out["p_positive"] - out["p_negative"]

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from stream.contracts.schemas import SENTIMENT_LABELS
 from stream.history.schema import SCORED_SCHEMA
 
 __all__ = ["HOURLY_PROFILE", "PlantedEvent", "synthesize", "write_archive", "write_labels"]
@@ -160,7 +161,7 @@ def _columns(
 def _finish(cols: dict[str, Any], model_version: str) -> dict[str, Any]:
     n = cols["n"]
     p_neg, p_neu, p_pos = cols["p"]
-    keys = pa.array(["negative", "neutral", "positive"] * n)
+    keys = pa.array(list(SENTIMENT_LABELS) * n)
     probs = pa.MapArray.from_arrays(
         np.arange(0, 3 * n + 1, 3, dtype=np.int32),
         keys,

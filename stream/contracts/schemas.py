@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -63,8 +63,10 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 #: Largest message a consumer accepts; larger ones are dead-lettered as ``too_large``.
 MAX_MESSAGE_BYTES: Final = 1_000_000
+#: A sentiment class; the one place the classes are spelled.
+Sentiment = Literal["negative", "neutral", "positive"]
 #: Sentiment classes, in the order of the model's sentiment head.
-SENTIMENT_LABELS: Final = ("negative", "neutral", "positive")
+SENTIMENT_LABELS: Final[tuple[Sentiment, ...]] = get_args(Sentiment)
 #: Why the model's sentiment of a document is not to be trusted (``None``: it is).
 #: ``language``: the text is in a language the model was not trained on;
 #: ``no_text``: too few words to read (emoji, cashtags, links only).
@@ -84,7 +86,6 @@ _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 Kind = Literal["news", "comment"]
-Sentiment = Literal["negative", "neutral", "positive"]
 Ticker = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")]
 ShortStr = Annotated[str, Field(max_length=512)]
 

@@ -20,10 +20,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stream.runtime import EmbeddedBrokerOpt, load_settings
+from stream.runtime import (
+    EmbeddedBrokerOpt,
+    JsonLogsOpt,
+    LogLevelOpt,
+    LogOptions,
+    exit_with,
+    launch,
+    load_settings,
+    topic_names,
+)
 
 if TYPE_CHECKING:
     from stream.history.replay import ReplayItem
+    from stream.runtime import Launch, StopFlag
 
 __all__ = ["archive", "register", "replay_command"]
 
@@ -44,6 +54,7 @@ def _time(text: str, name: str) -> datetime:
 
 
 def archive(
+    ctx: typer.Context,
     root_dir: Annotated[Path | None, typer.Option(help="Archive directory.")] = None,
     group_id: Annotated[str | None, typer.Option(help="Consumer group of the sink.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any).")] = None,
@@ -51,32 +62,28 @@ def archive(
         str | None, typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix.")
     ] = None,
     embedded_broker: EmbeddedBrokerOpt = False,
+    log_level: LogLevelOpt = None,
+    json_logs: JsonLogsOpt = False,
 ) -> None:
     """Archive raw and scored documents from Kafka into Parquet files (until Ctrl+C)."""
-    from stream.contracts.errors import BrokerError, ConfigError
-    from stream.contracts.topics import TopicNames
-    from stream.history.archive import ArchiveSink
     from stream.history.settings import ArchiveSettings
-    from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
-    from stream.runtime import StopFlag
 
-    try:
-        settings = load_settings(
-            ArchiveSettings, root_dir=root_dir, group_id=group_id, metrics_port=metrics_port
-        )
-        kafka = load_settings(KafkaSettings)
-    except ConfigError as exc:
-        raise _fail(2, str(exc)) from exc
-    topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
-    try:
-        with kafka_connection(kafka, allow_embedded=embedded_broker) as connected:
-            flag = StopFlag().install()
-            ensure_topics(connected, topics.all)
-            ArchiveSink(settings, kafka=connected, topics=topics).run(flag)
-    except ConfigError as exc:
-        raise _fail(2, str(exc)) from exc
-    except (BrokerError, OSError) as exc:
-        raise _fail(1, str(exc)) from exc
+    def run(job: Launch[ArchiveSettings]) -> None:
+        from stream.history.archive import ArchiveSink
+
+        assert job.kafka is not None
+        ArchiveSink(job.settings, kafka=job.kafka, topics=job.topics).run(job.stop)
+
+    given = {"root_dir": root_dir, "group_id": group_id, "metrics_port": metrics_port}
+    code = launch(
+        "archive",
+        lambda: load_settings(ArchiveSettings, **given),
+        run,
+        logs=LogOptions.of(ctx, log_level, json_logs),
+        topics=topic_names(topic_prefix),
+        allow_embedded=embedded_broker,
+    )
+    exit_with(code)
 
 
 def _kafka_items(
@@ -121,6 +128,7 @@ def _filters(sources: list[str], tickers: list[str]) -> Any:
 
 
 def replay_command(
+    ctx: typer.Context,
     start: Annotated[str, typer.Option("--from", help="Start (ISO-8601, UTC if no offset).")],
     end: Annotated[str, typer.Option("--to", help="End, exclusive.")],
     from_kafka: Annotated[bool, typer.Option("--from-kafka", help="Read Kafka by time.")] = False,
@@ -140,6 +148,8 @@ def replay_command(
         str | None, typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix.")
     ] = None,
     embedded_broker: EmbeddedBrokerOpt = False,
+    log_level: LogLevelOpt = None,
+    json_logs: JsonLogsOpt = False,
 ) -> None:
     """Replay history from Kafka or the archive into a topic and/or a Parquet file."""
     from stream.history.replay import parse_speed
@@ -165,47 +175,50 @@ def replay_command(
         "reorder_window": reorder_window, "topic_prefix": topic_prefix,
         "embedded_broker": embedded_broker,
     }  # fmt: skip
-    _run_replay(opts)
+    exit_with(_run_replay(opts, LogOptions.of(ctx, log_level, json_logs)))
 
 
-def _run_replay(o: dict[str, Any]) -> None:
+def _run_replay(o: dict[str, Any], logs: LogOptions) -> int:
     from models.exceptions import ModelError
-    from stream.contracts.errors import BrokerError, ConfigError
-    from stream.contracts.topics import TopicNames
-    from stream.history.query import HistoryError, HistoryQuery
-    from stream.kafka import KafkaSettings, kafka_connection
+    from stream.history.query import HistoryError
 
-    names = TopicNames.with_prefix(o["topic_prefix"]) if o["topic_prefix"] else TopicNames()
+    names = topic_names(o["topic_prefix"])
     o["scored_topic"] = names.scored
-    try:
-        if o["archive_dir"] is not None:
-            query = HistoryQuery(
-                o["kind"], o["t0"], o["t1"], tuple(o["sources"]), tuple(o["tickers"]),
-                tuple(o["topics"]),
-            )  # fmt: skip
-            items = _archive_items(o["archive_dir"], query)
-            if o["to_topic"] is None:
-                _drive(o, items, None)
-                return
-        kafka_env = load_settings(KafkaSettings)
-        with kafka_connection(kafka_env, allow_embedded=o["embedded_broker"]) as kafka:
-            if o["from_kafka"]:
-                topics = o["topics"] or [names.scored]
-                keep = _filters(o["sources"], o["tickers"])
-                items = _kafka_items(kafka, topics, o["t0"], o["t1"], o["reorder_window"], keep)
-            _drive(o, items, kafka)
-    except (HistoryError, ModelError, ConfigError) as exc:
-        raise _fail(2, str(exc)) from exc
-    except (BrokerError, OSError) as exc:
-        raise _fail(1, str(exc)) from exc
+    return launch(
+        "replay",
+        lambda: o,
+        _replay,
+        logs=logs,
+        topics=names,
+        ensure=None,
+        kafka=o["from_kafka"] or o["to_topic"] is not None,
+        allow_embedded=o["embedded_broker"],
+        input_errors=(HistoryError, ModelError),
+    )
 
 
-def _drive(o: dict[str, Any], items: Iterator[ReplayItem], kafka: Any) -> None:
+def _replay(job: Launch[dict[str, Any]]) -> None:
+    from stream.history.query import HistoryQuery
+
+    o, kafka = job.settings, job.kafka
+    if o["archive_dir"] is not None:
+        query = HistoryQuery(
+            o["kind"], o["t0"], o["t1"], tuple(o["sources"]), tuple(o["tickers"]),
+            tuple(o["topics"]),
+        )  # fmt: skip
+        items = _archive_items(o["archive_dir"], query)
+    else:
+        topics = o["topics"] or [job.topics.scored]
+        keep = _filters(o["sources"], o["tickers"])
+        items = _kafka_items(kafka, topics, o["t0"], o["t1"], o["reorder_window"], keep)
+    _drive(o, items, kafka, job.stop)
+
+
+def _drive(o: dict[str, Any], items: Iterator[ReplayItem], kafka: Any, flag: StopFlag) -> None:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from stream.history.replay import Pacer, ParquetSink, Rescorer, TopicSink, replay
     from stream.kafka import make_producer
-    from stream.runtime import StopFlag
 
     rescorer = Rescorer.load(o["rescore_model"]) if o["rescore_model"] else None
     topic_sink = None
@@ -220,7 +233,6 @@ def _drive(o: dict[str, Any], items: Iterator[ReplayItem], kafka: Any) -> None:
         else:
             scored = o["kind"] == "scored"
         parquet_sink = ParquetSink(o["out"], scored=scored, rescored=rescorer is not None)
-    flag = StopFlag().install()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("replaying: 0 documents", total=None)

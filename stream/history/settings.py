@@ -16,14 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from stream.contracts.errors import ConfigError
+from stream.settings import ServiceSettings
 
 __all__ = ["ArchiveSettings"]
 
 
-class ArchiveSettings(BaseSettings):
+class ArchiveSettings(ServiceSettings):
     """How the archive sink consumes, writes and rotates Parquet files."""
 
     model_config = SettingsConfigDict(

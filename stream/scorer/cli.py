@@ -3,7 +3,8 @@
 Options override ``FINSENTINEL_SCORER_*`` environment variables; Kafka comes
 from ``KAFKA_*``. Without ``KAFKA_BOOTSTRAP_SERVERS`` the scorer refuses to start
 unless ``--embedded-broker`` asks for a throw-away in-memory broker (local
-trials only). Exit codes: 0 after SIGTERM/Ctrl+C (current batch finished and
+trials only). Launched by :func:`stream.runtime.launch`, so the exit codes are
+those of every service: 0 after SIGTERM/Ctrl+C (current batch finished and
 committed), 2 for invalid settings (no bootstrap servers included) or a bad
 model directory, 1 when the service cannot run (GPU required but unusable,
 broker unreachable, metrics port taken).
@@ -13,66 +14,73 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stream.runtime import EmbeddedBrokerOpt, load_settings
+from stream.runtime import (
+    EmbeddedBrokerOpt,
+    JsonLogsOpt,
+    LogLevelOpt,
+    LogOptions,
+    exit_with,
+    launch,
+    load_settings,
+    topic_names,
+)
+
+if TYPE_CHECKING:
+    from stream.runtime import Launch, StopFlag
+    from stream.scorer.settings import ScorerSettings
 
 __all__ = ["register", "score", "serve"]
 
 logger = logging.getLogger(__name__)
 
-
-def _fail(code: int, message: str) -> int:
-    typer.echo(f"error: {message}", err=True)
-    return code
+REQUIRE_GPU_HINT = "unset FINSENTINEL_SCORER_REQUIRE_GPU to fall back to CPU"
 
 
 def serve(
     overrides: dict[str, Any],
     *,
     topic_prefix: str | None = None,
-    stop: Any = None,
+    stop: StopFlag | None = None,
     allow_embedded: bool = False,
+    logs: LogOptions | None = None,
 ) -> int:
     """Run the scorer until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code.
 
     No bootstrap servers is exit 2 unless ``allow_embedded`` (then a throw-away
     in-memory broker runs; see :func:`stream.kafka.kafka_connection`).
     """
-    from models.exceptions import ModelDirError, ProviderError
-    from stream.contracts.errors import BrokerError, ConfigError
-    from stream.contracts.topics import TopicNames
-    from stream.kafka import KafkaSettings, ensure_topics, kafka_connection
-    from stream.runtime import StopFlag
-    from stream.scorer.service import ScorerService
+    from models.exceptions import ModelDirError
     from stream.scorer.settings import ScorerSettings
 
+    return launch(
+        "scorer",
+        lambda: load_settings(ScorerSettings, **overrides),
+        _run,
+        logs=logs,
+        topics=topic_names(topic_prefix),
+        allow_embedded=allow_embedded,
+        stop=stop,
+        input_errors=(ModelDirError,),
+    )
+
+
+def _run(job: Launch[ScorerSettings]) -> None:
+    from models.exceptions import ProviderError
+    from stream.scorer.service import ScorerService
+
+    assert job.kafka is not None
     try:
-        settings = load_settings(ScorerSettings, **overrides)
-        kafka = load_settings(KafkaSettings)
-    except ConfigError as exc:
-        return _fail(2, str(exc))
-    topics = TopicNames.with_prefix(topic_prefix) if topic_prefix else TopicNames()
-    try:
-        with kafka_connection(kafka, allow_embedded=allow_embedded) as connected:
-            flag = stop if stop is not None else StopFlag().install()
-            ensure_topics(connected, topics.all)
-            ScorerService(settings, kafka=connected, topics=topics).run(flag)
-    except (ModelDirError, ConfigError) as exc:
-        return _fail(2, str(exc))
+        ScorerService(job.settings, kafka=job.kafka, topics=job.topics).run(job.stop)
     except ProviderError as exc:
-        return _fail(1, f"{exc} (unset FINSENTINEL_SCORER_REQUIRE_GPU to fall back to CPU)")
-    except BrokerError as exc:
-        return _fail(1, str(exc))
-    except OSError as exc:
-        return _fail(1, f"cannot serve metrics on {settings.metrics_host}:"
-                        f"{settings.metrics_port}: {exc}")  # fmt: skip
-    return 0
+        raise ProviderError(f"{exc} ({REQUIRE_GPU_HINT})") from exc
 
 
 def score(
+    ctx: typer.Context,
     model_dir: Annotated[
         Path | None, typer.Option(help="Model directory (default: the shipped model).")
     ] = None,
@@ -94,6 +102,8 @@ def score(
         typer.Option(envvar="FINSENTINEL_TOPIC_PREFIX", help="Topic name prefix."),
     ] = None,
     embedded_broker: EmbeddedBrokerOpt = False,
+    log_level: LogLevelOpt = None,
+    json_logs: JsonLogsOpt = False,
 ) -> None:
     """Score raw news and comments from Kafka and produce scored documents."""
     overrides = {
@@ -107,9 +117,8 @@ def score(
         "metrics_port": metrics_port,
     }
     given = {k: v for k, v in overrides.items() if v is not None}
-    code = serve(given, topic_prefix=topic_prefix, allow_embedded=embedded_broker)
-    if code:
-        raise typer.Exit(code)
+    logs = LogOptions.of(ctx, log_level, json_logs)
+    exit_with(serve(given, topic_prefix=topic_prefix, allow_embedded=embedded_broker, logs=logs))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from stream.contracts.errors import ConfigError
+from stream.settings import ServiceSettings
 
 __all__ = ["ScorerSettings"]
 
 
-class ScorerSettings(BaseSettings):
+class ScorerSettings(ServiceSettings):
     """How the scorer batches, scores and delivers. Kafka itself: :class:`KafkaSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="FINSENTINEL_SCORER_", extra="forbid", frozen=True)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.deploy.manifests import DEPLOY, REPO
 
-PACKAGES = ("ingest", "models", "stream", "alerts")
+PACKAGES = ("finsentinel", "ingest", "models", "stream", "alerts")
 #: Not needed at run time: docs next to the code, and the model, which the
 #: Dockerfiles copy to /opt/finsentinel/models/default themselves.
 NOT_SHIPPED = ("README.md",)

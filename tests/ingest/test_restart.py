@@ -125,7 +125,7 @@ def test_sigkill_mid_run_then_restart_delivers_every_story(
         "FINSENTINEL_INGEST_STATE_DIR": str(tmp_path / "state"),
         "FINSENTINEL_INGEST_METRICS_PORT": "0",
         "FINSENTINEL_INGEST_PER_HOST_MIN_INTERVAL_S": "0",
-        "FINSENTINEL_INGEST_LOG_LEVEL": "WARNING",
+        "FINSENTINEL_LOG_LEVEL": "WARNING",
     }
     cmd = [sys.executable, "-m", "ingest", "--sources", str(sources_file)]
 

@@ -172,3 +172,30 @@ def test_train_with_a_teacher_but_no_topic_texts_exits_2(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "no training texts without sentiment labels" in result.output
+
+
+def test_train_takes_the_defaults_it_is_not_given_from_train_config(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch", reason="the training entry point needs the [train] extra")
+    import models.training.run as training_run
+    from models.exceptions import TrainingError
+    from models.training.config import TrainConfig
+
+    seen: list[TrainConfig] = []
+
+    def capture(config: TrainConfig, *_args: object, **_kwargs: object) -> None:
+        seen.append(config)
+        raise TrainingError("captured")
+
+    monkeypatch.setattr(training_run, "run_training", capture)
+    data = tmp_path / "s.csv"
+    data.write_text("text,label\nAcme beats,positive\n", encoding="utf-8")
+    args = ["train", "--sentiment-data", str(data), "--base-model", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--epochs", "7"])
+    assert result.exit_code == 2 and "captured" in result.output
+    assert seen == [TrainConfig(base_model=str(tmp_path), epochs=7)]
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    helps = {p.name: p.help or "" for p in command.params}
+    for name in ("batch_size", "learning_rate", "pseudo_label_threshold"):
+        assert f"[default: {TrainConfig.model_fields[name].default}]" in helps[name]

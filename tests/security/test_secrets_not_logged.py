@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -87,13 +87,20 @@ def _env(broker: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], env: dict[str, str], port: int, seconds: float) -> tuple[str, str]:
-    """Run a service for ``seconds`` (or until it exits); its output and what it served."""
+def _run(
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    seconds: float,
+    until: Callable[[list[str]], bool] = lambda served: False,
+) -> tuple[str, str]:
+    """Run a service until ``until(served)`` holds, it exits or ``seconds`` passed (a busy
+    machine may take long to start it); its output and what it served."""
     proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    served = []
+    served: list[str] = []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None and not until(served):
         for path in ("/healthz", "/metrics"):
             with contextlib.suppress(httpx.HTTPError):  # not listening yet, or already gone
                 served.append(httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).text)
@@ -133,12 +140,15 @@ def test_alerts_with_channel_secrets_does_not_log_them(broker: str, tmp_path: Pa
     port = free_port()
     env = _env(
         broker,
-        FINSENTINEL_ALERTS_LOG_LEVEL="DEBUG",
         FINSENTINEL_ALERTS_RULES_PATH=str(rules),
         FINSENTINEL_ALERTS_DB_PATH=str(tmp_path / "a.sqlite"),
         FINSENTINEL_ALERTS_METRICS_PORT=str(port),
     )
-    out, served = _run([sys.executable, "-m", "alerts"], env, port, 12)
+
+    def ran(served: list[str]) -> bool:
+        return any("finsentinel_alerts" in text for text in served)
+
+    out, served = _run([sys.executable, "-m", "alerts"], env, port, 180, until=ran)
     assert "finsentinel_alerts" in served, out[-2000:]  # it ran and served its metrics
     assert "DEBUG" in out, out[-2000:]
     _assert_clean("python -m alerts", out, served)
@@ -158,12 +168,15 @@ def test_crawler_uses_its_api_token_and_does_not_log_it(
     port = free_port()
     env = _env(
         broker,
-        FINSENTINEL_INGEST_LOG_LEVEL="DEBUG",
         FINSENTINEL_INGEST_SOURCES_FILE=str(sources),
         FINSENTINEL_INGEST_STATE_DIR=str(tmp_path / "state"),
         FINSENTINEL_INGEST_METRICS_PORT=str(port),
     )
     _Api.tokens.clear()
-    out, served = _run([sys.executable, "-m", "ingest"], env, port, 12)
+
+    def fetched(_served: list[str]) -> bool:
+        return SECRETS["FS_API_TOKEN"] in _Api.tokens
+
+    out, served = _run([sys.executable, "-m", "ingest"], env, port, 180, until=fetched)
     assert SECRETS["FS_API_TOKEN"] in _Api.tokens, out[-2000:]
     _assert_clean("python -m ingest", out, served)
