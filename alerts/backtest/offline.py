@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from alerts.detectors import SeriesFrame
 from alerts.engine import build_detector
@@ -32,7 +34,9 @@ from alerts.exceptions import InputError
 from alerts.hysteresis import Hysteresis
 from alerts.rules import Rule
 
-__all__ = ["DetectSummary", "detect_csv", "detect_frame"]
+__all__ = ["DetectSummary", "detect_csv", "detect_frame", "detect_matrix"]
+
+FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,43 @@ def _infer_bucket_s(df: pd.DataFrame, time_column: str) -> int:
     return int(deltas.mode().iloc[0])  # the regular step; gaps are longer
 
 
+def detect_matrix(
+    values: FloatArray,
+    starts_s: NDArray[np.int64],
+    *,
+    rule: Rule,
+    bucket_s: int,
+    totals: FloatArray | None = None,
+) -> dict[str, FloatArray]:
+    """Run ``rule``'s detectors and hysteresis causally over regular buckets.
+
+    ``values`` (and ``totals``) have shape ``(buckets, series)``: many series run at
+    once, exactly as the live engine runs them. Returns arrays of that shape:
+    ``score_<detector>``, ``score``, ``decision``, ``fired`` and ``resolved``.
+    """
+    det = build_detector(rule, bucket_s=bucket_s, seasonal=True)
+    hyst = Hysteresis(
+        threshold=rule.threshold,
+        hold_buckets=-(-rule.hold_s // bucket_s),
+        clear_buckets=-(-rule.clear_s // bucket_s),
+    )
+    tot = values if totals is None else totals
+    shape = values.shape
+    out = {f"score_{d}": np.zeros(shape) for d in det.detectors}
+    out |= {k: np.zeros(shape) for k in ("score", "decision", "fired", "resolved")}
+    for i in range(shape[0]):
+        det.update(SeriesFrame(int(starts_s[i]), tot[i], values[i]))
+        for name, s in det.scores().items():
+            out[f"score_{name}"][i] = s
+        score = det.score()
+        hyst.update(score, _window_negative(det.get(), shape[1]) >= rule.min_negative)
+        out["score"][i] = score
+        out["decision"][i] = hyst.active
+        out["fired"][i] = hyst.fired
+        out["resolved"][i] = hyst.resolved
+    return out
+
+
 def detect_frame(
     df: pd.DataFrame,
     *,
@@ -92,44 +133,28 @@ def detect_frame(
     rule = rule.model_copy(update={"detectors": detectors})
     if rule.window_s % bucket_s:
         rule = rule.model_copy(update={"window_s": max(1, rule.window_s // bucket_s) * bucket_s})
-    det = build_detector(rule, bucket_s=bucket_s, seasonal=True)
-    hyst = Hysteresis(
-        threshold=rule.threshold,
-        hold_buckets=-(-rule.hold_s // bucket_s),
-        clear_buckets=-(-rule.clear_s // bucket_s),
-    )
-    neg = series[value_column].to_numpy(dtype=np.float64)
-    tot = series[total_column].to_numpy(dtype=np.float64) if total_column else neg
+    neg = series[value_column].to_numpy(dtype=np.float64)[:, None]
+    tot = series[total_column].to_numpy(dtype=np.float64)[:, None] if total_column else None
     starts = (series.index.asi8 // 10**9).astype(np.int64)
-    rows: dict[str, list[float]] = {f"score_{d}": [] for d in detectors}
-    rows |= {"score": [], "decision": [], "fired": [], "resolved": []}
-    for i in range(len(series)):
-        det.update(SeriesFrame.of(start_s=int(starts[i]), total=[tot[i]], negative=[neg[i]]))
-        for name, s in det.scores().items():
-            rows[f"score_{name}"].append(float(s[0]))
-        score = det.score()
-        window_neg = _window_negative(det.get())
-        hyst.update(score, np.array([window_neg >= rule.min_negative]))
-        rows["score"].append(float(score[0]))
-        rows["decision"].append(bool(hyst.active[0]))
-        rows["fired"].append(bool(hyst.fired[0]))
-        rows["resolved"].append(bool(hyst.resolved[0]))
+    res = detect_matrix(neg, starts, rule=rule, bucket_s=bucket_s, totals=tot)
     out = series.reset_index(names=time_column)
-    for name, values in rows.items():
+    for name, values in res.items():
         if name not in ("fired", "resolved"):
-            out[name] = values
-    out["state"] = np.where(rows["fired"], "firing", np.where(rows["resolved"], "resolved", ""))
+            out[name] = values[:, 0]
+    out["decision"] = out["decision"].astype(bool)
+    fired, resolved = res["fired"][:, 0] > 0, res["resolved"][:, 0] > 0
+    out["state"] = np.where(fired, "firing", np.where(resolved, "resolved", ""))
     return out
 
 
-def _window_negative(stats: dict[str, object]) -> float:
+def _window_negative(stats: dict[str, Any], n: int) -> FloatArray:
     count = stats.get("count")
     if isinstance(count, dict):
-        return float(count["observed"][0])
+        return np.asarray(count["observed"])
     share = stats.get("share")
     if isinstance(share, dict):
-        return float(np.nan_to_num(share["observed"][0]) * share["volume"][0])
-    return float("inf")
+        return np.asarray(np.nan_to_num(share["observed"]) * share["volume"])
+    return np.full(n, np.inf)
 
 
 def detect_csv(
