@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=60)
     parser.add_argument("--days", type=float, default=55)
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--only", default="", help="run the configurations whose name has this")
     args = parser.parse_args()
     t0 = time.perf_counter()
     corpus = generate_corpus(n_series=args.series, days=args.days, seed=args.seed)
@@ -109,6 +110,8 @@ def main() -> None:
     )
     print(header)
     for name, run in configs.items():
+        if args.only not in name:
+            continue
         t = time.perf_counter()
         scores, fired = run()
         elapsed = time.perf_counter() - t

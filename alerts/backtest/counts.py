@@ -95,37 +95,43 @@ def _baseline(rng: np.random.Generator, n: int, per_day: int, mean: float) -> Fl
     return mu * (mean / mu.mean())
 
 
-def _ordinary_bursts(
-    rng: np.random.Generator, n: int, per_day: int, mean: float, mu: FloatArray
-) -> FloatArray:
+def _ordinary_bursts(rng: np.random.Generator, n: int, per_day: int, mean: float) -> FloatArray:
+    """Expected extra documents of unlabeled bursts (about 0.7 a day, 0.5-3x the mean)."""
     extra = np.zeros(n)
     for _ in range(rng.poisson(0.7 * n / per_day)):
         t0 = int(rng.integers(0, n))
         amp = mean * np.exp(rng.uniform(np.log(0.5), np.log(3.0)))
         tau = np.exp(rng.uniform(np.log(2.0), np.log(36.0)))
         extra += _decay(n, t0, amp, tau, int(rng.integers(1, 4)))
-    return mu + extra
+    return extra
 
 
 def _plant(
-    rng: np.random.Generator, kind: str, mu: FloatArray, t0: int, mean: float, per_day: int
-) -> tuple[FloatArray, float]:
-    n = mu.shape[0]
+    rng: np.random.Generator,
+    kind: str,
+    base: FloatArray,
+    extra: FloatArray,
+    t0: int,
+    mean: float,
+    per_day: int,
+) -> tuple[FloatArray, FloatArray, float]:
+    """Add one anomaly: returns the new (base, extra) expectations and its size."""
+    n = base.shape[0]
     if kind == "spike":
         size = float(np.exp(rng.uniform(np.log(6.0), np.log(30.0))))
-        return mu + _decay(n, t0, size * mean, rng.uniform(1.0, 4.0), 1), size
+        return base, extra + _decay(n, t0, size * mean, rng.uniform(1.0, 4.0), 1), size
     if kind == "slow_burst":
         size = float(np.exp(rng.uniform(np.log(3.0), np.log(10.0))))
         tau = rng.uniform(2.0, 8.0) * per_day / 24
-        return mu + _decay(n, t0, size * mean, tau, int(rng.integers(1, 4))), size
+        return base, extra + _decay(n, t0, size * mean, tau, int(rng.integers(1, 4))), size
     if kind == "level_shift":
         size = float(rng.uniform(2.0, 4.0))
         end = min(n, t0 + int(rng.uniform(2.0, 5.0) * per_day))
-        out = mu.copy()
-        out[t0:end] *= size
-        return out, size
+        base = base.copy()
+        base[t0:end] *= size
+        return base, extra, size
     counts = float(rng.uniform(8.0, 30.0))  # sparse_spike: this many extra documents
-    return mu + _decay(n, t0, counts, 1.0, 1), counts / mean
+    return base, extra + _decay(n, t0, counts, 1.0, 1), counts / mean
 
 
 def _anomaly_rows(rng: np.random.Generator, n: int, k: int, per_day: int) -> list[int]:
@@ -152,17 +158,18 @@ def generate_corpus(
         sparse = rng.random() < 0.3
         lo, hi = (0.4, SPARSE_MEAN) if sparse else (SPARSE_MEAN, 86.0)
         mean = means[j] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        mu = _baseline(rng, n, per_day, mean)
-        mu = _ordinary_bursts(rng, n, per_day, mean, mu)
+        base = _baseline(rng, n, per_day, mean)
+        extra = _ordinary_bursts(rng, n, per_day, mean)
         k = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
         for row in _anomaly_rows(rng, n, k, per_day):
             kinds = ["sparse_spike", "slow_burst"] if sparse else list(KINDS[:3])
             kind = str(rng.choice(kinds))
-            mu, size = _plant(rng, kind, mu, row, mean, per_day)
+            base, extra, size = _plant(rng, kind, base, extra, row, mean, per_day)
             anomalies.append(Anomaly(j, row, kind, size))
-        # Variance / mean of 1.5-5.5 on the busiest series, near 1 on sparse ones.
+        # The ordinary level is negative binomial (gamma-mixed Poisson): variance / mean of
+        # 1.5-5.5 on the busiest series, near 1 on sparse ones. Bursts add Poisson counts.
         ratio = 1.0 + rng.uniform(0.5, 4.5) * np.sqrt(mean / 86.0)
         shape = mean / (ratio - 1.0)
-        counts[:, j] = rng.poisson(mu * rng.gamma(shape, 1.0 / shape, n))
+        counts[:, j] = rng.poisson(base * rng.gamma(shape, 1.0 / shape, n) + extra)
     starts = int(START.timestamp()) + np.arange(n, dtype=np.int64) * bucket_s
     return CountCorpus(counts, starts, bucket_s, means, tuple(anomalies))
