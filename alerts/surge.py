@@ -199,14 +199,16 @@ class CountSurge:
     def dispersion(self) -> FloatArray:
         """``alpha`` per scale and series (variance = M + alpha M^2 for a window mean M)."""
         per = np.divide(self._dden, self._dw, out=np.zeros(self._dw.shape), where=self._dw > 0)
-        prior = 50.0 * per
+        # The prior weighs as 50 windows of expected count at least 1: on a sparse
+        # series one document more than expected says little about dispersion.
+        prior = 50.0 * np.maximum(per, 1.0)
         alpha = np.divide(
             self._dnum + self.alpha_prior * prior,
             self._dden + prior,
             out=np.full(per.shape, self.alpha_prior),
             where=(self._dden + prior) > 0,
         )
-        return np.clip(alpha, 0.0, 5.0)
+        return np.clip(alpha, 0.0, 2.0)
 
     def _push(self, x: FloatArray, mu: FloatArray) -> None:
         """Add one bucket to the rings and every scale's running sums."""
@@ -260,11 +262,11 @@ class CountSurge:
         ready = self._n >= self.min_history_buckets
         onset, _ = self._surprise.update(u, day=frame.start_s // 86_400, ready=ready)
         # Dispersion from each scale's residual, winsorised like the level.
-        sc = np.minimum(s, m + CLIP_SD * np.sqrt(m + alpha * m * m) + 2.0)
+        sc = np.minimum(s, m + CLIP_SD * np.sqrt(m + alpha * m * m))
         learn = full & (self._n > 0)
         decay = 1.0 - self._alpha_disp
         self._dw = np.where(learn, decay * self._dw + 1.0, self._dw)
-        self._dnum = np.where(learn, decay * self._dnum + (sc - m) ** 2 - m, self._dnum)
+        self._dnum = np.where(learn, decay * self._dnum + (sc - m) ** 2 - sc, self._dnum)
         self._dden = np.where(learn, decay * self._dden + m * m, self._dden)
         self._learn(frame.start_s, x, mu, alpha[0])
         self._observed, self._expected = s[0], m[0]
