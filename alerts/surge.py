@@ -251,8 +251,11 @@ class CountSurge:
         alpha = self.dispersion()
         full = np.array([self._count >= k for k in self._k])[:, None]
         s, m = self._sx, self._sm
-        p = nb2_sf(s, m, alpha)
-        u = np.where(full & (s >= self.min_count), surprise(p), 0.0)
+        # Only windows above their expectation can be surprising: the exact tail runs on
+        # those rows only (k = 0 elsewhere gives p = 1), which keeps many series cheap.
+        rows = full & (s >= self.min_count) & (s > m)
+        p = nb2_sf(np.where(rows, s, 0.0), m, alpha)
+        u = np.where(rows, surprise(p), 0.0)
         if self.half_effect is not None:
             # Longer sums need a smaller effect: a lasting rise is rarer than a brief one.
             k = np.array(self._k, dtype=np.float64)[:, None]
