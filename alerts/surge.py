@@ -50,7 +50,8 @@ from alerts.surprise import Surprise
 __all__ = ["CountSurge", "SlotFactors"]
 
 FloatArray = NDArray[np.float64]
-CLIP_SD = 3.0
+CLIP_SD = 3.0  # winsorisation of the dispersion residuals, in standard deviations
+LEVEL_CLIP_SD = 3.0  # ... and of the counts the level learns
 
 
 class SlotFactors:
@@ -225,7 +226,7 @@ class CountSurge:
 
     def _learn(self, start_s: int, x: FloatArray, mu: FloatArray, alpha: FloatArray) -> None:
         """Learn the bucket just scored, winsorised so it cannot drag the level."""
-        cap = mu + CLIP_SD * np.sqrt(mu + alpha * mu * mu) + 2.0
+        cap = mu + LEVEL_CLIP_SD * np.sqrt(mu + alpha * mu * mu) + 2.0
         xc = np.where(self._n >= 10, np.minimum(x, cap), x)
         level = self._level()
         h, d = self._factors(start_s)
