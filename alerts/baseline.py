@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -53,12 +53,25 @@ class SeriesFrame:
 
     ``prior_row`` names the row of the global ("all") series whose negative
     share serves as the baseline for series too young to have their own.
+    ``value`` is a real-valued statistic per series (e.g. the mean sentiment
+    score; NaN where the bucket has none), read by real-valued detectors; None
+    means they read ``negative``.
     """
 
     start_s: int
     total: FloatArray
     negative: FloatArray
     prior_row: int | None = None
+    value: FloatArray | None = None
+
+    def with_value(self, value: Any) -> SeriesFrame:
+        """This frame with ``value`` set (converted to a float array)."""
+        return replace(self, value=np.asarray(value, dtype=np.float64))
+
+    @property
+    def values(self) -> FloatArray:
+        """``value`` if given, else ``negative``."""
+        return self.negative if self.value is None else self.value
 
     @classmethod
     def of(

@@ -298,9 +298,11 @@ def test_notify(
 
 @alerts_app.command()
 def detect(
-    input: Annotated[Path, typer.Option("--input", help="CSV with a time and a count column")],
+    input: Annotated[Path, typer.Option("--input", help="CSV with a time and a value column")],
     time_column: Annotated[str, typer.Option("--time-column")],
-    value_column: Annotated[str, typer.Option("--value-column", help="Negative documents")],
+    value_column: Annotated[
+        str, typer.Option("--value-column", help="Counts (e.g. negative documents) or real values")
+    ],
     output: Annotated[Path, typer.Option("--output", help="Scored CSV to write")],
     total_column: Annotated[
         str | None, typer.Option("--total-column", help="All documents (enables the share test)")
@@ -309,9 +311,23 @@ def detect(
     bucket: Annotated[
         str | None, typer.Option(help="Bucket length, e.g. 1m (default: inferred)")
     ] = None,
+    value_kind: Annotated[
+        str,
+        typer.Option(
+            "--value-kind",
+            help="count (non-negative counts: the rule's count detectors), real (a signed "
+            "series such as a net-sentiment index: the robust detector) or auto "
+            "(count when every value is a non-negative integer)",
+        ),
+    ] = "auto",
     rules: RulesOption = None,
 ) -> None:
-    """Score a historical count series causally with the live detectors."""
+    """Score a historical series causally with the live detectors.
+
+    Writes one row per input row, in input order, with the input's columns plus a
+    score per detector, `score` (0-1, highest at the onset of an anomaly),
+    `decision` and `state` (firing/resolved).
+    """
     from alerts.backtest.offline import detect_csv
     from alerts.durations import parse_duration_s
     from alerts.exceptions import InputError
@@ -321,6 +337,8 @@ def detect(
     if rule_name is not None and rule_name not in by_name:
         raise _fail(f"no rule {rule_name!r} (have: {', '.join(by_name)})")
     rule = by_name[rule_name] if rule_name else rule_set.rules[0]
+    if value_kind not in ("count", "real", "auto"):
+        raise _fail(f"--value-kind must be count, real or auto, not {value_kind!r}")
     if not input.exists():
         raise _fail(f"--input {input} does not exist")
     try:
@@ -333,12 +351,13 @@ def detect(
             total_column=total_column,
             rule=rule,
             bucket_s=bucket_s,
+            value_kind=value_kind,  # type: ignore[arg-type]  # checked above
         )
     except (InputError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(
-        f"{summary.buckets} buckets, {summary.alerts} alerts, "
-        f"{summary.firing_buckets} buckets firing -> {output}"
+        f"{summary.rows} rows, {summary.alerts} alerts, "
+        f"{summary.firing_rows} rows firing -> {output}"
     )
 
 

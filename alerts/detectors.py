@@ -41,9 +41,20 @@ from alerts.baseline import (
     pack,
     unpack,
 )
+from alerts.robust import RobustLevel
 from alerts.stats import binom_sf, negbin_sf, poisson_sf, tail_score
+from alerts.surge import CountSurge
 
-__all__ = ["Combined", "CountSpike", "Cusum", "Detector", "SeriesFrame", "ShareSpike"]
+__all__ = [
+    "Combined",
+    "CountSpike",
+    "CountSurge",
+    "Cusum",
+    "Detector",
+    "RobustLevel",
+    "SeriesFrame",
+    "ShareSpike",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -160,6 +171,10 @@ class CountSpike:
         """Score in [0, 1] per series; NaN for series without enough history."""
         return self._score
 
+    def sustained(self) -> FloatArray:
+        """The score the hysteresis follows: the score itself."""
+        return self._score
+
     def get(self) -> dict[str, FloatArray]:
         """The statistic: observed window count, expected count and p-value."""
         return {"observed": self._observed, "expected": self._expected, "p": self._p}
@@ -263,6 +278,10 @@ class ShareSpike:
         """Score in [0, 1] per series; NaN where neither own nor prior baseline exists."""
         return self._score
 
+    def sustained(self) -> FloatArray:
+        """The score the hysteresis follows: the score itself."""
+        return self._score
+
     def get(self) -> dict[str, FloatArray]:
         """The statistic: window share, baseline share, window volume and p-value."""
         return {
@@ -333,6 +352,10 @@ class Cusum:
         ready = self._base.n >= self.min_history_buckets
         return np.where(ready, np.minimum(self._s / self.threshold, 1.0), np.nan)
 
+    def sustained(self) -> FloatArray:
+        """The score the hysteresis follows: the score itself."""
+        return self.score()
+
     def get(self) -> FloatArray:
         """The CUSUM statistic ``S_t`` per series."""
         return self._s
@@ -348,7 +371,7 @@ class Cusum:
         return self
 
 
-Detector = CountSpike | ShareSpike | Cusum
+Detector = CountSurge | RobustLevel | CountSpike | ShareSpike | Cusum
 
 
 @dataclass
@@ -386,11 +409,15 @@ class Combined:
     def score(self) -> FloatArray:
         """The combined score per series."""
         if self._score is None:
-            self._score = self._combine()
+            self._score = self._combine(self.scores())
         return self._score
 
-    def _combine(self) -> FloatArray:
-        stack = np.stack(list(self.scores().values()))
+    def sustained(self) -> FloatArray:
+        """The combined sustained score (what the hysteresis follows)."""
+        return self._combine({name: d.sustained() for name, d in self.detectors.items()})
+
+    def _combine(self, scores: dict[str, FloatArray]) -> FloatArray:
+        stack = np.stack(list(scores.values()))
         missing = np.isnan(stack)
         if missing.all():
             return np.zeros(stack.shape[1])

@@ -26,15 +26,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from alerts.aggregate import NEG, TOTAL, Aggregator, FinalBucket, Outcome
+from alerts.aggregate import CONF, NEG, TOTAL, WSCORE, Aggregator, FinalBucket, Outcome
 from alerts.baseline import pack, unpack
-from alerts.detectors import Combined, CountSpike, Cusum, Detector, SeriesFrame, ShareSpike
+from alerts.detectors import (
+    Combined,
+    CountSpike,
+    CountSurge,
+    Cusum,
+    Detector,
+    RobustLevel,
+    SeriesFrame,
+    ShareSpike,
+)
 from alerts.hysteresis import Hysteresis
 from alerts.lifecycle import Observation, RuleTracker
 from alerts.rules import Rule, RulesFile
@@ -86,6 +96,11 @@ def _detector_key(rule: Rule) -> tuple[Any, ...]:
         rule.min_volume,
         rule.cusum_drift,
         rule.cusum_threshold,
+        rule.min_negative,
+        rule.season_half_life_s,
+        rule.dispersion_half_life_s,
+        rule.onset_half_life_s,
+        rule.likelihood_half_life_s,
     )
 
 
@@ -99,6 +114,33 @@ def build_detector(rule: Rule, *, bucket_s: int, seasonal: bool = True) -> Combi
     history = max(1, rule.min_history_s // bucket_s)
     half_life = max(1.0, rule.baseline_half_life_s / bucket_s)
     parts: dict[str, Detector] = {}
+    likelihood = max(1.0, rule.likelihood_half_life_s / bucket_s)
+    onset = max(1.0, rule.onset_half_life_s / bucket_s)
+    half_surprise = -math.log10(rule.full_at_p) / 2
+    if "surge" in rule.detectors:
+        parts["surge"] = CountSurge(
+            window_buckets=w,
+            level_half_life_buckets=half_life,
+            min_history_buckets=history,
+            bucket_s=bucket_s,
+            seasonal=seasonal,
+            season_half_life_days=rule.season_half_life_s / 86_400,
+            dispersion_half_life_buckets=max(1.0, rule.dispersion_half_life_s / bucket_s),
+            min_count=rule.min_negative,
+            half_surprise=half_surprise,
+            onset_half_life_buckets=onset,
+            likelihood_half_life_buckets=likelihood,
+        )
+    if "robust" in rule.detectors:
+        parts["robust"] = RobustLevel(
+            window_buckets=w,
+            half_life_buckets=half_life,
+            min_history_buckets=history,
+            bucket_s=bucket_s,
+            half_surprise=half_surprise,
+            onset_half_life_buckets=onset,
+            likelihood_half_life_buckets=likelihood,
+        )
     if "count" in rule.detectors:
         parts["count"] = CountSpike(
             window_buckets=w,
@@ -160,9 +202,11 @@ class _RuleState:
     def step(self, frame: SeriesFrame) -> list[Alert]:
         """Decide on ``frame``, which :attr:`detector` has already consumed."""
         det = self.detector
-        score = det.score()
+        # The hysteresis follows the sustained surprise (onset-scoring detectors score a
+        # burst once; the alert lasts as long as the burst), alerts report it too.
+        score = det.sustained()
         stats = det.get()
-        count = stats.get("count", {})
+        count = stats.get("surge", stats.get("count", {}))
         share = stats.get("share", {})
         negative = count["observed"] if count else self._window_negative(frame)
         volume_ok = negative >= self.rule.min_negative
@@ -257,8 +301,13 @@ class AlertEngine:
         for bucket in buckets:
             self.windows.push(bucket)
             self._touch(bucket)
+            stats = bucket.stats
+            conf = stats[:, CONF]
+            mean_score = np.divide(
+                stats[:, WSCORE], conf, out=np.full(conf.shape, np.nan), where=conf > 0
+            )
             frame = SeriesFrame(
-                bucket.start_s, bucket.stats[:, TOTAL], bucket.stats[:, NEG], bucket.all_row
+                bucket.start_s, stats[:, TOTAL], stats[:, NEG], bucket.all_row, mean_score
             )
             for det in self._detectors:
                 det.update(frame)

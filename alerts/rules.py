@@ -78,7 +78,9 @@ class Rule(_Strict):
     name: Name
     description: str = ""
     series: SeriesSelector
-    detectors: Annotated[list[Literal["count", "share", "cusum"]], Field(min_length=1)] = [
+    detectors: Annotated[
+        list[Literal["surge", "robust", "count", "share", "cusum"]], Field(min_length=1)
+    ] = [
         "count",
         "share",
     ]
@@ -92,6 +94,14 @@ class Rule(_Strict):
     min_negative: Annotated[int, Field(ge=0)] = 5
     min_history_s: Seconds = Field(default=1800, alias="min_history")
     baseline_half_life_s: Seconds = Field(default=3600, alias="baseline_half_life")
+    #: surge: memory of the hour-of-day / weekday profile (per slot).
+    season_half_life_s: Seconds = Field(default=14 * 86_400, alias="season_half_life")
+    #: surge: memory of the over-dispersion estimate.
+    dispersion_half_life_s: Seconds = Field(default=3 * 86_400, alias="dispersion_half_life")
+    #: surge/robust: memory of the recent peak surprise (onset scoring: a burst scores once).
+    onset_half_life_s: Seconds = Field(default=3600, alias="onset_half_life")
+    #: surge/robust: memory of how often the series was surprising (likelihood normalisation).
+    likelihood_half_life_s: Seconds = Field(default=7 * 86_400, alias="likelihood_half_life")
     cusum_drift: Annotated[float, Field(ge=0)] = 0.5
     cusum_threshold: Annotated[float, Field(gt=0)] = 8.0
     severity: Literal["info", "warning", "critical"] = "warning"

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-__all__ = ["binom_sf", "negbin_sf", "poisson_sf", "tail_score"]
+__all__ = ["binom_sf", "nb2_sf", "negbin_sf", "poisson_sf", "surprise", "tail_score"]
 
 FloatArray = NDArray[np.float64]
 
@@ -86,6 +86,36 @@ def negbin_sf(k: FloatArray, mu: FloatArray, var: FloatArray) -> FloatArray:
     """
     k, mu, var = _floats(k, mu, var)
     return _on(~(k <= 0), _negbin_tail, k, mu, var)
+
+
+def _nb2_tail(k: FloatArray, mu: FloatArray, alpha: FloatArray) -> FloatArray:
+    mu = np.maximum(mu, 1e-12)
+    over = alpha > 1e-9
+    r = 1.0 / np.where(over, alpha, 1.0)
+    nb = special.betainc(np.maximum(k, 1.0), r, mu / (r + mu))
+    return np.where(over, nb, _poisson_tail(k, mu))
+
+
+def nb2_sf(k: FloatArray, mu: FloatArray, alpha: FloatArray) -> FloatArray:
+    """``P(X >= k)`` for a negative binomial with mean ``mu`` and variance ``mu + alpha mu^2``.
+
+    Exact for small counts (the regularised incomplete beta function); Poisson
+    where ``alpha`` is 0. Same as ``scipy.stats.nbinom.sf(k - 1, 1/alpha, 1/(1 + alpha mu))``:
+
+    >>> round(float(nb2_sf(np.array([5.0]), np.array([2.0]), np.array([0.5]))[0]), 6)
+    0.109375
+    """
+    k, mu, alpha = _floats(k, mu, alpha)
+    return _on(~(k <= 0), _nb2_tail, k, mu, alpha)
+
+
+def surprise(p: FloatArray) -> FloatArray:
+    """``-log10 p``, floored so it stays finite (p is at least 1e-300).
+
+    >>> surprise(np.array([1.0, 1e-4])).tolist()
+    [0.0, 4.0]
+    """
+    return 0.0 - np.log10(np.minimum(np.maximum(p, 1e-300), 1.0))
 
 
 def tail_score(p: FloatArray, *, full_at_p: float = 1e-8) -> FloatArray:

@@ -177,9 +177,16 @@ def test_offline_is_causal_and_matches_the_live_detector() -> None:
 
 
 def test_offline_fills_gaps_with_zero_buckets() -> None:
+    # One output row per input row (issue 15); the gap 00:02-00:04 is scored internally
+    # as zero-count buckets, exactly as if those rows had been given with 0.
     rule = parse_rules("rules: [{name: r, series: {kind: all}, detectors: [count]}]").rules[0]
     df = pd.DataFrame(
         {"t": ["2026-01-05T00:00Z", "2026-01-05T00:01Z", "2026-01-05T00:05Z"], "v": [1, 2, 3]}
     )
     out = detect_frame(df, time_column="t", value_column="v", rule=rule)
-    assert out["v"].tolist() == [1, 2, 0, 0, 0, 3]
+    assert out["v"].tolist() == [1, 2, 3]
+    full = pd.DataFrame(
+        {"t": pd.date_range("2026-01-05", periods=6, freq="min", tz="UTC"), "v": [1, 2, 0, 0, 0, 3]}
+    )
+    dense = detect_frame(full, time_column="t", value_column="v", rule=rule)
+    assert out["score"].iloc[-1] == dense["score"].iloc[-1]

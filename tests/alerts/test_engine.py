@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.aggregate import Aggregator
-from alerts.detectors import CountSpike
+from alerts.detectors import CountSurge
 from alerts.engine import AlertEngine
 from alerts.rules import load_rules, parse_rules
 from alerts.testing import scored, synthetic_stream
@@ -246,7 +246,7 @@ def test_a_changed_rule_restarts_only_its_own_detectors() -> None:
     second = AlertEngine(changed)
     second.load(state, [])
     topic_rule, ticker_rule = second._rules
-    topic_count, ticker_count = (r.detector.detectors["count"] for r in (topic_rule, ticker_rule))
-    assert isinstance(topic_count, CountSpike) and isinstance(ticker_count, CountSpike)
-    assert topic_count._base.n.size == 0  # restarted
-    assert ticker_count._base.n.size > 0  # restored
+    topic_count, ticker_count = (r.detector.detectors["surge"] for r in (topic_rule, ticker_rule))
+    assert isinstance(topic_count, CountSurge) and isinstance(ticker_count, CountSurge)
+    assert topic_count._n.size == 0  # restarted
+    assert ticker_count._n.size > 0  # restored

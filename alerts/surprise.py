@@ -1,0 +1,126 @@
+"""From a tail probability to a score: anomaly-likelihood normalisation and onset.
+
+Shared by :class:`~alerts.surge.CountSurge` and :class:`~alerts.robust.RobustLevel`,
+vectorised over series. Per bucket a detector hands in ``u = -log10 p`` (its
+raw surprise) and gets back two scores in [0, 1]:
+
+* **likelihood**: ``u`` is divided by how much bigger this series' typical
+  *daily maximum* surprise is than a well-calibrated model's (``log10`` of the
+  buckets per day + 0.25), measured over its own history (EWMA over days,
+  ``half_life_days``; each day's maximum winsorised at 3x the typical one so
+  one anomaly does not mask the next). A series whose model is too optimistic
+  (frequent ordinary bursts, a heavy tail) is deflated, so one threshold means
+  the same on busy and quiet series. A series is never inflated.
+* **onset**: the adjusted surprise minus a decaying memory of its recent peak
+  (``onset_half_life_buckets``): highest at the start of an anomaly, near 0
+  while it lasts, so a long burst scores once.
+
+Both map an adjusted surprise ``v`` to ``v / (v + half)``: with ``half = 4``,
+score 0.5 means ``p = 1e-4`` and bigger surprises keep ranking higher (no
+saturation at 1), which is what a threshold sweep needs.
+
+>>> import numpy as np
+>>> s = Surprise(half=4.0, buckets_per_day=288, half_life_days=7, onset_half_life_buckets=10)
+>>> [round(float(s.update(np.array([u]), day=0)[0][0]), 2) for u in (0.1, 8.0, 8.0, 0.2)]
+[0.02, 0.67, 0.0, 0.0]
+>>> _ = s.update(np.array([8.0]), day=1)  # a new day: yesterday's maximum (8) is learnt
+>>> round(float(s.sustained[0]), 2)  # the adjusted surprise, as a score
+0.55
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from alerts.baseline import alpha_from_half_life, grow, pack, unpack
+
+__all__ = ["Surprise"]
+
+FloatArray = NDArray[np.float64]
+
+PRIOR_DAYS = 2.0
+#: A surprise this many times the recent peak scores in full (a new, bigger event).
+ONSET_GAIN = 1.5
+WINSOR_X = 3.0
+
+
+class Surprise:
+    """Per-series likelihood normalisation and onset memory (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        half: float,
+        buckets_per_day: float | Sequence[float],
+        half_life_days: float,
+        onset_half_life_buckets: float,
+    ) -> None:
+        self.half = half
+        per_day = np.atleast_1d(np.asarray(buckets_per_day, dtype=np.float64))
+        self.nominal = (np.log10(np.maximum(per_day, 1.0)) + 0.25)[:, None]
+        self.decay = 1.0 - alpha_from_half_life(max(half_life_days, 0.1))
+        self.onset_decay = 1.0 - alpha_from_half_life(onset_half_life_buckets)
+        self.day = -1
+        scales = per_day.shape[0]
+        self.w = np.zeros((scales, 0))  # EWMA weight (days), per scale
+        self.dsum = np.zeros((scales, 0))  # EWMA sum of daily maxima
+        self.today = np.zeros((scales, 0))  # running maximum of the current day
+        self.peak = np.zeros(0)  # decaying memory of the adjusted surprise
+        self.sustained = np.zeros(0)
+
+    def _resize(self, n: int) -> None:
+        self.w, self.dsum, self.today = grow(self.w, n), grow(self.dsum, n), grow(self.today, n)
+        self.peak, self.sustained = grow(self.peak, n), grow(self.sustained, n)
+
+    def typical(self) -> FloatArray:
+        """Typical daily maximum surprise per series (the nominal one while young)."""
+        return (self.dsum + self.nominal * PRIOR_DAYS) / (self.w + PRIOR_DAYS)
+
+    def _roll(self, day: int) -> None:
+        if self.day >= 0 and day != self.day:
+            seen = self.today.max(axis=0) > 0
+            daily = np.minimum(self.today, WINSOR_X * self.typical())
+            self.w = np.where(seen, self.decay * self.w + 1.0, self.w)
+            self.dsum = np.where(seen, self.decay * self.dsum + daily, self.dsum)
+            self.today = np.zeros_like(self.today)
+        self.day = day
+
+    def update(
+        self, u: FloatArray, *, day: int, ready: NDArray[np.bool_] | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Score ``u`` (raw surprise per series; or per scale and series, shape
+        ``(scales, n)``, each scale normalised by its own history and the largest
+        adjusted one counting) in a bucket of day ``day``: ``(onset, sustained)``.
+
+        Rows not ``ready`` (a model too young to trust) score 0 and leave the peak
+        and the history alone; the history learns ``u`` after scoring.
+        """
+        u = np.atleast_2d(u)
+        self._resize(u.shape[1])
+        self._roll(day)
+        if ready is not None:
+            u = np.where(ready, u, 0.0)
+        adjusted = (u / np.maximum(self.typical() / self.nominal, 1.0)).max(axis=0)
+        onset = np.where(
+            adjusted >= ONSET_GAIN * self.peak, adjusted, np.maximum(adjusted - self.peak, 0.0)
+        )
+        self.peak = np.maximum(adjusted, self.peak * self.onset_decay)
+        self.today = np.maximum(self.today, u)
+        self.sustained = adjusted / (adjusted + self.half)
+        return onset / (onset + self.half), self.sustained
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for checkpoints."""
+        arrays = {k: pack(getattr(self, k)) for k in ("w", "dsum", "today", "peak", "sustained")}
+        return {"day": self.day, **arrays}
+
+    def load(self, state: dict[str, Any]) -> Self:
+        """Restore from :meth:`state`."""
+        self.day = int(state["day"])
+        for k in ("w", "dsum", "today", "peak", "sustained"):
+            setattr(self, k, unpack(state[k]))
+        return self
