@@ -6,8 +6,8 @@ from Kafka (``--from-kafka``) or the archive (``--archive DIR``) and writes it
 to a topic at a chosen speed and/or to a Parquet file, optionally rescored.
 Both need ``KAFKA_BOOTSTRAP_SERVERS`` whenever they touch Kafka, unless
 ``--embedded-broker`` asks for a throw-away in-memory broker (local trials).
-Exit codes: 0 done, 2 bad input or settings (one line on stderr), 1 the broker
-or a file failed.
+Exit codes: 0 done, 2 bad input or settings (one line on stderr), 1 the broker,
+a dead letter or a file failed (one line on stderr naming it).
 """
 
 from __future__ import annotations
@@ -52,8 +52,14 @@ def archive(
     ] = None,
     embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
-    """Archive raw and scored documents from Kafka into Parquet files (until Ctrl+C)."""
-    from stream.contracts.errors import BrokerError, ConfigError
+    """Archive raw and scored documents from Kafka into Parquet files (until Ctrl+C).
+
+    Exits 1 with one line naming the file when a file cannot be written (nothing
+    past its records is committed: the next run archives them).
+    """
+    from kafka.errors import KafkaError
+
+    from stream.contracts.errors import ConfigError, FinSentinelError
     from stream.contracts.topics import TopicNames
     from stream.history.archive import ArchiveSink
     from stream.history.settings import ArchiveSettings
@@ -75,8 +81,10 @@ def archive(
             ArchiveSink(settings, kafka=connected, topics=topics).run(flag)
     except ConfigError as exc:
         raise _fail(2, str(exc)) from exc
-    except (BrokerError, OSError) as exc:
+    except (FinSentinelError, OSError) as exc:  # a file, a dead letter or the broker failed
         raise _fail(1, str(exc)) from exc
+    except KafkaError as exc:  # anything kafka-python raises past the sink's own wrapping
+        raise _fail(1, f"Kafka: {exc}") from exc
 
 
 def _kafka_items(
