@@ -26,6 +26,7 @@ from stream.contracts.schemas import (
     message_key,
 )
 from stream.contracts.topics import TopicNames
+from stream.deadletters import DeadLetterSendError
 from stream.history.archive import ArchiveSink
 from stream.history.query import HistoryQuery, archive_dates, read_history
 from stream.history.schema import from_row
@@ -230,3 +231,33 @@ def test_a_rebalance_closes_files_and_nothing_is_lost(
             t.join(timeout=30)
     table = read_history(tmp_path, HistoryQuery("scored"))
     assert sorted(table["id"].to_pylist()) == sorted(d.id for d in docs)
+
+
+def test_a_dead_letter_that_cannot_be_sent_stops_the_sink_before_its_record(
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+    group_id: str,
+    docs: list[ScoredDocument],
+    tmp_path: Path,
+) -> None:
+    producer = make_producer(kafka_settings)
+    for d in docs[:5]:
+        producer.send(topics.scored, value=encode(d), key=b"one")
+    bad = producer.send(topics.scored, value=b"{not json", key=b"one").get(timeout=30)
+    for d in docs[5:10]:
+        producer.send(topics.scored, value=encode(d), key=b"one")
+    producer.flush()
+    producer.close()
+    settings = ArchiveSettings(root_dir=tmp_path, group_id=group_id, poll_timeout_s=0.2)
+    # A producer whose size limit no dead letter fits: every send attempt is refused.
+    refusing = make_producer(kafka_settings, max_request_size=100)
+    sink = ArchiveSink(
+        settings, kafka=kafka_settings, topics=topics, producer=refusing,
+        clock=lambda: 0.0, serve_metrics=False,
+    )  # fmt: skip
+    with pytest.raises(DeadLetterSendError, match=rf"\[{bad.partition}\]@{bad.offset}"):
+        sink.run(StopFlag())
+    tp = (topics.scored, bad.partition)
+    assert _committed(kafka_settings, group_id, topics).get(tp) == bad.offset
+    table = read_history(tmp_path, HistoryQuery("scored"))
+    assert sorted(table["id"].to_pylist()) == sorted(d.id for d in docs[:5])
