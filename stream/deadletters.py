@@ -11,6 +11,7 @@ those names as recording rules for one release.) Letters are built by
 >>> registry = CollectorRegistry()
 >>> counter = DeadLetterCounter(registry, stage="archive")
 >>> counter.inc("too_large")
+>>> DeadLetterCounter(registry, stage="score").inc("empty_text")  # a second service
 >>> registry.get_sample_value("finsentinel_deadletters_total",
 ...                           {"stage": "archive", "reason": "too_large"})
 1.0
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Final
 
@@ -46,6 +48,9 @@ logger = logging.getLogger(__name__)
 SAFE_ORIGINAL_BYTES: Final = 65_536
 
 
+_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
 class DeadLetterSendError(BrokerError):
     """A dead letter was not acknowledged after every attempt: the service must stop
     without committing past its record (a broker failure: a restart may succeed)."""
@@ -56,12 +61,18 @@ class DeadLetterCounter:
 
     def __init__(self, registry: CollectorRegistry, *, stage: Stage) -> None:
         self.stage = stage
-        self._counter = Counter(
-            "finsentinel_deadletters_total",
-            "Records sent to the dead-letter topic, by stage and reason.",
-            ["stage", "reason"],
-            registry=registry,
-        )
+        # Services that share a registry (the demo serves all of them on one /metrics)
+        # share the counter: one family, a stage label each.
+        counter = _COUNTERS.get(registry)
+        if counter is None:
+            counter = Counter(
+                "finsentinel_deadletters_total",
+                "Records sent to the dead-letter topic, by stage and reason.",
+                ["stage", "reason"],
+                registry=registry,
+            )
+            _COUNTERS[registry] = counter
+        self._counter = counter
         for reason in REJECT_REASONS:
             self._counter.labels(stage=stage, reason=reason)
 

@@ -33,15 +33,13 @@ without committing past its record.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
@@ -50,14 +48,16 @@ from kafka.errors import (
     UnknownMemberIdError,
 )
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from stream.contracts.deadletters import dead_letter
 from stream.contracts.errors import BrokerError, FinSentinelError, SchemaError
 from stream.contracts.schemas import RawDocument, ScoredDocument, decode
 from stream.contracts.topics import TopicNames
-from stream.deadletters import DeadLetterCounter, send_dead_letter
+from stream.deadletters import send_dead_letter
 from stream.history.files import RootLock, remove_orphans
+from stream.history.metrics import ArchiveMetrics
+from stream.history.ownership import Ownership
 from stream.history.schema import DocType, event_date, to_row
 from stream.history.settings import ArchiveSettings
 from stream.history.writer import TP, ClosedFile, RollingWriter
@@ -69,7 +69,6 @@ __all__ = ["ArchiveMetrics", "ArchiveSink"]
 
 logger = logging.getLogger(__name__)
 
-_CLOSE_REASONS = ("size", "age", "shutdown", "rebalance")
 #: Commit errors that only mean "the group is rebalancing": not a reason to stop.
 _REBALANCING = (
     CommitFailedError,
@@ -77,103 +76,6 @@ _REBALANCING = (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
-
-
-class ArchiveMetrics:
-    """The ``finsentinel_archive_*`` metrics, labels created at start-up."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.records = Counter(
-            "finsentinel_archive_records_written_total",
-            "Records in archive files that were durably closed.",
-            ["doc_type"],
-            registry=registry,
-        )
-        self.files = Counter(
-            "finsentinel_archive_files_closed_total",
-            "Archive files closed, by why they were closed.",
-            ["doc_type", "reason"],
-            registry=registry,
-        )
-        self.bytes = Counter(
-            "finsentinel_archive_bytes_written_total",
-            "Bytes of archive files that were durably closed.",
-            ["doc_type"],
-            registry=registry,
-        )
-        self.rotation = Histogram(
-            "finsentinel_archive_rotation_seconds",
-            "Time to close a file: footer, fsync, rename, directory fsync.",
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-            registry=registry,
-        )
-        self.deadletters = DeadLetterCounter(registry, stage="archive")
-        self.open_files = Gauge(
-            "finsentinel_archive_open_files", "Archive files open now.", registry=registry
-        )
-        self.commits = Counter(
-            "finsentinel_archive_offset_commits_total",
-            "Offset commits after files were closed.",
-            registry=registry,
-        )
-        for doc_type in ("raw", "scored"):
-            self.records.labels(doc_type=doc_type)
-            self.bytes.labels(doc_type=doc_type)
-            for reason in _CLOSE_REASONS:
-                self.files.labels(doc_type=doc_type, reason=reason)
-
-
-class _Ownership(ConsumerRebalanceListener):
-    """The partitions this sink owns, from the rebalance callbacks (kafka-python's IO thread).
-
-    Revocations are also queued: the sink closes its files for them after ``poll()``.
-
-    >>> own = _Ownership()
-    >>> own.on_partitions_assigned([TopicPartition("t", 0), TopicPartition("t", 1)])
-    >>> own.on_partitions_revoked([TopicPartition("t", 1)])
-    >>> sorted(own.owned), own.take_revoked()
-    ([('t', 0)], {('t', 1)})
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owned: set[TP] = set()
-        self._revoked: set[TP] = set()
-        self._assigned: set[TP] = set()
-
-    @property
-    def owned(self) -> frozenset[TP]:
-        """Partitions assigned and not revoked since."""
-        with self._lock:
-            return frozenset(self._owned)
-
-    def take_revoked(self) -> set[TP]:
-        """Partitions revoked since the last call."""
-        with self._lock:
-            out, self._revoked = self._revoked, set()
-        return out
-
-    def take_assigned(self) -> set[TP]:
-        """Partitions assigned since the last call."""
-        with self._lock:
-            out, self._assigned = self._assigned, set()
-        return out
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        tps = {(tp.topic, tp.partition) for tp in revoked}
-        with self._lock:
-            self._owned -= tps
-            self._revoked |= tps
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        tps = {(tp.topic, tp.partition) for tp in assigned}
-        with self._lock:
-            self._owned |= tps
-            self._assigned |= tps
-        logger.info("archive assigned %d partitions", len(tps))
-
-    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
-        self.on_partitions_revoked(lost)
 
 
 class ArchiveSink:
@@ -220,7 +122,7 @@ class ArchiveSink:
         #: Where revoked partitions were archived up to (all durable), until reassigned.
         self._resume: dict[TP, int] = {}
         self.consumed = 0
-        self._ownership = _Ownership()
+        self._ownership = Ownership()
         self.ready = False
 
     @property
