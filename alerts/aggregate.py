@@ -58,6 +58,8 @@ def evidence_of(doc: ScoredDocument) -> AlertEvidence:
         sentiment=doc.sentiment,
         sentiment_score=doc.sentiment_score,
         confidence=doc.confidence,
+        copies=doc.copies,
+        outlets=[doc.source],
     )
 
 

@@ -71,8 +71,14 @@ class AlertMetrics:
         )
         self.notifications = Counter(
             f"{_NS}_notifications_total",
-            "Notification attempts by channel type and outcome",
+            "Notification deliveries and attempts by channel type and outcome",
             ["channel_type", "outcome"],
+            registry=r,
+        )
+        self.notifications_pending = Gauge(
+            f"{_NS}_notifications_pending",
+            "Notifications waiting in the outbox by channel type",
+            ["channel_type"],
             registry=r,
         )
         self.evaluation = Histogram(
@@ -101,6 +107,7 @@ class AlertMetrics:
         for s in STATES:
             self.transitions.labels(s)
         for c in CHANNEL_TYPES:
+            self.notifications_pending.labels(c)
             for o in OUTCOMES:
                 self.notifications.labels(c, o)
         for kind, values in (("topic", self.topics), ("ticker", self.tickers)):
@@ -134,6 +141,10 @@ class AlertMetrics:
     def notification(self, channel_type: str, outcome: str) -> None:
         """Count one notification outcome."""
         self.notifications.labels(channel_type, outcome).inc()
+
+    def notifications_waiting(self, channel_type: str, pending: int) -> None:
+        """Set the outbox's pending count of one channel type."""
+        self.notifications_pending.labels(channel_type).set(pending)
 
     def export_trends(self, index: SeriesIndex, trends: dict[int, Trend]) -> None:
         """Set the per-topic and watch-list ticker gauges from the trend windows."""

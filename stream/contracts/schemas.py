@@ -5,6 +5,8 @@ Three documents travel through Kafka as UTF-8 JSON:
 * :class:`RawDocument` -- a news article or comment as a crawler found it;
 * :class:`ScoredDocument` -- the raw fields plus the model's topic and sentiment;
 * :class:`Alert` -- a firing, updated or resolved alert with its evidence;
+* :class:`StoryBreadth` -- a crawler's update when later copies of an already
+  produced story arrive from other outlets (how widely it spread);
 
 and a :class:`DeadLetter` wraps any record a stage could not process, with the
 original bytes and the reason. Every consumer decodes with :func:`decode`, which
@@ -20,7 +22,7 @@ True
 >>> decode(b'{"schema_version": 99}', RawDocument)
 Traceback (most recent call last):
 ...
-...SchemaError: unsupported_version: schema_version 99 is not supported (expected 1)
+stream.contracts.errors.SchemaError: unsupported_version: schema_version 99 is not ...
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "DeadLetter",
     "RawDocument",
     "ScoredDocument",
+    "StoryBreadth",
     "decode",
     "encode",
     "message_key",
@@ -159,6 +162,39 @@ class AlertEvidence(BaseModel):
     sentiment: Sentiment
     sentiment_score: float
     confidence: float
+    #: Copies of the story seen across outlets (1: this outlet only, as far as known).
+    copies: Annotated[int, Field(ge=1)] = 1
+    #: The outlets that carried it, first one first (empty when unknown).
+    outlets: list[ShortStr] = []
+
+
+class StoryBreadth(_Message):
+    """How widely a produced story spread: its copies so far and the outlets carrying them.
+
+    A crawler sends one when a later copy of an already produced document
+    arrives (or when a first batch folded copies from several outlets). The
+    counts only grow, so a consumer keeps the largest ``copies`` per
+    ``document_id`` and the union of ``outlets``: a replayed update counts
+    nothing twice.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 5, 14, 30, tzinfo=timezone.utc)
+    >>> b = StoryBreadth(document_id="a1", copies=3, outlets=["wire", "daily", "blog"],
+    ...                  updated_at=t)
+    >>> decode(encode(b), StoryBreadth) == b
+    True
+    """
+
+    #: The produced document (:attr:`RawDocument.id`) the copies fold into.
+    document_id: Annotated[str, Field(min_length=1, max_length=256)]
+    #: Copies seen so far, the first one included.
+    copies: Annotated[int, Field(ge=1)]
+    #: Distinct outlets (document ``source``) that carried the story, first one first.
+    outlets: Annotated[list[ShortStr], Field(max_length=256)] = []
+    #: When the crawler saw the latest copy.
+    updated_at: AwareDatetime
+
+    _updated_utc = field_validator("updated_at")(_utc)
 
 
 class Alert(_Message):
