@@ -221,7 +221,7 @@ class BreadthFeed:
                 for tp, records in batch.items():
                     for record in records:
                         self._apply(tp, record)
-        except KafkaError:
+        except (KafkaError, BrokerError):  # BrokerError: a dead letter was never acknowledged
             logger.exception("breadth feed on %s stopped; breadth stays as it was", self.topic)
         finally:
             consumer.close()

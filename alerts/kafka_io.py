@@ -11,8 +11,9 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from alerts.checkpoint import Offsets
+from stream.contracts.deadletters import dead_letter as build_dead_letter
 from stream.contracts.errors import BrokerError, SchemaError
-from stream.contracts.schemas import DeadLetter, encode
+from stream.deadletters import DeadLetterCounter, send_dead_letter
 from stream.runtime import StopFlag
 
 __all__ = ["IdlePartitions", "assign_all", "commit_offsets", "dead_letter"]
@@ -116,21 +117,20 @@ def dead_letter(
     exc: SchemaError,
     *,
     failed_at: Any,
+    counter: DeadLetterCounter | None = None,
 ) -> None:
-    """Log a rejected record and produce it, wrapped, to the dead-letter ``topic``."""
+    """Log a rejected record and produce its dead letter (original capped) to ``topic``.
+
+    The send is awaited and retried (:func:`stream.deadletters.send_dead_letter`);
+    if it still fails, :class:`~stream.deadletters.DeadLetterSendError` propagates,
+    so the service stops before its offset or checkpoint passes the record.
+    """
     logger.warning("%s[%d]@%d rejected: %s", tp.topic, tp.partition, record.offset, exc)
-    letter = DeadLetter.wrap(
-        record.value or b"",
-        exc,
-        stage="alerts",
-        failed_at=failed_at,
-        source_topic=tp.topic,
-        partition=tp.partition,
-        offset=record.offset,
-        key=record.key,
-    )
+    letter = build_dead_letter(exc, stage="alerts", failed_at=failed_at, record=record)
     if producer is not None:
-        producer.send(topic, value=encode(letter))
+        send_dead_letter(producer, topic, letter)
+        if counter is not None:
+            counter.inc(letter.reason)
 
 
 class IdlePartitions:

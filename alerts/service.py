@@ -52,6 +52,7 @@ from alerts.watermark import EndOfInput, HistoryHint, describe, lateness_s
 from stream.contracts.errors import BrokerError, SchemaError
 from stream.contracts.schemas import Alert, ScoredDocument, decode, encode
 from stream.contracts.topics import TopicNames
+from stream.deadletters import DeadLetterCounter
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
@@ -128,6 +129,7 @@ class AlertService:
         )
         #: Story breadth from ``topics.breadth`` (see alerts.breadth), shown in the evidence.
         self.breadth = BreadthBook(registry=self.registry)
+        self._deadletters = DeadLetterCounter(self.registry, stage="alerts")
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
         self._raised: deque[Alert] = deque(maxlen=10_000)
@@ -437,7 +439,15 @@ class AlertService:
 
     def _breadth_dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
         failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-        dead_letter(self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at)
+        dead_letter(
+            self._producer,
+            self.topics.deadletter,
+            tp,
+            record,
+            exc,
+            failed_at=failed_at,
+            counter=self._deadletters,
+        )
 
     def _scheduled_evaluation(self) -> None:
         try:
@@ -474,7 +484,13 @@ class AlertService:
             self.metrics.documents.labels("invalid").inc()
             failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
             dead_letter(
-                self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at
+                self._producer,
+                self.topics.deadletter,
+                tp,
+                record,
+                exc,
+                failed_at=failed_at,
+                counter=self._deadletters,
             )
         else:
             self.add(doc, source=str(tp.partition))

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from ingest.exceptions import FETCH_OUTCOMES
-from stream.contracts.schemas import REJECT_REASONS
+from stream.deadletters import DeadLetterCounter
 
 __all__ = ["DUPLICATE_KINDS", "IngestMetrics"]
 
@@ -63,12 +63,10 @@ class IngestMetrics:
             ["source", "kind"],
             registry=reg,
         )
-        self.rejected = Counter(
-            f"{ns}_rejected",
-            "Records sent to the dead-letter topic.",
-            ["source", "reason"],
-            registry=reg,
-        )
+        #: ``finsentinel_deadletters_total{stage="ingest"}``, shared by every stage
+        #: (it replaced ``finsentinel_ingest_rejected_total{source, reason}``; the
+        #: per-source counts are in each pass's report and log line).
+        self.rejected = DeadLetterCounter(reg, stage="ingest")
         self.unacknowledged = Counter(
             f"{ns}_produce_failures",
             "Documents the broker did not acknowledge (retried).",
@@ -113,8 +111,6 @@ class IngestMetrics:
             self.produced.labels(source=source, kind=kind)
         for kind in DUPLICATE_KINDS:
             self.duplicates.labels(source=source, kind=kind)
-        for reason in REJECT_REASONS:
-            self.rejected.labels(source=source, reason=reason)
         self.fetch_duration.labels(source=source)
         self.unacknowledged.labels(source=source)
         self.breadth_updates.labels(source=source)

@@ -33,6 +33,7 @@ from ingest.fingerprint import similarities
 from ingest.metrics import IngestMetrics
 from ingest.producer import DocumentProducer, OutgoingRecord
 from ingest.sources.base import FetchResult, Rejected, Source
+from stream.contracts.deadletters import dead_letter
 from stream.contracts.errors import SchemaError
 from stream.contracts.schemas import (
     REJECT_REASONS,
@@ -222,7 +223,7 @@ class Pipeline:
         for j, (source, rej) in enumerate(dead):
             if ("dl", j) in delivery.acked:
                 reports[source].rejected[rej.reason] += 1
-                self._metrics.rejected.labels(source=source, reason=_reason(rej.reason)).inc()
+                self._metrics.rejected.inc(_reason(rej.reason))
             else:
                 reports[source].unacknowledged += 1
         if delivery.failed:
@@ -327,10 +328,12 @@ def _reason(reason: str) -> str:
 
 
 def _dead_letter(rej: Rejected, failed_at: datetime, source: str) -> DeadLetter:
-    return DeadLetter.wrap(
-        rej.raw,
+    # The original is capped so the letter fits one message; a letter the broker does
+    # not acknowledge leaves the source's cursor unsaved, so the next pass retries it.
+    return dead_letter(
         SchemaError(_reason(rej.reason), f"{source}: {rej.detail}"),
         stage="ingest",
         failed_at=failed_at,
+        original=rej.raw,
         key=source.encode(),
     )

@@ -250,6 +250,12 @@ class DeadLetter(_Message):
     key_b64: str | None = None
     original_b64: str
     failed_at: AwareDatetime
+    #: True when ``original_b64`` holds only the first bytes of the record (see
+    #: :func:`stream.contracts.deadletters.dead_letter`); the whole record stays in
+    #: its source topic at ``partition``/``offset``. Optional: older letters lack it.
+    truncated: bool = False
+    #: Size in bytes of the rejected record before any cut (``None`` in older letters).
+    original_bytes: Annotated[int, Field(ge=0)] | None = None
 
     @classmethod
     def wrap(
@@ -263,8 +269,14 @@ class DeadLetter(_Message):
         partition: int | None = None,
         offset: int | None = None,
         key: bytes | None = None,
+        truncated: bool = False,
+        original_bytes: int | None = None,
     ) -> DeadLetter:
-        """Build the dead letter for ``original`` rejected with ``error``."""
+        """Build the dead letter for ``original`` rejected with ``error``, as given.
+
+        Services use :func:`stream.contracts.deadletters.dead_letter`, which caps
+        the original's size so the letter always fits one Kafka message.
+        """
         return cls(
             stage=stage,  # type: ignore[arg-type]
             reason=error.reason,
@@ -275,11 +287,13 @@ class DeadLetter(_Message):
             key_b64=base64.b64encode(key).decode() if key is not None else None,
             original_b64=base64.b64encode(original).decode(),
             failed_at=failed_at,
+            truncated=truncated,
+            original_bytes=len(original) if original_bytes is None else original_bytes,
         )
 
     @property
     def original(self) -> bytes:
-        """The rejected record's bytes, exactly as received."""
+        """The rejected record's bytes as received (only the first ones if ``truncated``)."""
         return base64.b64decode(self.original_b64)
 
 

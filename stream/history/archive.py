@@ -9,27 +9,37 @@ Layout under ``root_dir`` (see :mod:`stream.history.schema` for the columns)::
 ``*.parquet.tmp`` and renamed once complete and fsynced (see
 :mod:`stream.history.writer`); they rotate by size and by age.
 
-Offsets are committed only up to the lowest offset still held by an open file,
-so a crash loses nothing: records in unfinished files are consumed again. The
-guarantee is at-least-once; a crash between closing a file and committing, or
-a rebalance, can archive a record twice, and readers drop such duplicates by
+Offsets are committed only up to the lowest offset still held by a file that
+is not closed and fsynced, so a crash loses nothing: records in unfinished
+files are consumed again. A file that cannot be written or closed (a
+read-only directory, a full disk) keeps its offsets out of every commit; the
+sink then commits what is safe and stops with one line naming the file, and
+the next run archives those records again. The guarantee is at-least-once; a
+crash between closing a file and committing, or a rebalance, can archive a
+record twice, and readers drop such duplicates by
 ``(topic, kafka_partition, kafka_offset)`` (:mod:`stream.history.query` does).
+
+Ownership comes from the rebalance callbacks, not ``consumer.assignment()``
+(kafka-python keeps revoked partitions there until the new assignment
+arrives): the sink never commits a partition it may no longer own, so a
+rebalance cannot make it commit on another member's behalf.
+
 Records that fail their schema go to the dead-letter topic with
-``stage="archive"``.
+``stage="archive"``, their original cut to ``deadletter_max_original_bytes``;
+a dead letter that is still not acknowledged after retries stops the sink
+without committing past its record.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
@@ -38,21 +48,19 @@ from kafka.errors import (
     UnknownMemberIdError,
 )
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-from stream.contracts.errors import BrokerError, SchemaError
-from stream.contracts.schemas import (
-    REJECT_REASONS,
-    DeadLetter,
-    RawDocument,
-    ScoredDocument,
-    decode,
-    encode,
-)
+from stream.contracts.deadletters import dead_letter
+from stream.contracts.errors import BrokerError, FinSentinelError, SchemaError
+from stream.contracts.schemas import RawDocument, ScoredDocument, decode
 from stream.contracts.topics import TopicNames
+from stream.deadletters import send_dead_letter
+from stream.history.files import RootLock, remove_orphans
+from stream.history.metrics import ArchiveMetrics
+from stream.history.ownership import Ownership
 from stream.history.schema import DocType, event_date, to_row
 from stream.history.settings import ArchiveSettings
-from stream.history.writer import TP, ClosedFile, RollingWriter, remove_stale_tmp
+from stream.history.writer import TP, ClosedFile, RollingWriter
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
@@ -61,7 +69,6 @@ __all__ = ["ArchiveMetrics", "ArchiveSink"]
 
 logger = logging.getLogger(__name__)
 
-_CLOSE_REASONS = ("size", "age", "shutdown", "rebalance")
 #: Commit errors that only mean "the group is rebalancing": not a reason to stop.
 _REBALANCING = (
     CommitFailedError,
@@ -69,80 +76,6 @@ _REBALANCING = (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
-
-
-class ArchiveMetrics:
-    """The ``finsentinel_archive_*`` metrics, labels created at start-up."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.records = Counter(
-            "finsentinel_archive_records_written_total",
-            "Records in archive files that were durably closed.",
-            ["doc_type"],
-            registry=registry,
-        )
-        self.files = Counter(
-            "finsentinel_archive_files_closed_total",
-            "Archive files closed, by why they were closed.",
-            ["doc_type", "reason"],
-            registry=registry,
-        )
-        self.bytes = Counter(
-            "finsentinel_archive_bytes_written_total",
-            "Bytes of archive files that were durably closed.",
-            ["doc_type"],
-            registry=registry,
-        )
-        self.rotation = Histogram(
-            "finsentinel_archive_rotation_seconds",
-            "Time to close a file: footer, fsync, rename, directory fsync.",
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-            registry=registry,
-        )
-        self.deadletters = Counter(
-            "finsentinel_archive_deadletters_total",
-            "Records sent to the dead-letter topic.",
-            ["reason"],
-            registry=registry,
-        )
-        self.open_files = Gauge(
-            "finsentinel_archive_open_files", "Archive files open now.", registry=registry
-        )
-        self.commits = Counter(
-            "finsentinel_archive_offset_commits_total",
-            "Offset commits after files were closed.",
-            registry=registry,
-        )
-        for doc_type in ("raw", "scored"):
-            self.records.labels(doc_type=doc_type)
-            self.bytes.labels(doc_type=doc_type)
-            for reason in _CLOSE_REASONS:
-                self.files.labels(doc_type=doc_type, reason=reason)
-        for reason in REJECT_REASONS:
-            self.deadletters.labels(reason=reason)
-
-
-class _Revocations(ConsumerRebalanceListener):
-    """Records revoked partitions; the sink acts on them after ``poll()`` returns."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._revoked: set[TopicPartition] = set()
-
-    def take(self) -> set[TopicPartition]:
-        with self._lock:
-            out, self._revoked = self._revoked, set()
-        return out
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        with self._lock:
-            self._revoked |= set(revoked)
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        logger.info("archive assigned %d partitions", len(list(assigned)))
-
-    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
-        self.on_partitions_revoked(lost)
 
 
 class ArchiveSink:
@@ -186,8 +119,10 @@ class ArchiveSink:
         )
         self._next: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
+        #: Where revoked partitions were archived up to (all durable), until reassigned.
+        self._resume: dict[TP, int] = {}
         self.consumed = 0
-        self._revocations = _Revocations()
+        self._ownership = Ownership()
         self.ready = False
 
     @property
@@ -207,10 +142,21 @@ class ArchiveSink:
         return self._writer.pending_low_offsets()
 
     def run(self, stop: StopFlag) -> None:
-        """Archive until ``stop`` is set; then close every file, commit and return."""
+        """Archive until ``stop`` is set; then close every file, commit and return.
+
+        A file that cannot be written, a dead letter that cannot be sent or a broker
+        failure ends the run with the error, after committing only what is durable.
+        """
         root = Path(self.settings.root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        remove_stale_tmp(root, older_than_s=self.settings.stale_tmp_age_s)
+        with RootLock(root) as lock:
+            # Alone on the root: every *.tmp is an orphan of a crash. Otherwise another
+            # sink may be writing some, so only old ones are.
+            remove_orphans(
+                root, older_than_s=None if lock.exclusive else self.settings.stale_tmp_age_s
+            )
+            self._run(root, stop)
+
+    def _run(self, root: Path, stop: StopFlag) -> None:
         server = self._start_server()
         try:
             consumer = self._consumer or make_consumer(self.kafka, group_id=self.settings.group_id)
@@ -219,21 +165,24 @@ class ArchiveSink:
             if server is not None:
                 server.stop()
             raise
-        consumer.subscribe(self.source_topics, listener=self._revocations)
+        consumer.subscribe(self.source_topics, listener=self._ownership)
         self.ready = True
         logger.info("archiving %s into %s", ", ".join(self.source_topics), root)
         try:
             while not stop.is_set():
                 self.step(consumer, producer)
-        finally:
+        except BaseException:
             self.ready = False
-            try:
-                self._finish(consumer, producer, "shutdown")
-            finally:
-                consumer.close(autocommit=False)
-                producer.close()
-                if server is not None:
-                    server.stop()
+            self._finish_safely(consumer, "shutdown")
+            raise
+        else:
+            self.ready = False
+            self._finish(consumer, "shutdown")
+        finally:
+            consumer.close(autocommit=False)
+            producer.close()
+            if server is not None:
+                server.stop()
 
     def _start_server(self) -> MetricsServer | None:
         if not self._serve_metrics:
@@ -247,7 +196,10 @@ class ArchiveSink:
         ).start()
 
     def step(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
-        """One poll: route records, rotate aged files, commit what is durable."""
+        """One poll: route records, rotate aged files, commit what is durable.
+
+        Raises the first file failure (after committing what is safe) so the caller stops.
+        """
         try:
             polled = consumer.poll(
                 timeout_ms=int(self.settings.poll_timeout_s * 1000),
@@ -255,57 +207,68 @@ class ArchiveSink:
             )
         except KafkaError as exc:
             raise BrokerError(f"archive poll failed: {exc}") from exc
-        revoked = self._revocations.take()
+        revoked = self._ownership.take_revoked()
         if revoked:
-            self._on_revoked(consumer, producer, revoked)
+            self._on_revoked(revoked)
+        self._on_assigned(consumer, self._ownership.take_assigned())
+        owned = self._ownership.owned
         closed: list[tuple[ClosedFile, str]] = []
         for records in polled.values():
             for record in records:
+                if (record.topic, record.partition) not in owned:
+                    continue  # revoked during this poll: its new owner reads it
                 done = self._handle(record, producer)
                 if done is not None:
                     closed.append((done, "size"))
-        closed += [(f, "age") for f in self._writer.close_expired()]
+                if self._writer.failures:
+                    break
+            if self._writer.failures:
+                break
+        if not self._writer.failures:
+            closed += [(f, "age") for f in self._writer.close_expired()]
         self._account(closed)
-        self._commit(consumer, producer)
+        self._commit(consumer)
+        if self._writer.failures:
+            raise self._writer.failures[0].error
 
     def _handle(self, record: Any, producer: KafkaProducer) -> ClosedFile | None:
+        """Archive or dead-letter ``record``; only then does it count as consumed."""
         tp = (record.topic, record.partition)
         if record.offset < self._next.get(tp, -1):
             return None  # archived before a rebalance reset the position
-        self._next[tp] = record.offset + 1
         self.consumed += 1
         doc_type: DocType = "scored" if record.topic == self.topics.scored else "raw"
         model = ScoredDocument if doc_type == "scored" else RawDocument
         value: bytes = record.value or b""
+        done = None
         try:
             doc = decode(value, model)
         except SchemaError as exc:
-            self._dead_letter(producer, record, value, exc)
-            return None
-        row = to_row(
-            doc, partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp
-        )
-        origin = (record.topic, record.partition, record.offset)
-        return self._writer.add(doc_type, event_date(doc), record.topic, row, len(value), origin)
+            self._dead_letter(producer, record, exc)  # raises if it cannot be sent
+        else:
+            row = to_row(
+                doc, partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp
+            )
+            origin = (record.topic, record.partition, record.offset)
+            done = self._writer.add(
+                doc_type, event_date(doc), record.topic, row, len(value), origin
+            )
+        self._next[tp] = record.offset + 1  # held back by the writer's low offsets if unwritten
+        return done
 
-    def _dead_letter(
-        self, producer: KafkaProducer, record: Any, value: bytes, exc: SchemaError
-    ) -> None:
+    def _dead_letter(self, producer: KafkaProducer, record: Any, exc: SchemaError) -> None:
         logger.warning(
             "archive rejects %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
         )
-        letter = DeadLetter.wrap(
-            value,
+        letter = dead_letter(
             exc,
             stage="archive",
             failed_at=self._wall_clock(),
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
+            record=record,
+            max_original_bytes=self.settings.deadletter_max_original_bytes,
         )
-        producer.send(self.topics.deadletter, value=encode(letter), key=record.key)
-        self.metrics.deadletters.labels(reason=exc.reason).inc()
+        sent = send_dead_letter(producer, self.topics.deadletter, letter)
+        self.metrics.deadletters.inc(sent.reason)
 
     def _account(self, closed: list[tuple[ClosedFile, str]]) -> None:
         root = Path(self.settings.root_dir)
@@ -318,19 +281,22 @@ class ArchiveSink:
         self.metrics.open_files.set(len(self._writer))
 
     def _commitable(self) -> dict[TP, int]:
+        """Per owned partition: the next offset, held back by every file not yet durable."""
         low = self._writer.pending_low_offsets()
+        owned = self._ownership.owned
         out = {}
         for tp, nxt in self._next.items():
             offset = min(low.get(tp, nxt), nxt)
-            if offset > self._committed.get(tp, -1):
+            if tp in owned and offset > self._committed.get(tp, -1):
                 out[tp] = offset
         return out
 
-    def _commit(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        # Dead letters are acknowledged one by one before their record counts as
+        # handled (send_dead_letter), so nothing needs flushing here.
         offsets = self._commitable()
         if not offsets:
             return
-        producer.flush()  # dead letters must be durable before their offsets are committed
         try:
             consumer.commit(
                 {
@@ -349,26 +315,41 @@ class ArchiveSink:
         self.metrics.commits.inc()
         logger.debug("committed %s", offsets)
 
-    def _on_revoked(
-        self, consumer: KafkaConsumer, producer: KafkaProducer, revoked: set[TopicPartition]
-    ) -> None:
-        """Close every file, commit what is still ours, resume it where we were.
+    def _on_revoked(self, revoked: set[TP]) -> None:
+        """Close every file and forget the revoked partitions until they are assigned again.
 
-        Partitions that moved elsewhere are forgotten: their new owner starts from
-        the last commit, so records after it may be archived twice (readers drop
-        such duplicates). Partitions we keep are committed and re-positioned at
-        our next offset (the rebalance reset them to the last commit).
+        Under the eager protocol the whole assignment is revoked; kafka-python then
+        finishes the rebalance in a later ``poll()``. Offsets are not committed here:
+        the group is between generations. Partitions that come back resume at
+        :attr:`_resume`, where the files just closed end; the others are re-archived
+        by their new owner from the last commit (readers drop the duplicates).
         """
         self._account([(f, "rebalance") for f in self._writer.close_all()])
-        kept = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        for tp in {(tp.topic, tp.partition) for tp in revoked} - kept:
-            self._next.pop(tp, None)
+        if self._writer.failures:
+            return  # step() raises it; nothing to resume
+        for tp in revoked:
+            if tp in self._next:
+                self._resume[tp] = self._next.pop(tp)
             self._committed.pop(tp, None)
-        self._commit(consumer, producer)
-        for (topic, partition), offset in self._next.items():
-            if (topic, partition) in kept:
-                consumer.seek(TopicPartition(topic, partition), offset)
 
-    def _finish(self, consumer: KafkaConsumer, producer: KafkaProducer, reason: str) -> None:
+    def _on_assigned(self, consumer: KafkaConsumer, assigned: set[TP]) -> None:
+        """Resume partitions we archived before the rebalance at the end of our files."""
+        if not assigned:
+            return
+        for tp in assigned & set(self._resume):
+            self._next[tp] = self._resume[tp]
+            consumer.seek(TopicPartition(*tp), self._resume[tp])
+        self._resume.clear()
+
+    def _finish(self, consumer: KafkaConsumer, reason: str) -> None:
         self._account([(f, reason) for f in self._writer.close_all()])
-        self._commit(consumer, producer)
+        self._commit(consumer)
+        if self._writer.failures:
+            raise self._writer.failures[0].error
+
+    def _finish_safely(self, consumer: KafkaConsumer, reason: str) -> None:
+        """:meth:`_finish` after an error: close and commit what is safe, raise nothing new."""
+        try:
+            self._finish(consumer, reason)
+        except (FinSentinelError, KafkaError, OSError) as exc:
+            logger.error("stopping: %s", exc)

@@ -6,8 +6,8 @@ from Kafka (``--from-kafka``) or the archive (``--archive DIR``) and writes it
 to a topic at a chosen speed and/or to a Parquet file, optionally rescored.
 Both need ``KAFKA_BOOTSTRAP_SERVERS`` whenever they touch Kafka, unless
 ``--embedded-broker`` asks for a throw-away in-memory broker (local trials).
-Exit codes: 0 done, 2 bad input or settings (one line on stderr), 1 the broker
-or a file failed.
+Exit codes: 0 done, 2 bad input or settings (one line on stderr), 1 the broker,
+a dead letter or a file failed (one line on stderr naming it).
 """
 
 from __future__ import annotations
@@ -65,7 +65,11 @@ def archive(
     log_level: LogLevelOpt = None,
     json_logs: JsonLogsOpt = False,
 ) -> None:
-    """Archive raw and scored documents from Kafka into Parquet files (until Ctrl+C)."""
+    """Archive raw and scored documents from Kafka into Parquet files (until Ctrl+C).
+
+    Exits 1 with one line naming the file when a file cannot be written (nothing
+    past its records is committed: the next run archives them).
+    """
     from stream.history.settings import ArchiveSettings
 
     def run(job: Launch[ArchiveSettings]) -> None:

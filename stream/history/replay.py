@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stream.contracts.schemas import RawDocument, ScoredDocument, encode, message_key
-from stream.files import durable_replace
+from stream.history.files import ArchiveWriteError, finalise
 from stream.history.schema import SCORED_SCHEMA, schema_for, to_row
 
 if TYPE_CHECKING:
@@ -222,7 +222,13 @@ class TopicSink:
 
 
 class ParquetSink:
-    """Write replayed rows (archive columns, plus ``asis_*`` when rescoring) atomically."""
+    """Write replayed rows (archive columns, plus ``asis_*`` when rescoring) atomically.
+
+    Rows go to ``<path>.tmp``; :meth:`close` finalises it with
+    :func:`stream.history.files.finalise` (fsync, rename, directory fsync). A
+    replay commits no offsets, so nothing else depends on the file being durable.
+    Write errors raise :class:`~stream.history.files.ArchiveWriteError` naming the file.
+    """
 
     def __init__(self, path: Path, *, scored: bool, rescored: bool, row_group_rows: int = 10_000):
         base = SCORED_SCHEMA if scored else schema_for("raw")
@@ -232,8 +238,11 @@ class ParquetSink:
         self.row_group_rows = row_group_rows
         self.rows = 0
         self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        except OSError as exc:
+            raise ArchiveWriteError(self._tmp, exc) from exc
         self._buffer: list[dict[str, Any]] = []
 
     def write(self, was: RawDocument, asis: ScoredDocument | None) -> None:
@@ -248,14 +257,20 @@ class ParquetSink:
 
     def _flush(self) -> None:
         if self._buffer:
-            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            try:
+                self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            except OSError as exc:
+                raise ArchiveWriteError(self._tmp, exc) from exc
             self._buffer.clear()
 
     def close(self) -> None:
-        """Write the footer and move the file to its final name."""
+        """Write the footer and make the file durable under its final name."""
         self._flush()
-        self._writer.close()
-        durable_replace(self._tmp, self.path)  # with the directory fsync it used to lack
+        try:
+            self._writer.close()
+        except OSError as exc:
+            raise ArchiveWriteError(self._tmp, exc) from exc
+        finalise(self._tmp, self.path)
 
 
 def _asis_columns(doc: ScoredDocument | None) -> dict[str, Any]:

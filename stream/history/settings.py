@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from stream.contracts.deadletters import DEFAULT_MAX_ORIGINAL_BYTES
 from stream.contracts.errors import ConfigError
 from stream.settings import ServiceSettings
 
@@ -50,8 +51,12 @@ class ArchiveSettings(ServiceSettings):
     poll_timeout_s: float = Field(default=1.0, gt=0)
     #: Parquet compression codec.
     compression: str = "zstd"
-    #: ``*.parquet.tmp`` files older than this at start-up are leftovers of a crash.
+    #: When another sink holds the same root, ``*.parquet.tmp`` files older than this
+    #: at start-up are leftovers of a crash (alone on the root, every one is).
     stale_tmp_age_s: float = Field(default=3_600.0, gt=0)
+    #: Dead letters carry at most this many bytes of the rejected record (``truncated``
+    #: says when they were cut), so a letter always fits one Kafka message.
+    deadletter_max_original_bytes: int = Field(default=DEFAULT_MAX_ORIGINAL_BYTES, ge=1_024)
     metrics_host: str = "127.0.0.1"
     #: 0 picks any free port.
     metrics_port: int = Field(default=9104, ge=0, le=65_535)

@@ -8,6 +8,9 @@ under its final name or not at all. :class:`RollingWriter` keeps one open
 past ``max_file_bytes`` or gets older than ``max_file_age_s``. It remembers,
 per Kafka partition, the lowest offset still held by an open file, which is
 what the sink may commit up to (see :meth:`RollingWriter.pending_low_offsets`).
+A file whose write or close fails is dropped but its lowest offsets are kept
+(:attr:`RollingWriter.failures`), so the sink never commits past them; its
+records are consumed again by the next run.
 
 >>> import tempfile, pathlib
 >>> from datetime import datetime, timezone
@@ -28,6 +31,7 @@ what the sink may commit up to (see :meth:`RollingWriter.pending_low_offsets`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -39,14 +43,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stream.files import durable_replace
+from stream.history.files import ArchiveWriteError, finalise
 from stream.history.schema import DocType, schema_for
 
-__all__ = ["ClosedFile", "PartFile", "RollingWriter", "remove_stale_tmp"]
+__all__ = ["ClosedFile", "FailedFile", "PartFile", "RollingWriter"]
 
 logger = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".parquet.tmp"
 PartKey = tuple[DocType, str, str]
 #: ``(topic, partition)`` of Kafka.
 TP = tuple[str, int]
@@ -61,6 +64,15 @@ class ClosedFile:
     bytes: int
     #: Seconds spent in :meth:`PartFile.close` (footer, fsync, rename).
     close_s: float
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file that could not be written or closed, and the offsets it held."""
+
+    error: ArchiveWriteError
+    #: Per Kafka partition, the lowest offset the file held: never committed past.
+    low_offsets: dict[TP, int]
 
 
 @dataclass
@@ -98,29 +110,60 @@ class PartFile:
     def _flush(self) -> None:
         if not self._buffer:
             return
-        if self._writer is None:
-            self.final_path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(
-                self.tmp_path, self.schema, compression=self.compression
-            )
-        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+        try:
+            if self._writer is None:
+                self.final_path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(
+                    self.tmp_path, self.schema, compression=self.compression
+                )
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self._on_disk_bytes = self.tmp_path.stat().st_size
+        except OSError as exc:
+            raise ArchiveWriteError(self.tmp_path, exc) from exc
         self._buffer.clear()
         self._buffered_bytes = 0
-        self._on_disk_bytes = self.tmp_path.stat().st_size
 
     def close(self, clock: Callable[[], float] = time.monotonic) -> ClosedFile:
-        """Write the footer, fsync, rename to the final name and fsync the directory."""
+        """Write the footer, fsync, rename to the final name and fsync the directory.
+
+        Raises :class:`~stream.history.files.ArchiveWriteError` naming the file.
+        """
         started = clock()
         self._flush()
         assert self._writer is not None  # a PartFile exists only once it holds a row
-        self._writer.close()
-        durable_replace(self.tmp_path, self.final_path)
-        size = self.final_path.stat().st_size
+        try:
+            self._writer.close()
+        except OSError as exc:
+            raise ArchiveWriteError(self.tmp_path, exc) from exc
+        finalise(self.tmp_path, self.final_path)
+        try:
+            size = self.final_path.stat().st_size
+        except OSError as exc:
+            raise ArchiveWriteError(self.final_path, exc) from exc
         return ClosedFile(self.final_path, self.rows, size, max(0.0, clock() - started))
+
+    def abandon(self) -> None:
+        """Drop the unfinished file after a failure (best effort: the disk may be the problem)."""
+        self._buffer.clear()
+        if self._writer is not None:
+            # The failure was reported already; only this clean-up is skipped.
+            with contextlib.suppress(OSError):
+                self._writer.close()
+            self._writer = None
+        try:
+            self.tmp_path.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("cannot remove %s (removed at the next start): %s", self.tmp_path, exc)
 
 
 class RollingWriter:
-    """One open :class:`PartFile` per partition, rotated by size and age."""
+    """One open :class:`PartFile` per partition, rotated by size and age.
+
+    A write or close that fails drops the file and records it in
+    :attr:`failures` with the offsets it held (which
+    :meth:`pending_low_offsets` keeps reporting): the caller stops, or rereads
+    those records, but never commits past them.
+    """
 
     def __init__(
         self,
@@ -141,6 +184,8 @@ class RollingWriter:
         self._files: dict[PartKey, PartFile] = {}
         #: Lowest Kafka offset of each partition held by each open file.
         self._low: dict[PartKey, dict[TP, int]] = {}
+        #: Files that failed, oldest first.
+        self.failures: list[FailedFile] = []
 
     def __len__(self) -> int:
         return len(self._files)
@@ -154,16 +199,23 @@ class RollingWriter:
         size_hint: int,
         origin: tuple[str, int, int] | None = None,
     ) -> ClosedFile | None:
-        """Append ``row``; returns the file closed because it grew too big, if any."""
+        """Append ``row``; returns the file closed because it grew too big, if any.
+
+        A failure to write is recorded in :attr:`failures` (``None`` is returned).
+        """
         key: PartKey = (doc_type, date, topic)
         part = self._files.get(key)
         if part is None:
             part = self._open(key)
-        part.add(row, size_hint)
-        if origin is not None:
+        if origin is not None:  # before the write: a failed write must still hold it back
             low = self._low.setdefault(key, {})
             tp = (origin[0], origin[1])
             low[tp] = min(low.get(tp, origin[2]), origin[2])
+        try:
+            part.add(row, size_hint)
+        except ArchiveWriteError as exc:
+            self._fail(key, exc)
+            return None
         if part.estimated_bytes() >= self.max_file_bytes:
             return self._close(key)
         return None
@@ -183,39 +235,48 @@ class RollingWriter:
         self._files[key] = part
         return part
 
-    def _close(self, key: PartKey) -> ClosedFile:
-        part = self._files.pop(key)
+    def _close(self, key: PartKey) -> ClosedFile | None:
+        part = self._files[key]
+        try:
+            closed = part.close(self._clock)
+        except ArchiveWriteError as exc:
+            self._fail(key, exc)
+            return None
+        del self._files[key]
         self._low.pop(key, None)
-        closed = part.close(self._clock)
         logger.info("closed %s (%d rows, %d bytes)", closed.path, closed.rows, closed.bytes)
         return closed
 
+    def _fail(self, key: PartKey, error: ArchiveWriteError) -> None:
+        part = self._files.pop(key)
+        low = self._low.pop(key, {})
+        logger.error("%s; %d records held back from the commit", error, part.rows)
+        part.abandon()
+        self.failures.append(FailedFile(error, low))
+
     def close_expired(self) -> list[ClosedFile]:
-        """Close every file older than ``max_file_age_s``."""
+        """Close every file older than ``max_file_age_s`` (failures go to :attr:`failures`)."""
         now = self._clock()
         expired = [k for k, p in self._files.items() if now - p.opened_at >= self.max_file_age_s]
-        return [self._close(k) for k in sorted(expired)]
+        return self._close_keys(sorted(expired))
 
     def close_all(self) -> list[ClosedFile]:
-        """Close every open file (shutdown, rebalance)."""
-        return [self._close(k) for k in sorted(self._files)]
+        """Close every open file (shutdown, rebalance); failures go to :attr:`failures`."""
+        return self._close_keys(sorted(self._files))
+
+    def _close_keys(self, keys: list[PartKey]) -> list[ClosedFile]:
+        out = []
+        for key in keys:
+            closed = self._close(key)
+            if closed is not None:
+                out.append(closed)
+        return out
 
     def pending_low_offsets(self) -> dict[TP, int]:
-        """Per Kafka partition, the lowest offset not yet in a closed file."""
+        """Per Kafka partition, the lowest offset not yet in a closed file (failed files too)."""
         out: dict[TP, int] = {}
-        for low in self._low.values():
+        lows = [*self._low.values(), *(f.low_offsets for f in self.failures)]
+        for low in lows:
             for tp, offset in low.items():
                 out[tp] = min(out.get(tp, offset), offset)
         return out
-
-
-def remove_stale_tmp(root: Path, *, older_than_s: float, now: float | None = None) -> int:
-    """Delete ``*.parquet.tmp`` leftovers of a crash; their records were never committed."""
-    now = time.time() if now is None else now
-    removed = 0
-    for path in Path(root).rglob(f"*{TMP_SUFFIX}"):
-        if now - path.stat().st_mtime >= older_than_s:
-            logger.warning("removing unfinished archive file %s (left by a crash)", path)
-            path.unlink()
-            removed += 1
-    return removed

@@ -121,5 +121,11 @@ class BatchScorer:
         logger.warning(
             "dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, error
         )
-        letter = dead_letter(record, error, failed_at=now, max_original_bytes=self._max_original)
+        letter = dead_letter(
+            error,
+            stage="score",
+            failed_at=now,
+            record=record,
+            max_original_bytes=self._max_original,
+        )
         return Outcome(record, dead=letter)

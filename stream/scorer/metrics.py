@@ -1,13 +1,16 @@
 """Prometheus metrics of the stream scorer, all on an injectable registry.
 
-Label sets are fixed and created at start-up: reasons from
+Dead letters are counted in the shared ``finsentinel_deadletters_total``
+(:mod:`stream.deadletters`) with ``stage="score"``. Label sets are fixed and
+created at start-up: reasons from
 :data:`~stream.contracts.schemas.REJECT_REASONS`, sentiments from
 :data:`~stream.contracts.schemas.SENTIMENT_LABELS`, topics from the model card.
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
 >>> metrics = ScorerMetrics(registry)
->>> registry.get_sample_value("finsentinel_scorer_dead_letters_total", {"reason": "empty_text"})
+>>> registry.get_sample_value(
+...     "finsentinel_deadletters_total", {"stage": "score", "reason": "empty_text"})
 0.0
 """
 
@@ -18,7 +21,8 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from stream.contracts.schemas import REJECT_REASONS, SENTIMENT_LABELS
+from stream.contracts.schemas import SENTIMENT_LABELS
+from stream.deadletters import DeadLetterCounter
 
 __all__ = ["FALLBACK_REASONS", "ScorerMetrics", "fallback_reason_class", "is_fallback"]
 
@@ -129,16 +133,8 @@ class ScorerMetrics:
             subsystem=sub,
             registry=registry,
         )
-        self.dead_letters = Counter(
-            "dead_letters",
-            "Records sent to the dead-letter topic, by reason.",
-            ["reason"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
-        )
-        for reason in REJECT_REASONS:
-            self.dead_letters.labels(reason=reason)
+        #: ``finsentinel_deadletters_total{stage="score"}``, shared by every stage.
+        self.dead_letters = DeadLetterCounter(registry, stage="score")
         self.batches = Counter(
             "batches",
             "Micro-batches by outcome (committed, retried, commit_failed).",

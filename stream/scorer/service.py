@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from stream.contracts.deadletters import dead_letter
 from stream.contracts.errors import SchemaError
 from stream.contracts.topics import TopicNames
+from stream.deadletters import SAFE_ORIGINAL_BYTES
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import StopFlag
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["ScorerService", "ScorerStats"]
 
 logger = logging.getLogger(__name__)
-
-#: Original bytes kept in the dead letter of an output the producer refused as too large.
-_SAFE_BYTES = 65_536
 
 
 def _utcnow() -> datetime:
@@ -303,11 +301,14 @@ class ScorerService:
         """The dead letter of an output the producer refused as too large for one message."""
         what = "scored document" if outcome.scored is not None else "dead letter"
         letter = dead_letter(
-            outcome.record,
             SchemaError("too_large", f"{what} does not fit one Kafka message: {error}"),
+            stage="score",
             failed_at=self._clock(),
+            record=outcome.record,
             # Small enough to fit whatever the producer's size limit is.
-            max_original_bytes=min(self.settings.deadletter_max_original_bytes, _SAFE_BYTES),
+            max_original_bytes=min(
+                self.settings.deadletter_max_original_bytes, SAFE_ORIGINAL_BYTES
+            ),
         )
         return Outcome(outcome.record, dead=letter)
 
@@ -321,7 +322,7 @@ class ScorerService:
                 self.metrics.latency.observe(max(0.0, latency))
                 scored += 1
             elif outcome.dead is not None:
-                self.metrics.dead_letters.labels(reason=outcome.dead.reason).inc()
+                self.metrics.dead_letters.inc(outcome.dead.reason)
                 dead += 1
         st = self._stats
         self._stats = replace(

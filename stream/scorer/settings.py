@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from stream.contracts.deadletters import DEFAULT_MAX_ORIGINAL_BYTES
 from stream.contracts.errors import ConfigError
 from stream.settings import ServiceSettings
 
@@ -57,7 +58,7 @@ class ScorerSettings(ServiceSettings):
     #: Pause before re-reading a batch whose records the broker did not acknowledge.
     retry_backoff_ms: int = Field(default=1_000, ge=0)
     #: Dead letters keep at most this many bytes of the original (it stays in the raw topic).
-    deadletter_max_original_bytes: int = Field(default=700_000, ge=1_024)
+    deadletter_max_original_bytes: int = Field(default=DEFAULT_MAX_ORIGINAL_BYTES, ge=1_024)
     metrics_host: str = "127.0.0.1"
     #: 0 picks any free port.
     metrics_port: int = Field(default=9101, ge=0, le=65_535)

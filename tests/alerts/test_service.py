@@ -124,6 +124,8 @@ def test_burst_fires_once_flat_stays_quiet_and_evidence_is_kept(
     assert (
         registry.get_sample_value("finsentinel_alerts_documents_total", {"outcome": "invalid"}) == 1
     )
+    dead = {"stage": "alerts", "reason": "malformed_json"}
+    assert registry.get_sample_value("finsentinel_deadletters_total", dead) == 1
 
 
 def test_flat_stream_of_the_same_volume_raises_nothing(

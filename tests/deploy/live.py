@@ -3,7 +3,8 @@
 Used by ``test_promql_live.py``. The scrape configuration is derived from the
 shipped ``deploy/prometheus/prometheus.yml``: same job names, same rules files,
 but every FinSentinel job scrapes the pipeline under test and keeps only its own
-service's metrics (``finsentinel_scorer_*`` for ``finsentinel-scorer`` ...), so a
+service's metrics (``finsentinel_scorer_*`` for ``finsentinel-scorer`` ..., and
+its ``stage`` of the shared ``finsentinel_deadletters_total``), so a
 single endpoint serving every service's metrics (``finsentinel demo``) looks to
 the rules and dashboards exactly like the separate services of a deployment.
 """
@@ -54,6 +55,15 @@ def wait_for(
     raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+#: The ``stage`` label each service gives ``finsentinel_deadletters_total``.
+DEADLETTER_STAGE = {
+    "scorer": "score",
+    "alerts": "alerts",
+    "crawler": "ingest",
+    "archive": "archive",
+}
+
+
 def scrape_config(
     metrics_target: str, *, prometheus_target: str, alertmanager_target: str | None
 ) -> dict[str, Any]:
@@ -81,8 +91,10 @@ def scrape_config(
                     ],
                     "metric_relabel_configs": [
                         {
-                            "source_labels": ["__name__"],
-                            "regex": f"{jobs[name].metric_prefix}.*",
+                            # Its own metrics, and its stage of the shared dead-letter counter.
+                            "source_labels": ["__name__", "stage"],
+                            "regex": f"{jobs[name].metric_prefix}.*;.*"
+                            f"|finsentinel_deadletters_total;{DEADLETTER_STAGE[jobs[name].name]}",
                             "action": "keep",
                         }
                     ],

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from stream.kafka import KafkaSettings
-from tests.deploy.live import Prometheus, PromQLError, monitoring, wait_for
+from tests.deploy.live import DEADLETTER_STAGE, Prometheus, PromQLError, monitoring, wait_for
 from tests.deploy.manifests import (
     DASHBOARDS,
     RULE_FILES,
@@ -73,6 +73,9 @@ ABSENT_WHILE_NONE_OPEN = {
 _WATCH_LIST = 'kind="ticker"'
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+#: ``finsentinel_deadletters_total{stage="..."}``: the stage names its service.
+_STAGED = re.compile(r'finsentinel_deadletters_total\s*\{[^}]*stage="(\w+)"')
+_SERVICE_OF_STAGE = {stage: service for service, stage in DEADLETTER_STAGE.items()}
 
 
 @dataclass
@@ -198,17 +201,25 @@ def _metrics_in(expr: str) -> set[str]:
     return {m for m in _METRIC.findall(bare) if "finsentinel" in m}
 
 
+def _staged_services(expr: str) -> set[str]:
+    """Services whose stage of the shared dead-letter counter ``expr`` selects."""
+    return {_SERVICE_OF_STAGE[m] for m in _STAGED.findall(expr) if m in _SERVICE_OF_STAGE}
+
+
 def _record_services() -> dict[str, set[str]]:
     exprs: dict[str, set[str]] = {}
+    staged: dict[str, set[str]] = {}
     for path in RULE_FILES:
         for query, rule in rule_queries(path):
             if "record" in rule:
                 exprs.setdefault(rule["record"], set()).update(_metrics_in(query.expr))
+                staged.setdefault(rule["record"], set()).update(_staged_services(query.expr))
     resolved: dict[str, set[str]] = {}
 
     def services_of(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
         if name in exprs and name not in seen:
-            return set().union(*(services_of(m, seen | {name}) for m in exprs[name]))
+            used = (services_of(m, seen | {name}) for m in exprs[name])
+            return set(staged[name]).union(*used)
         return {s.name for s in SERVICES if name.startswith(s.metric_prefix)}
 
     for name in exprs:
@@ -217,7 +228,7 @@ def _record_services() -> dict[str, set[str]]:
 
 
 def _services_of(expr: str, live: Live) -> set[str]:
-    out: set[str] = set()
+    out: set[str] = _staged_services(expr)
     for name in _metrics_in(expr):
         out |= live.record_services.get(name) or {
             s.name for s in SERVICES if name.startswith(s.metric_prefix)

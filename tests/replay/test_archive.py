@@ -26,6 +26,7 @@ from stream.contracts.schemas import (
     message_key,
 )
 from stream.contracts.topics import TopicNames
+from stream.deadletters import DeadLetterSendError
 from stream.history.archive import ArchiveSink
 from stream.history.query import HistoryQuery, archive_dates, read_history
 from stream.history.schema import from_row
@@ -141,7 +142,8 @@ def test_archive_writes_hive_files_and_commits_only_after_close(
     assert (
         get("finsentinel_archive_files_closed_total", {"doc_type": "scored", "reason": "age"}) == 2
     )
-    assert get("finsentinel_archive_deadletters_total", {"reason": "malformed_json"}) == 1
+    letters = {"stage": "archive", "reason": "malformed_json"}
+    assert get("finsentinel_deadletters_total", letters) == 1
     _assert_dead_letter(kafka_settings, topics)
 
 
@@ -169,17 +171,25 @@ def test_a_rebalance_closes_files_and_nothing_is_lost(
     docs: list[ScoredDocument],
     tmp_path: Path,
 ) -> None:
+    """Two sinks in one group: the join closes the first sink's files, both keep committing.
+
+    The sinks' clock is the test's, so files close by age only when the test says:
+    the first sink's files are still open when the second joins (on a loaded machine
+    a real 2 s age used to close them first, and the test then waited for a
+    rebalance close that could not happen).
+    """
     from prometheus_client import CollectorRegistry
 
     first, second = docs[:75], docs[75:]
     _produce(kafka_settings, topics, first)
+    now = [0.0]
     settings = ArchiveSettings(
-        root_dir=tmp_path, group_id=group_id, max_file_age_s=2, poll_timeout_s=0.2
+        root_dir=tmp_path, group_id=group_id, max_file_age_s=600, poll_timeout_s=0.2
     )
     sinks = [
         ArchiveSink(
             settings, kafka=kafka_settings, topics=topics, registry=CollectorRegistry(),
-            serve_metrics=False,
+            clock=lambda: now[0], serve_metrics=False,
         )
         for _ in range(2)
     ]  # fmt: skip
@@ -191,6 +201,7 @@ def test_a_rebalance_closes_files_and_nothing_is_lost(
     threads[0].start()
     try:
         _wait(lambda: sinks[0].consumed == len(first) + 2, "the first sink to read everything")
+        assert not list(tmp_path.rglob("*.parquet"))  # all in open files
         threads[1].start()  # joins the group: the first sink's partitions are revoked
         rebalance = {"doc_type": "scored", "reason": "rebalance"}
         _wait(
@@ -206,11 +217,13 @@ def test_a_rebalance_closes_files_and_nothing_is_lost(
         producer.flush()
         producer.close()
         total = len(docs) + 2
-        _wait(
-            lambda: sum(_committed(kafka_settings, group_id, topics).values()) >= total
-            and not sinks[0].pending and not sinks[1].pending,
-            "every record committed",
-        )  # fmt: skip
+
+        def settled() -> bool:
+            now[0] += 1_000.0  # every open file is due: the sinks close and commit it
+            done = sum(_committed(kafka_settings, group_id, topics).values()) >= total
+            return done and not sinks[0].pending and not sinks[1].pending
+
+        _wait(settled, "every record committed")
     finally:
         for f in stops:
             f.set()
@@ -218,3 +231,33 @@ def test_a_rebalance_closes_files_and_nothing_is_lost(
             t.join(timeout=30)
     table = read_history(tmp_path, HistoryQuery("scored"))
     assert sorted(table["id"].to_pylist()) == sorted(d.id for d in docs)
+
+
+def test_a_dead_letter_that_cannot_be_sent_stops_the_sink_before_its_record(
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+    group_id: str,
+    docs: list[ScoredDocument],
+    tmp_path: Path,
+) -> None:
+    producer = make_producer(kafka_settings)
+    for d in docs[:5]:
+        producer.send(topics.scored, value=encode(d), key=b"one")
+    bad = producer.send(topics.scored, value=b"{not json", key=b"one").get(timeout=30)
+    for d in docs[5:10]:
+        producer.send(topics.scored, value=encode(d), key=b"one")
+    producer.flush()
+    producer.close()
+    settings = ArchiveSettings(root_dir=tmp_path, group_id=group_id, poll_timeout_s=0.2)
+    # A producer whose size limit no dead letter fits: every send attempt is refused.
+    refusing = make_producer(kafka_settings, max_request_size=100)
+    sink = ArchiveSink(
+        settings, kafka=kafka_settings, topics=topics, producer=refusing,
+        clock=lambda: 0.0, serve_metrics=False,
+    )  # fmt: skip
+    with pytest.raises(DeadLetterSendError, match=rf"\[{bad.partition}\]@{bad.offset}"):
+        sink.run(StopFlag())
+    tp = (topics.scored, bad.partition)
+    assert _committed(kafka_settings, group_id, topics).get(tp) == bad.offset
+    table = read_history(tmp_path, HistoryQuery("scored"))
+    assert sorted(table["id"].to_pylist()) == sorted(d.id for d in docs[:5])

@@ -128,8 +128,9 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
     value = registry.get_sample_value
     assert value("finsentinel_scorer_documents_consumed_total") == 36
     for reason in (*BAD, "empty_text"):
-        assert value("finsentinel_scorer_dead_letters_total", {"reason": reason}) == 1
-    assert value("finsentinel_scorer_dead_letters_total", {"reason": "processing_error"}) == 0
+        assert value("finsentinel_deadletters_total", {"stage": "score", "reason": reason}) == 1
+    other = {"stage": "score", "reason": "processing_error"}
+    assert value("finsentinel_deadletters_total", other) == 0
     by_label = [
         value("finsentinel_scorer_documents_scored_total", {"topic": t, "sentiment": s}) or 0
         for t in tiny_classifier.card.topic_labels
