@@ -220,6 +220,8 @@ def silence(
     """Mute notifications for matching alerts until the silence expires."""
     from alerts.durations import format_duration_s, parse_duration_s
 
+    if duration.strip().isdigit():  # "2" is far more often 2 hours or minutes than 2 seconds
+        raise _fail(f"--for {duration}: give a unit, e.g. {duration}m, {duration}h or {duration}d")
     try:
         seconds = parse_duration_s(duration)
     except ValueError as exc:
@@ -260,8 +262,24 @@ def silences(db: DbOption = None) -> None:
 
 @alerts_app.command("check-rules")
 def check_rules(path: Annotated[Path | None, typer.Argument(help="Rules file")] = None) -> None:
-    """Validate a rules file (exit 2 with file, line and field on error)."""
+    """Validate a rules file (exit 2 with file, line and field on error).
+
+    Channels are built as the service builds them, so a secret whose variable is
+    unset here (``secret_env``, ``url_env``) fails the check as it would fail
+    ``finsentinel alert``.
+    """
+    from alerts.exceptions import ChannelConfigError
+    from alerts.notify import build_notifier
+
     rules = _rules(path)
+    problems = []
+    for channel in rules.channels:
+        try:
+            build_notifier(channel, clock=time.time)
+        except ChannelConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise _fail("; ".join(problems))
     typer.echo(f"ok: {len(rules.rules)} rules, {len(rules.channels)} channels")
 
 

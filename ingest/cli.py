@@ -149,6 +149,7 @@ def _print_report(report: IngestReport) -> None:
 def check(sources: SourcesOpt = None) -> None:
     """Validate the sources file and probe every source without producing anything."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ingest.config import load_sources
@@ -166,7 +167,8 @@ def check(sources: SourcesOpt = None) -> None:
         table.add_column(column, overflow="fold")
     for r in results:
         colour = "green" if r.ok else ("yellow" if r.status == "disabled" else "red")
-        table.add_row(r.name, r.kind, f"[{colour}]{r.status}[/{colour}]", str(r.entries), r.detail)
+        status = f"[{colour}]{r.status}[/{colour}]"
+        table.add_row(r.name, r.kind, status, str(r.entries), escape(r.detail))
     Console().print(table)
     if any(not r.ok and r.status != "disabled" for r in results):
         raise typer.Exit(1)

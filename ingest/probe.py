@@ -14,6 +14,7 @@ from ingest.netguard import AddressGuard, Resolver, system_resolve
 from ingest.robots import RobotsCache
 from ingest.settings import IngestSettings
 from ingest.sources import FetchContext, build_source
+from ingest.sources.base import Rejected
 
 __all__ = ["ProbeResult", "probe_sources"]
 
@@ -64,7 +65,16 @@ def _probe(ctx: FetchContext, spec: SourceSpec) -> ProbeResult:
         result = build_source(spec).fetch(ctx, {})
     except IngestError as exc:
         return ProbeResult(spec.name, spec.kind, exc.outcome, detail=str(exc))
-    detail = f"{len(result.rejected)} records unusable" if result.rejected else ""
+    detail = _rejected_detail(result.rejected)
     if result.more:
         detail = (detail + "; " if detail else "") + "more than one pass of data"
     return ProbeResult(spec.name, spec.kind, "ok", len(result.candidates), detail)
+
+
+def _rejected_detail(rejected: list[Rejected], shown: int = 3) -> str:
+    """``2 records unusable: empty_text (item 4 has no title or body); ...``."""
+    if not rejected:
+        return ""
+    reasons = "; ".join(f"{r.reason} ({r.detail[:120]})" for r in rejected[:shown])
+    more = f"; and {len(rejected) - shown} more" if len(rejected) > shown else ""
+    return f"{len(rejected)} records unusable: {reasons}{more}"

@@ -155,6 +155,12 @@ def _run(
         f"backtest: {result.documents:,} documents, {result.buckets:,} buckets, "
         f"{len(result.alerts):,} alert events in {elapsed:.1f} s; outputs in {out}"
     )
+    if result.documents == 0:
+        typer.echo(
+            "warning: no scored documents in the range: check --from/--to (UTC) and the "
+            "archive or file; every rule's outputs are empty",
+            err=True,
+        )
     for rule in rules.rules if result.events else ():
         m = result.metrics(rule)
         typer.echo(

@@ -260,6 +260,13 @@ def _drive(o: dict[str, Any], items: Iterator[ReplayItem], kafka: Any, flag: Sto
         f"replayed {stats.read} documents: {stats.sent} sent, {stats.written} written, "
         f"{stats.rescored} rescored ({stats.rescore_failed} failed)"
     )
+    if stats.read == 0:
+        where = "the topics' retention" if o["from_kafka"] else "the archive's dates"
+        typer.echo(
+            f"warning: nothing to replay between {o['t0']:%Y-%m-%dT%H:%MZ} and "
+            f"{o['t1']:%Y-%m-%dT%H:%MZ}: check --from/--to (UTC) against {where}",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -90,6 +91,33 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert f"{bad}: line 4: rules.0.threshold" in out.output
     out = runner.invoke(app, ["alerts", "show", "1", "--db", str(tmp_path / "none.sqlite")])
     assert out.exit_code == 2 and "no alert database" in out.output
+
+
+def test_silence_without_a_unit_is_refused(tmp_path: Path) -> None:
+    out = runner.invoke(
+        _app(),
+        ["alerts", "silence", "k", "--for", "2", "--reason", "x", "--db", str(tmp_path / "a.db")],
+    )
+    assert out.exit_code == 2 and "give a unit, e.g. 2m, 2h or 2d" in out.output
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_check_rules_fails_on_a_channel_secret_the_service_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FS_TEST_UNSET_SECRET", raising=False)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: r, series: {kind: topic}}\n"
+        "channels:\n  - {name: ops, type: webhook, url: 'http://127.0.0.1:9/x',"
+        " secret_env: FS_TEST_UNSET_SECRET}\n"
+    )
+    out = runner.invoke(_app(), ["alerts", "check-rules", str(rules)])
+    assert out.exit_code == 2, out.output
+    assert "ops" in out.output and "FS_TEST_UNSET_SECRET" in out.output
+    monkeypatch.setenv("FS_TEST_UNSET_SECRET", "s3cret")
+    out = runner.invoke(_app(), ["alerts", "check-rules", str(rules)])
+    assert out.exit_code == 0 and "ok: 1 rules, 1 channels" in out.output
 
 
 def test_check_default_rules_ok() -> None:

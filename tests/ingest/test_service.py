@@ -127,6 +127,21 @@ def test_sources_check_probes_each_source(server: FixtureServer, tmp_path: Path)
     assert "│ 2 " in ok_line
 
 
+def test_sources_check_says_which_records_are_unusable(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = '{"id": "a1", "title": "Acme beats estimates", "published_at": "2026-01-05T10:00:00Z"}'
+    (inbox / "batch.jsonl").write_text(good + "\n{not json\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(f"sources:\n  - {{name: inbox, kind: files, path: '{inbox}'}}\n")
+    result = CliRunner().invoke(
+        cli(), ["sources", "check", "--sources", str(path)], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1 records unusable: malformed_json" in text, result.output
+
+
 def test_invalid_sources_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("sources:\n  - {name: x, kind: rss, url: 'ftp://nope'}\n")

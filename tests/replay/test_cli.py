@@ -93,6 +93,25 @@ def test_replay_archive_to_parquet(app: typer.Typer, archive_dir: Path, tmp_path
     assert pq.read_table(out)["id"].to_pylist() == want and want
 
 
+def test_replay_and_backtest_of_an_empty_range_warn(
+    app: typer.Typer, archive_dir: Path, rules_path: Path, tmp_path: Path
+) -> None:
+    empty = ["--from", "2020-01-01T00:00Z", "--to", "2020-01-02T00:00Z"]
+    out = tmp_path / "replayed.parquet"
+    result = CliRunner().invoke(
+        app, ["replay", "--archive", str(archive_dir), *empty, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "replayed 0 documents" in result.output
+    assert "warning: nothing to replay between 2020-01-01T00:00Z and 2020-01-02T00:00Z" in (
+        result.output
+    )
+    args = ["backtest", "--rules", str(rules_path), "--archive", str(archive_dir), *empty]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "bt"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "warning: no scored documents in the range" in result.output
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
