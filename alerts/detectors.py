@@ -42,7 +42,7 @@ from alerts.baseline import (
     unpack,
 )
 from alerts.robust import RobustLevel
-from alerts.stats import binom_sf, negbin_sf, poisson_sf, tail_score
+from alerts.stats import betabinom_sf, binom_sf, negbin_sf, poisson_sf, tail_score
 from alerts.surge import CountSurge
 
 __all__ = [
@@ -203,11 +203,16 @@ class ShareSpike:
     """Binomial upper-tail test of the windowed negative share against its baseline.
 
     Baseline share = lagged EWMA of negatives over lagged EWMA of totals (a
-    volume-weighted share). A series with less than ``min_history_buckets`` of
-    baseline, or with too few baseline documents, uses the global prior (the
-    share of the frame's ``prior_row``, the "all" series) so a burst on a
-    brand-new topic can still fire. Below ``min_volume`` documents in the window
-    the score is 0: a 2-of-2 negative window proves nothing.
+    volume-weighted share), plus ``min_baseline_docs`` pseudo-documents at the
+    global prior share (the frame's ``prior_row``, the "all" series, itself
+    under a Jeffreys prior) so a burst on a brand-new topic can still fire. The
+    tail is beta-binomial: the baseline share is only known from its documents,
+    so a young series (or a young "all" series: the first minutes of a new
+    deployment) whose baseline rests on a few documents needs a much bigger
+    window share to be surprised; a mature one tests as a binomial. No opinion
+    (NaN) until the series, or the prior, has ``min_history_buckets`` of
+    baseline and ``min_baseline_docs`` documents. Below ``min_volume`` documents
+    in the window the score is 0: a 2-of-2 negative window proves nothing.
     """
 
     window_buckets: int = 5
@@ -234,17 +239,31 @@ class ShareSpike:
         self._p = self._share = self._baseline = self._volume = self._score = np.zeros(0)
         self._skipped = np.zeros(0, dtype=np.int64)
 
+    def baseline_beta(self, prior_row: int | None) -> tuple[FloatArray, FloatArray]:
+        """``Beta(a, b)`` of the baseline share per series (NaN where nothing is known).
+
+        ``a``/``b``: the series' own baseline negative/other documents (s1 of the
+        lagged EWMAs, the decayed document counts) plus ``min_baseline_docs``
+        pseudo-documents at the prior share; the prior row gets a Jeffreys prior.
+        """
+        neg, tot = self._neg.s1, self._tot.s1
+        other = np.maximum(tot - neg, 0.0)
+        own_ok = (self._tot.n >= self.min_history_buckets) & (tot >= self.min_baseline_docs)
+        pa = pb = np.full(tot.shape, 0.5)
+        known = own_ok
+        if prior_row is not None and prior_row < tot.shape[0] and own_ok[prior_row]:
+            share = (neg[prior_row] + 0.5) / (tot[prior_row] + 1.0)
+            weight = np.full(tot.shape, self.min_baseline_docs)
+            weight[prior_row] = 1.0  # the prior row itself: Jeffreys only
+            pa, pb = weight * share, weight * (1.0 - share)
+            known = np.ones(tot.shape, dtype=bool)
+        a = np.where(known, neg + pa, np.nan)
+        return a, np.where(known, other + pb, np.nan)
+
     def baseline_share(self, prior_row: int | None) -> FloatArray:
-        """Baseline share per series, the global prior where a series is young."""
-        # s1 of the totals is the decayed number of baseline documents.
-        own_ok = (self._tot.n >= self.min_history_buckets) & (
-            self._tot.s1 >= self.min_baseline_docs
-        )
-        own = np.divide(self._neg.s1, self._tot.s1, out=np.full(own_ok.shape, np.nan), where=own_ok)
-        prior = np.nan
-        if prior_row is not None and prior_row < own.shape[0] and own_ok[prior_row]:
-            prior = float(own[prior_row])
-        return np.where(own_ok, own, prior)
+        """Baseline share per series (the mean of :meth:`baseline_beta`)."""
+        a, b = self.baseline_beta(prior_row)
+        return a / (a + b)
 
     def update(self, frame: SeriesFrame) -> Self:
         """Consume one final bucket."""
@@ -261,10 +280,16 @@ class ShareSpike:
         self._volume, negative = self._ring.sums()
         vol = self._volume
         self._share = np.divide(negative, vol, out=np.full(vol.shape, np.nan), where=vol > 0)
-        self._baseline = self.baseline_share(frame.prior_row)
+        a, b = self.baseline_beta(frame.prior_row)
+        self._baseline = a / (a + b)
         unknown = np.isnan(self._baseline)
-        p = binom_sf(negative, self._volume, np.where(unknown, 0.5, self._baseline))
+        a, b = np.where(unknown, 1.0, a), np.where(unknown, 1.0, b)
+        p = binom_sf(negative, self._volume, a / (a + b))
         p = np.where(self._volume < self.min_volume, 1.0, p)
+        # The beta-binomial tail is heavier than the binomial one: it only matters (and
+        # only runs) where the binomial is already small.
+        tight = p < 0.01
+        p = np.where(tight, betabinom_sf(np.where(tight, negative, 0.0), vol, a, b), p)
         self._p = np.where(unknown, np.nan, p)
         self._score = tail_score(self._p, full_at_p=self.full_at_p)
         _flag(self._ring, self._score, self.exclude_score)
