@@ -97,6 +97,25 @@ def train(
     pseudo_label_threshold: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Keep a teacher label at p >= this.")
     ] = 0.8,
+    soft_labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distillation: a teacher's soft-label file (python -m "
+            "models.training.softlabels); soft targets for both heads of every training row."
+        ),
+    ] = None,
+    distill_temperature: Annotated[
+        float, typer.Option(min=0.01, help="Temperature of the soft targets.")
+    ] = 2.0,
+    distill_alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Weight of the soft term (1 - it: labels).")
+    ] = 0.5,
+    freeze_embeddings: Annotated[
+        bool, typer.Option(help="Keep the encoder's embeddings fixed.")
+    ] = False,
+    freeze_layers: Annotated[
+        int, typer.Option(min=0, help="Keep the lowest N encoder layers fixed.")
+    ] = 0,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -112,6 +131,8 @@ def train(
         }
         if not files:
             raise TrainingError("give --sentiment-data and/or --topic-data")
+        if teacher is not None and soft_labels is not None:
+            raise TrainingError("give --teacher (self-training) or --soft-labels, not both")
         config = TrainConfig(
             base_model=str(base_model or default_base_model()),
             epochs=epochs,
@@ -127,6 +148,11 @@ def train(
             max_train_rows=max_train_rows,
             teacher=None if teacher is None else str(teacher.resolve()),
             pseudo_label_threshold=pseudo_label_threshold,
+            soft_labels=None if soft_labels is None else str(soft_labels.resolve()),
+            distill_temperature=distill_temperature,
+            distill_alpha=distill_alpha,
+            freeze_embeddings=freeze_embeddings,
+            freeze_layers=freeze_layers,
         )
         with _progress() as progress:
             task = progress.add_task("training", total=None)
