@@ -44,7 +44,10 @@ COLUMNS: Final = ("total", "negative", "neutral", "positive", "confidence", "wei
 TOTAL, NEG, NEU, POS, CONF, WSCORE = range(6)
 _SENT_COL: Final = {"negative": NEG, "neutral": NEU, "positive": POS}
 
-Outcome = Literal["accepted", "duplicate", "late", "future"]
+#: ``unsupported``: on time and new, but the model could not read it (another language,
+#: no text; :attr:`ScoredDocument.unsupported_reason`): it moves event time and is
+#: de-duplicated like any document, and is left out of every series' counts.
+Outcome = Literal["accepted", "duplicate", "late", "future", "unsupported"]
 
 
 def evidence_of(doc: ScoredDocument) -> AlertEvidence:
@@ -58,6 +61,8 @@ def evidence_of(doc: ScoredDocument) -> AlertEvidence:
         sentiment=doc.sentiment,
         sentiment_score=doc.sentiment_score,
         confidence=doc.confidence,
+        copies=doc.copies,
+        outlets=[doc.source],
     )
 
 
@@ -161,6 +166,8 @@ class Aggregator:
             self.source_max_s[source] = max(self.source_max_s.get(source) or int(ts), int(ts))
         if self.next_final_s is None or (not self.closed_any and start < self.next_final_s):
             self.next_final_s = start  # out of order before anything closed: not late
+        if not doc.supported:
+            return "unsupported"
         bucket = self._open.setdefault(start, _Open())
         for key in series_of(doc):
             row = self.index.find(key)

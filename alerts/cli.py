@@ -73,6 +73,23 @@ def alert(
     rules: RulesOption = None,
     db: DbOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Back-fill or archive replay: event time alone moves the watermark, lateness "
+            "is the longest window, windows flush when the input goes quiet "
+            "(FINSENTINEL_ALERTS_HISTORY; docs/history.md).",
+        ),
+    ] = False,
+    from_beginning: Annotated[
+        bool,
+        typer.Option(
+            "--from-beginning",
+            help="With a fresh --db, read the scored topic from its start instead of the "
+            "consumer group's committed offsets (FINSENTINEL_ALERTS_FROM_BEGINNING).",
+        ),
+    ] = False,
     embedded_broker: EmbeddedBrokerOpt = False,
 ) -> None:
     """Run the alerting service until SIGTERM/Ctrl+C (then finish, checkpoint, exit 0).
@@ -81,7 +98,13 @@ def alert(
     """
     from alerts.__main__ import serve
 
-    settings = _settings(rules_path=rules, db_path=db, metrics_port=metrics_port)
+    settings = _settings(
+        rules_path=rules,
+        db_path=db,
+        metrics_port=metrics_port,
+        history=history or None,
+        from_beginning=from_beginning or None,
+    )
     _rules(settings.rules_path)  # a bad rules file is one line and exit 2, before Kafka
     # The root app configured logging.
     raise typer.Exit(serve(settings, configure_logs=False, allow_embedded=embedded_broker))
@@ -197,10 +220,14 @@ def test_notify(
     channel: Annotated[str, typer.Argument(help="Channel name from the rules file")],
     rules: RulesOption = None,
 ) -> None:
-    """Send a sample alert to one channel now; exit 1 if it fails."""
+    """Send a test alert to one channel now; exit 1 if it fails.
+
+    The alert is marked as a test everywhere: "[TEST]" title, label test="true",
+    and for Alertmanager an endsAt 5 minutes later, so it disappears by itself.
+    """
     from alerts.exceptions import ChannelConfigError, NotifyError
     from alerts.notify import Notification, build_notifier
-    from alerts.testing import sample_alert
+    from alerts.notify.probe import probe_alert
 
     cfg = {c.name: c for c in _rules(rules).channels}
     if channel not in cfg:
@@ -210,12 +237,13 @@ def test_notify(
     except ChannelConfigError as exc:
         raise _fail(str(exc)) from exc
     try:
-        notifier.send(Notification((sample_alert(),), created_s=time.time()))
+        now = time.time()
+        notifier.send(Notification((probe_alert(now),), created_s=now))
     except NotifyError as exc:
         raise _fail(f"delivery failed: {exc}", code=1) from exc
     finally:
         notifier.close()
-    typer.echo(f"sent a test alert to {channel} ({notifier.channel_type})")
+    typer.echo(f"sent a test alert (marked test) to {channel} ({notifier.channel_type})")
 
 
 @alerts_app.command()

@@ -61,6 +61,7 @@ class EngineStats:
     duplicate: int = 0
     late: int = 0
     future: int = 0
+    unsupported: int = 0
     buckets_closed: int = 0
     alerts: dict[str, int] = field(
         default_factory=lambda: {"firing": 0, "updated": 0, "resolved": 0}
@@ -291,6 +292,16 @@ class AlertEngine:
     def trend(self, window_s: int) -> Trend:
         """Window statistics of every series (rows as in :attr:`index`)."""
         return self.windows.trend(window_s)
+
+    def rule_scores(self) -> list[tuple[Rule, NDArray[np.float64]]]:
+        """Each rule's latest combined detector score per series row, NaN on the rows
+        it does not watch (rows as in :attr:`index`; empty before the first bucket)."""
+        out = []
+        for rs in self._rules:
+            score = np.asarray(rs.detector.score(), dtype=float)
+            mask = rs.selected()[: score.shape[0]]
+            out.append((rs.rule, np.where(mask, score[: mask.shape[0]], np.nan)))
+        return out
 
     def open_alerts(self) -> list[tuple[str, int]]:
         """``(key, started_s)`` of every open alert."""

@@ -20,9 +20,22 @@ __all__ = ["IdlePartitions", "assign_all", "commit_offsets", "dead_letter"]
 logger = logging.getLogger(__name__)
 
 
-def assign_all(consumer: KafkaConsumer, topic: str, saved: Offsets, stop: StopFlag) -> list[int]:
+def assign_all(
+    consumer: KafkaConsumer,
+    topic: str,
+    saved: Offsets,
+    stop: StopFlag,
+    *,
+    from_beginning: bool = False,
+) -> list[int]:
     """Assign every partition of ``topic``; seek to the checkpointed offsets, else to
-    the group's committed offsets, else to the beginning. The partitions, sorted."""
+    the group's committed offsets, else to the beginning. The partitions, sorted.
+
+    A fresh state (no checkpoint) over a group with committed offsets would skip
+    everything before them: that is said in one warning, and ``from_beginning``
+    seeks every partition to its beginning instead (the group's offsets follow at
+    the first commit).
+    """
     partitions: set[int] = set()
     while not partitions and not stop.is_set():
         try:
@@ -34,16 +47,53 @@ def assign_all(consumer: KafkaConsumer, topic: str, saved: Offsets, stop: StopFl
             stop.wait(1.0)
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
+    fresh = not saved
+    committed = {} if saved else {tp: consumer.committed(tp) for tp in tps}
+    resumed = {tp: o for tp, o in committed.items() if o is not None}
+    if fresh and resumed:
+        _report_fresh_state(consumer, topic, resumed, from_beginning=from_beginning)
+    elif fresh and from_beginning:
+        logger.info("fresh state: reading %s from the beginning", topic)
+    elif from_beginning:
+        logger.info("from_beginning ignored: the checkpoint's offsets are the truth")
     for tp in tps:
         offset = saved.get((tp.topic, tp.partition))
-        if offset is None:
-            offset = consumer.committed(tp)
+        if offset is None and not from_beginning:
+            offset = committed.get(tp) if fresh else consumer.committed(tp)
         if offset is not None:
             consumer.seek(tp, offset)
         else:
             consumer.seek_to_beginning(tp)
     logger.info("consuming %s partitions %s", topic, sorted(partitions))
     return sorted(partitions)
+
+
+def _report_fresh_state(
+    consumer: KafkaConsumer,
+    topic: str,
+    resumed: dict[TopicPartition, int],
+    *,
+    from_beginning: bool,
+) -> None:
+    group = consumer.config.get("group_id")
+    where = ", ".join(f"{tp.partition}@{o}" for tp, o in sorted(resumed.items()))
+    if from_beginning:
+        logger.info(
+            "fresh state: reading %s from the beginning (--from-beginning), not from group "
+            "%s's committed offsets (%s); the group's offsets follow at the first commit",
+            topic,
+            group,
+            where,
+        )
+        return
+    logger.warning(
+        "fresh state (this database has consumed nothing) but group %s has committed offsets on "
+        "%s (%s): resuming there, so earlier documents are not counted; use --from-beginning "
+        "(FINSENTINEL_ALERTS_FROM_BEGINNING=true) to read the topic from its start",
+        group,
+        topic,
+        where,
+    )
 
 
 def commit_offsets(consumer: KafkaConsumer, offsets: Offsets) -> None:

@@ -138,7 +138,8 @@ class RuleTracker:
             series=value,
             state=state_name,  # type: ignore[arg-type]
             severity=rule.severity,
-            score=float(np.clip(np.nan_to_num(obs.score[row]), 0.0, 1.0)),
+            # + 0.0 turns a -0.0 (a log10(1) score) into 0.0: receivers see "score": 0.0.
+            score=float(np.clip(np.nan_to_num(obs.score[row]), 0.0, 1.0)) + 0.0,
             observed=neg,
             baseline=0.0 if np.isnan(exp) else exp,
             window_start=_dt(obs.end_s - rule.window_s),

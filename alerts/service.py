@@ -13,7 +13,11 @@ saved offsets, so aggregates are exactly-once across restarts (no Kafka
 transactions needed). Kafka group offsets are committed after each checkpoint
 for lag monitoring only. Alerts are at-least-once: a crash between an
 evaluation and its checkpoint re-emits the same transitions (same key, state
-and ``updated_at``) after restart; the store de-duplicates them.
+and ``updated_at``) after restart; the store de-duplicates them, and so does
+the notification outbox: each transition is stored with its notification
+intents in one transaction, and a re-emitted one finds its intents there
+already (same idempotency key), so it is not notified twice
+(see :mod:`alerts.notify.outbox`).
 """
 
 from __future__ import annotations
@@ -32,15 +36,19 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from alerts.breadth import BreadthBook, BreadthFeed
 from alerts.checkpoint import Checkpointer, Offsets
 from alerts.db import Database
 from alerts.engine import AlertEngine
 from alerts.kafka_io import IdlePartitions, assign_all, commit_offsets, dead_letter
 from alerts.metrics import AlertMetrics
 from alerts.notify import Dispatcher, Notifier, RetryPolicy, build_notifiers
+from alerts.notify.outbox import Outbox
 from alerts.rules import RulesFile, load_rules
 from alerts.settings import AlertSettings
 from alerts.store import AlertStore
+from alerts.view import AlertView
+from alerts.watermark import EndOfInput, HistoryHint, describe, lateness_s
 from stream.contracts.errors import BrokerError, SchemaError
 from stream.contracts.schemas import Alert, ScoredDocument, decode, encode
 from stream.contracts.topics import TopicNames
@@ -81,7 +89,7 @@ class AlertService:
         self.engine = AlertEngine(
             self.rules,
             bucket_s=settings.bucket_s,
-            allowed_lateness_s=settings.allowed_lateness_s,
+            allowed_lateness_s=lateness_s(settings),
             windows_s=settings.windows_s,
             top_k=settings.top_documents,
             seasonal=settings.seasonal,
@@ -92,6 +100,8 @@ class AlertService:
             topics=settings.metric_topics,
             tickers=settings.watch_tickers,
             windows_s=settings.windows_s,
+            max_active_alerts=settings.max_active_alert_series,
+            top_movers=settings.top_movers,
         )
         if notifiers is None:
             notifiers = build_notifiers(
@@ -105,11 +115,19 @@ class AlertService:
             self.rules,
             notifiers,
             clock=clock,
+            outbox=Outbox(
+                self.db,
+                name=settings.checkpoint_name,
+                max_pending=settings.notify_queue_max,
+                retention_s=settings.notify_outbox_retention_s,
+            ),
             group_wait_s=settings.group_wait_s,
             retry=RetryPolicy(settings.notify_retry_initial_s, settings.notify_retry_max_s),
-            queue_max=settings.notify_queue_max,
             on_outcome=self.metrics.notification,
+            on_pending=self.metrics.notifications_waiting,
         )
+        #: Story breadth from ``topics.breadth`` (see alerts.breadth), shown in the evidence.
+        self.breadth = BreadthBook(registry=self.registry)
         self._lock = threading.RLock()
         self._offsets: Offsets = {}
         self._raised: deque[Alert] = deque(maxlen=10_000)
@@ -120,6 +138,8 @@ class AlertService:
         self._invalid = 0
         self._last_record_s = clock()
         self._idle = IdlePartitions(idle_after_s=settings.idle_watermark_after_s)
+        self._end = EndOfInput(after_s=settings.history_end_after_s)
+        self._hint = HistoryHint(settings)
         self._last_checkpoint_s = clock()
         self._checkpoint_due = False
         self._ready = False
@@ -136,6 +156,7 @@ class AlertService:
             return
         state, offsets, seen = saved
         self.engine.load(state, seen)
+        self.dispatcher.load_groups()
         self._offsets = dict(offsets)
         open_keys = {(k, s) for k, s in self.engine.open_alerts()}
         self._open = {
@@ -156,13 +177,15 @@ class AlertService:
             agg = self.engine.aggregator
             wm = agg.watermark_s
             evict = wm - max(self.settings.windows_s) if wm is not None else None
-            self.checkpointer.save(
-                self.engine.state(),
-                dict(self._offsets),
-                new_ids=agg.new_ids,
-                evict_before_s=evict,
-                now_s=self.clock(),
-            )
+            with self.db.transaction():  # notification groups still waiting belong to it
+                self.checkpointer.save(
+                    self.engine.state(),
+                    dict(self._offsets),
+                    new_ids=agg.new_ids,
+                    evict_before_s=evict,
+                    now_s=self.clock(),
+                )
+                self.dispatcher.save_groups()
             agg.new_ids = []
             self._last_checkpoint_s = self.clock()
             self._checkpoint_due = False
@@ -192,6 +215,7 @@ class AlertService:
                 "duplicate": st.duplicate,
                 "late": st.late,
                 "future": st.future,
+                "unsupported": st.unsupported,
                 "invalid": self._invalid,
                 "buckets_closed": st.buckets_closed,
                 "alerts": dict(st.alerts),
@@ -214,6 +238,7 @@ class AlertService:
         else:
             with self._lock:
                 outcome = self.engine.add(doc, source)
+        self.breadth.observe(doc)
         self.metrics.documents.labels(outcome).inc()
         if outcome in ("late", "future"):
             self._rejected.append((outcome, doc.id, doc.published_at.isoformat()))
@@ -225,6 +250,11 @@ class AlertService:
                 self.engine.aggregator.watermark_s,
             )
         return outcome
+
+    def current_alerts(self) -> list[Alert]:
+        """The open alerts and this instance's recent transitions (for :class:`AlertView`)."""
+        with self._lock:
+            return [*self._open.values(), *self._raised]
 
     def late_documents(self) -> list[tuple[str, str, str]]:
         """The latest late/future documents: ``(outcome, id, published_at)``, oldest first."""
@@ -269,14 +299,24 @@ class AlertService:
             self._checkpoint_due = True
         return alerts
 
+    def end_of_input(self) -> list[Alert]:
+        """History mode: the input went quiet; flush every open window and say so."""
+        with self._lock:
+            open_buckets = self.engine.aggregator.open_buckets
+            alerts = self.flush()
+            self._end.report(
+                open_buckets, self.engine.aggregator.watermark_s, len(alerts), self.engine.stats
+            )
+        return alerts
+
     # -- internals -------------------------------------------------------------------------
 
     def _idle_watermark(self) -> int | None:
         """Wall clock minus lateness once a *live* stream went quiet (see settings)."""
         idle_after = self.settings.idle_watermark_after_s
         max_event = self.engine.aggregator.max_event_s
-        if idle_after is None or max_event is None:
-            return None
+        if self.settings.history or idle_after is None or max_event is None:
+            return None  # history: the wall clock says nothing about old documents
         now = self.clock()
         if now - self._last_record_s < idle_after:
             return None
@@ -295,9 +335,13 @@ class AlertService:
 
     def _emit(self, alerts: list[Alert]) -> None:
         now = self.clock()
-        for alert in alerts:
+        for i, alert in enumerate(alerts):
+            alert = alerts[i] = self.breadth.enrich(alert)
             silence = self.store.silenced(alert.key, now_s=now)
-            self.store.record(alert, silenced=silence is not None)
+            with self.db.transaction():  # the transition and its notification intents
+                self.store.record(alert, silenced=silence is not None)
+                if silence is None:
+                    self.dispatcher.submit(alert)
             self._produce(alert)
             self._raised.append(alert)
             if alert.state == "resolved":
@@ -306,9 +350,7 @@ class AlertService:
                 self._open[alert.key] = alert
             self.metrics.transitions.labels(alert.state).inc()
             logger.info("alert %s %s: %s", alert.state, alert.key, alert.summary)
-            if silence is None:
-                self.dispatcher.submit(alert)
-            else:
+            if silence is not None:
                 self.dispatcher.count_silenced(alert)
 
     _producer: KafkaProducer | None = None
@@ -325,6 +367,7 @@ class AlertService:
         self.metrics.export(
             self.engine, self.rules, stale_after_s=self.settings.stale_after_s, now_s=self.clock()
         )
+        self.metrics.export_active(self._open.values())
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -336,6 +379,7 @@ class AlertService:
             port=self.settings.metrics_port,
             ready=lambda: self._ready,
             status=self.status,
+            routes=AlertView(self.current_alerts).routes(),
         ).start()
         self.metrics_url = server.url
         try:
@@ -360,8 +404,18 @@ class AlertService:
             coalesce=True,
         )
         self.dispatcher.start()
+        feed = BreadthFeed(
+            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._breadth_dead_letter
+        ).start()
         try:
-            partitions = assign_all(consumer, self.topics.scored, dict(self._offsets), stop)
+            logger.info("%s", describe(self.settings))
+            partitions = assign_all(
+                consumer,
+                self.topics.scored,
+                dict(self._offsets),
+                stop,
+                from_beginning=self.settings.from_beginning,
+            )
             with self._lock:
                 for p in partitions:
                     self.engine.aggregator.expect_source(str(p))
@@ -378,7 +432,12 @@ class AlertService:
             self._ready = False
             if scheduler.running:
                 scheduler.shutdown(wait=True)
+            feed.stop()
             self._shutdown(consumer, server)
+
+    def _breadth_dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+        failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+        dead_letter(self._producer, self.topics.deadletter, tp, record, exc, failed_at=failed_at)
 
     def _scheduled_evaluation(self) -> None:
         try:
@@ -398,9 +457,14 @@ class AlertService:
             if records:
                 self._last_record_s = now
                 self._idle.seen(tp.partition, now_s=now)
+                self._end.seen(now_s=now)
         for partition in self._idle.due(now_s=now):
             with self._lock:
                 self.engine.aggregator.retire_source(str(partition))
+        if batch:
+            self._hint.check(max_event_s=self.engine.aggregator.max_event_s, now_s=now)
+        if self.settings.history and self._end.due(now_s=now):
+            self.end_of_input()
 
     def _handle(self, tp: TopicPartition, record: Any) -> None:
         try:

@@ -53,6 +53,20 @@ class AlertSettings(BaseSettings):
     #: Live mode: when no document arrived for this long, the watermark follows the wall
     #: clock minus the lateness, so buckets close on a quiet stream. None: event time only.
     idle_watermark_after_s: Annotated[float, Field(gt=0)] | None = 60.0
+    #: History mode, for back-fills and archive replays (``finsentinel alert --history``):
+    #: event time alone moves the watermark, the lateness is ``history_lateness_s``, and
+    #: windows are flushed when the input has ended. See docs/history.md.
+    history: bool = False
+    #: Lateness in history mode; None: the longest trend window (at most that long, so
+    #: de-duplication still covers it).
+    history_lateness_s: Annotated[int, Field(ge=0)] | None = None
+    #: History mode: no record for this long (wall clock) means the input has ended; every
+    #: open bucket is closed and evaluated, pending notification groups are sent.
+    history_end_after_s: Annotated[float, Field(gt=0)] = 30.0
+    #: A fresh state (no checkpoint in ``db_path``) reads the scored topic from its
+    #: beginning instead of the consumer group's committed offsets (``--from-beginning``).
+    #: Ignored once a checkpoint exists: its offsets are the truth.
+    from_beginning: bool = False
     #: How often the scheduler evaluates (closes final buckets, runs detectors).
     evaluate_interval_s: Annotated[float, Field(gt=0)] = 30.0
     #: How often state and offsets are checkpointed (also after each evaluation).
@@ -70,6 +84,13 @@ class AlertSettings(BaseSettings):
     metric_topics: tuple[str, ...] = TOPIC_LABELS
     #: Tickers exported as metric labels (the watch-list); no other ticker becomes a label.
     watch_tickers: tuple[str, ...] = ()
+    #: Open alerts exported as ``finsentinel_alerts_active_alert_score`` series (one per
+    #: alert, labels rule/kind/series/severity); past it they are counted in
+    #: ``finsentinel_alerts_active_alerts_overflow_total``.
+    max_active_alert_series: Annotated[int, Field(ge=1, le=10_000)] = 200
+    #: Top movers exported per series kind (ticker, topic, source, group), ranked by
+    #: detector score, with or without a watch-list; 0 exports none.
+    top_movers: Annotated[int, Field(ge=0, le=100)] = 10
     #: Most series tracked (memory bound); documents of further new series still count in
     #: ``all``, their topic and their source; skipped series are counted in a metric.
     max_series: Annotated[int, Field(ge=100)] = 100_000
@@ -81,7 +102,11 @@ class AlertSettings(BaseSettings):
     notify_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     notify_retry_initial_s: Annotated[float, Field(gt=0)] = 1.0
     notify_retry_max_s: Annotated[float, Field(gt=0)] = 60.0
+    #: Most notifications waiting per channel in the outbox (the oldest is dropped).
     notify_queue_max: Annotated[int, Field(ge=1)] = 1000
+    #: Finished outbox rows (sent, rejected, expired, dropped) are kept this long: their
+    #: keys stop a transition re-derived after a restart from being sent again.
+    notify_outbox_retention_s: Annotated[float, Field(ge=3600)] = 7 * 86_400.0
     metrics_host: str = "127.0.0.1"
     #: 0 picks any free port.
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102
@@ -103,5 +128,10 @@ class AlertSettings(BaseSettings):
             raise ValueError(
                 f"allowed_lateness_s={self.allowed_lateness_s} exceeds the longest window "
                 f"({max(self.windows_s)}s): late documents could no longer be de-duplicated"
+            )
+        if self.history_lateness_s is not None and self.history_lateness_s > max(self.windows_s):
+            raise ValueError(
+                f"history_lateness_s={self.history_lateness_s} exceeds the longest window "
+                f"({max(self.windows_s)}s); leave it unset to use the longest window"
             )
         return self

@@ -1,7 +1,11 @@
 """Sliding trend windows (e.g. 5 min, 1 h, 24 h) rolled up from final buckets.
 
 Each window keeps running sums per series (add the new bucket, subtract the
-one that left), so reading a trend costs nothing; buckets are kept sparse
+one that left), so reading a trend costs nothing. Subtracting floats leaves
+rounding residue; the count columns are whole numbers (exact in float64), so
+a row whose window count drops to zero is reset to exact zeros, and the
+confidence-weighted mean is clipped to [-1, 1] (every document's score lies
+there): an empty window reads NaN, never a residue ratio like 2.5; buckets are kept sparse
 (only series with documents) for the longest window, also to merge the top
 documents of any series over any recent span.
 
@@ -82,7 +86,11 @@ class TrendWindows:
             # Buckets arrive gap-free, so exactly the bucket that started w ago leaves w now.
             old = self._by_start.get(bucket.start_s - w)
             if old is not None:
-                self._sums[w][old.rows] -= old.values
+                sums = self._sums[w]
+                sums[old.rows] -= old.values
+                # Counts are exact; the float columns of rows left empty keep only residue.
+                emptied = old.rows[sums[old.rows, TOTAL] < 0.5]
+                sums[emptied] = 0.0
         while self._buckets and self._buckets[0].start_s <= bucket.start_s - self.windows_s[-1]:
             del self._by_start[self._buckets.popleft().start_s]
         self.last_end_s = bucket.end_s
@@ -93,7 +101,11 @@ class TrendWindows:
         total = s[:, TOTAL]
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(total > 0, s[:, NEG] / total, np.nan)
-            mean = np.where(s[:, CONF] > 0, s[:, WSCORE] / s[:, CONF], np.nan)
+            mean = np.where(
+                (total > 0) & (s[:, CONF] > 0),
+                np.clip(s[:, WSCORE] / s[:, CONF], -1.0, 1.0),
+                np.nan,
+            )
         return Trend(window_s, total, s[:, NEG], s[:, NEU], s[:, POS], share, mean)
 
     def top_documents(self, row: int, since_s: int, k: int = 5) -> list[AlertEvidence]:

@@ -158,6 +158,10 @@ class _SourceBase(_Model):
     credentials: Credentials | None = None
     #: Upper bound on documents taken from one pass.
     max_items_per_pass: int = Field(default=500, ge=1)
+    #: The source is a finance community (a finance subreddit, StockTwits): a bare
+    #: upper-case symbol there needs less context to count as a ticker. Default:
+    #: true for ``stocktwits`` and for ``reddit`` on a finance subreddit, else false.
+    finance_community: bool | None = None
 
 
 class RssSpec(_SourceBase):

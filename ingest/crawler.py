@@ -33,7 +33,7 @@ from ingest.robots import RobotsCache
 from ingest.settings import IngestSettings
 from ingest.sources import FetchContext, FetchResult, Source, build_source
 from ingest.state import CursorStore
-from stream.contracts.schemas import RawDocument
+from stream.contracts.schemas import RawDocument, StoryBreadth
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
 
@@ -75,13 +75,18 @@ class IngestReport:
         """Every produced document, in production order per source."""
         return [d for r in self.sources.values() for d in r.documents]
 
+    @property
+    def breadth(self) -> list[StoryBreadth]:
+        """Every acknowledged breadth update (stories that spread to more outlets)."""
+        return [b for r in self.sources.values() for b in r.breadth]
+
     def summary(self) -> str:
         """One line for logs and the CLI."""
         dups = ", ".join(f"{k} {v}" for k, v in sorted(self.duplicates.items())) or "0"
         rejected = sum(self.rejected.values())
         return (
-            f"{self.produced} produced, duplicates: {dups}, {rejected} rejected, "
-            f"{len(self.failed)} sources failed"
+            f"{self.produced} produced, duplicates: {dups}, {len(self.breadth)} breadth updates, "
+            f"{rejected} rejected, {len(self.failed)} sources failed"
         )
 
 
@@ -100,12 +105,16 @@ class Crawler:
         resolve: Resolver = system_resolve,
         producer: DocumentProducer | None = None,
         entities: EntityExtractor | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.sources: dict[str, Source] = {s.name: build_source(s) for s in specs}
         self.clock = clock
         self._stopping = threading.Event()
-        self.metrics = IngestMetrics(self.sources, registry=registry)
+        if metrics is None:
+            metrics = IngestMetrics((), registry=registry)
+        metrics.declare_sources(self.sources)  # built earlier (at start-up) or just now
+        self.metrics = metrics
         self.fetcher = Fetcher(settings, guard=AddressGuard(resolve), sleep=self._sleep)
         robots = RobotsCache(
             self.fetcher, agent=settings.user_agent_product, ttl_s=settings.robots_cache_ttl_s
@@ -136,7 +145,8 @@ class Crawler:
             topics=topics,
             producer=self.producer,
             dedup=self.dedup,
-            entities=entities or EntityExtractor.from_files(settings.alias_files),
+            entities=entities
+            or EntityExtractor.from_files(settings.alias_files, always=settings.tickers_always),
             metrics=self.metrics,
             near_min_similarity=settings.near_duplicate_min_similarity,
             near_min_words=settings.near_duplicate_min_words,
@@ -258,3 +268,4 @@ def _merge(into: SourceReport, new: SourceReport) -> None:
     into.rejected.update(new.rejected)
     into.unacknowledged = new.unacknowledged
     into.documents.extend(new.documents)
+    into.breadth.extend(new.breadth)

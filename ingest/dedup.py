@@ -8,6 +8,9 @@ long enough and a signature seen within the near window is at least
 ``near_min_similarity`` alike; otherwise it is new,
 with novelty = 1 - the highest similarity found in the window.
 
+The store also remembers which outlets carried each produced story
+(:meth:`DedupStore.outlets`), for the breadth updates of :mod:`ingest.pipeline`.
+
 Documents are written here only after the broker acknowledged them (see
 :mod:`ingest.pipeline`), so a crash between produce and mark-seen re-produces
 the same ids (downstream dedups by id) and never loses a story.
@@ -52,6 +55,11 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE INDEX IF NOT EXISTS seen_hash ON seen (content_hash);
 CREATE INDEX IF NOT EXISTS seen_url ON seen (url);
 CREATE INDEX IF NOT EXISTS seen_time ON seen (first_seen);
+CREATE TABLE IF NOT EXISTS outlets (
+    id TEXT NOT NULL,
+    outlet TEXT NOT NULL,
+    PRIMARY KEY (id, outlet)
+);
 """
 
 
@@ -249,6 +257,22 @@ class DedupStore:
         with self._lock:
             self._db.execute("UPDATE seen SET copies = copies + ? WHERE id = ?", (count, doc_id))
 
+    def add_outlets(self, doc_id: str, outlets: Iterable[str]) -> None:
+        """Remember the outlets that carried ``doc_id`` (each once, in first-seen order)."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO outlets (id, outlet) VALUES (?, ?)",
+                [(doc_id, o) for o in outlets],
+            )
+
+    def outlets(self, doc_id: str) -> list[str]:
+        """The outlets that carried ``doc_id`` so far, first one first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT outlet FROM outlets WHERE id = ? ORDER BY rowid", (doc_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def copies(self, doc_id: str) -> int:
         """Copies seen of ``doc_id`` so far (0 if unknown)."""
         with self._lock:
@@ -274,6 +298,7 @@ class DedupStore:
                 (now - self._window_s,),
             )
             if removed:
+                self._db.execute("DELETE FROM outlets WHERE id NOT IN (SELECT id FROM seen)")
                 self._load_window()
             else:
                 self._window.drop_before(now - self._window_s)

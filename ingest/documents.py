@@ -53,7 +53,9 @@ def build_document(
         return Rejected("empty_text", "title and body are empty after cleaning", cand.raw)
     url = _url(cand.url)
     source = (cand.source or spec.name)[:128]
-    tickers, relevance = entities.extract(title, body, explicit=cand.tickers)
+    tickers, relevance = entities.extract(
+        title, body, explicit=cand.tickers, community=bool(spec.finance_community)
+    )
     published = cand.published_at or fetched_at
     if published > fetched_at:
         published = fetched_at

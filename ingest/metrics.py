@@ -3,7 +3,11 @@
 Labels come from fixed sets: ``source`` from the sources file, ``outcome``
 from :data:`ingest.exceptions.FETCH_OUTCOMES`, ``kind`` and ``reason`` from
 the schema's literals. Every series is created at start-up so dashboards see
-zeros instead of gaps.
+zeros instead of gaps, and so ``rate()`` sees the first pass's increase: a
+counter whose first scrape already holds a pass's documents has no earlier
+sample to rise from. A process that crawls only after a slow start (the demo
+loads a model first) builds its metrics before that start and hands them to
+the crawler (``Crawler(metrics=...)``, ``run_once(metrics=...)``).
 
 >>> from prometheus_client import CollectorRegistry
 >>> reg = CollectorRegistry()
@@ -71,6 +75,12 @@ class IngestMetrics:
             ["source"],
             registry=reg,
         )
+        self.breadth_updates = Counter(
+            f"{ns}_breadth_updates",
+            "Story breadth updates acknowledged (a produced story carried by more outlets).",
+            ["source"],
+            registry=reg,
+        )
         self.last_success = Gauge(
             f"{ns}_last_success_timestamp_seconds",
             "Unix time of the last successful pass.",
@@ -89,6 +99,10 @@ class IngestMetrics:
             ["source"],
             registry=reg,
         )
+        self.declare_sources(sources)
+
+    def declare_sources(self, sources: Iterable[str]) -> None:
+        """Create every series of ``sources`` at zero (idempotent)."""
         for source in sources:
             self._init_source(source)
 
@@ -103,6 +117,7 @@ class IngestMetrics:
             self.rejected.labels(source=source, reason=reason)
         self.fetch_duration.labels(source=source)
         self.unacknowledged.labels(source=source)
+        self.breadth_updates.labels(source=source)
         self.last_success.labels(source=source)
         self.backed_off.labels(source=source).set(0)
         self.consecutive_failures.labels(source=source).set(0)

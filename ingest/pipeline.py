@@ -5,6 +5,14 @@ batch, so copies of a story found by several sources in the batch are folded
 into one document with ``copies`` counted. Only documents the broker
 acknowledged are marked seen; a source's cursor may be saved only when its
 report is ``complete`` (every record of it acknowledged).
+
+Breadth: when copies of an already produced story arrive (or a batch folds
+copies from several outlets into one document), a
+:class:`~stream.contracts.schemas.StoryBreadth` with the story's total copies
+and its outlets goes to ``topics.breadth``, keyed by the document id. The
+copies are counted in the dedup store only once that update is acknowledged,
+so a retried pass sends the same totals again (consumers keep the largest
+count per document: nothing is counted twice).
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ from ingest.metrics import IngestMetrics
 from ingest.producer import DocumentProducer, OutgoingRecord
 from ingest.sources.base import FetchResult, Rejected, Source
 from stream.contracts.errors import SchemaError
-from stream.contracts.schemas import REJECT_REASONS, DeadLetter, RawDocument, encode, message_key
+from stream.contracts.schemas import (
+    REJECT_REASONS,
+    DeadLetter,
+    RawDocument,
+    StoryBreadth,
+    encode,
+    message_key,
+)
 from stream.contracts.topics import TopicNames
 
 __all__ = ["Pipeline", "SourceReport"]
@@ -47,6 +62,8 @@ class SourceReport:
     rejected: Counter[str] = field(default_factory=Counter)
     unacknowledged: int = 0
     documents: list[RawDocument] = field(default_factory=list)
+    #: Breadth updates the broker acknowledged (stories this source's copies widened).
+    breadth: list[StoryBreadth] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -176,6 +193,7 @@ class Pipeline:
         fetched_at: datetime,
     ) -> None:
         docs: dict[int, RawDocument] = {}
+        folded: dict[int, StoryBreadth] = {}
         records: list[OutgoingRecord] = []
         for i, group in enumerate(batch.groups):
             doc = group.rep.built.doc.model_copy(
@@ -185,6 +203,13 @@ class Pipeline:
             records.append(
                 OutgoingRecord(self._topics.raw_for(doc.kind), message_key(doc), encode(doc), i)
             )
+            if group.members:
+                outlets = [e.built.doc.source for e in (group.rep, *group.members)]
+                folded[i] = _breadth(doc.id, doc.copies, outlets, fetched_at)
+                records.append(self._breadth_record(folded[i], ("breadth", i)))
+        widened = self._widened(batch, fetched_at)
+        for match_id, (update, _) in widened.items():
+            records.append(self._breadth_record(update, ("widened", match_id)))
         for j, (source, rej) in enumerate(dead):
             letter = _dead_letter(rej, fetched_at, source)
             records.append(
@@ -192,8 +217,8 @@ class Pipeline:
             )
         delivery = self._producer.deliver(records)
         self.last_unacknowledged = len(delivery.failed)
-        self._record_groups(batch, docs, delivery.acked, reports)
-        self._record_stored_dups(batch)
+        self._record_groups(batch, docs, folded, delivery.acked, reports)
+        self._record_stored_dups(widened, delivery.acked, reports)
         for j, (source, rej) in enumerate(dead):
             if ("dl", j) in delivery.acked:
                 reports[source].rejected[rej.reason] += 1
@@ -207,16 +232,39 @@ class Pipeline:
                 next(iter(delivery.failed.values())),
             )
 
+    def _breadth_record(self, update: StoryBreadth, tag: object) -> OutgoingRecord:
+        return OutgoingRecord(
+            self._topics.breadth, update.document_id.encode(), encode(update), tag
+        )
+
+    def _widened(
+        self, batch: _Batch, fetched_at: datetime
+    ) -> dict[str, tuple[StoryBreadth, list[_Entry]]]:
+        """Per produced story that got later copies: its new totals and those copies."""
+        copies: dict[str, list[_Entry]] = {}
+        ids: set[str] = set()
+        for entry, match_id in batch.stored_dups:
+            if entry.built.seen.id not in ids:  # the same item twice in a batch is one copy
+                ids.add(entry.built.seen.id)
+                copies.setdefault(match_id, []).append(entry)
+        out: dict[str, tuple[StoryBreadth, list[_Entry]]] = {}
+        for match_id, entries in copies.items():
+            total = self._dedup.copies(match_id) + len(entries)
+            outlets = self._dedup.outlets(match_id) + [e.built.doc.source for e in entries]
+            out[match_id] = (_breadth(match_id, total, outlets, fetched_at), entries)
+        return out
+
     def _record_groups(
         self,
         batch: _Batch,
         docs: dict[int, RawDocument],
+        folded: dict[int, StoryBreadth],
         acked: set[object],
         reports: dict[str, SourceReport],
     ) -> None:
         seen: list[Seen] = []
         for i, group in enumerate(batch.groups):
-            if i not in acked:
+            if i not in acked or (group.members and ("breadth", i) not in acked):
                 for entry in (group.rep, *group.members):
                     reports[entry.source].unacknowledged += 1
                     self._metrics.unacknowledged.labels(source=entry.source).inc()
@@ -233,15 +281,45 @@ class Pipeline:
             report.produced += 1
             report.documents.append(doc)
             self._metrics.produced.labels(source=group.rep.source, kind=doc.kind).inc()
+            if i in folded:
+                report.breadth.append(folded[i])
+                self._metrics.breadth_updates.labels(source=group.rep.source).inc()
+            outlets = [e.built.doc.source for e in (group.rep, *group.members)]
+            self._dedup.add_outlets(doc.id, outlets)
         self._dedup.mark_seen(seen)
 
-    def _record_stored_dups(self, batch: _Batch) -> None:
-        for _entry, match_id in batch.stored_dups:
-            self._dedup.add_copies(match_id)
+    def _record_stored_dups(
+        self,
+        widened: dict[str, tuple[StoryBreadth, list[_Entry]]],
+        acked: set[object],
+        reports: dict[str, SourceReport],
+    ) -> None:
+        done: list[_Entry] = []
+        for match_id, (update, entries) in widened.items():
+            if ("widened", match_id) not in acked:
+                # Not marked seen: the next pass finds these copies again and resends.
+                for entry in entries:
+                    reports[entry.source].unacknowledged += 1
+                    self._metrics.unacknowledged.labels(source=entry.source).inc()
+                continue
+            self._dedup.add_copies(match_id, len(entries))
+            self._dedup.add_outlets(match_id, update.outlets)
+            reports[entries[-1].source].breadth.append(update)
+            self._metrics.breadth_updates.labels(source=entries[-1].source).inc()
+            done.extend(entries)
         self._dedup.mark_seen(
             Seen(e.built.seen.id, e.built.seen.content_hash, e.built.seen.url, None, 0)
-            for e, _ in batch.stored_dups
+            for e in done
         )
+
+
+def _breadth(doc_id: str, copies: int, outlets: list[str], updated_at: datetime) -> StoryBreadth:
+    return StoryBreadth(
+        document_id=doc_id,
+        copies=copies,
+        outlets=list(dict.fromkeys(o[:512] for o in outlets))[:256],
+        updated_at=updated_at,
+    )
 
 
 def _reason(reason: str) -> str:

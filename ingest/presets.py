@@ -8,6 +8,8 @@ the sources file, not in code.
 >>> spec = expand(RedditSpec(name="r-stocks", kind="reddit", subreddit="stocks"))
 >>> spec.url, spec.mapping.items, spec.pagination.cursor_param
 ('https://www.reddit.com/r/stocks/new.json', 'data.children', 'after')
+>>> spec.finance_community  # r/stocks: bare upper-case symbols need less context
+True
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ingest.config import (
     StockTwitsSpec,
 )
 
-__all__ = ["expand"]
+__all__ = ["FINANCE_SUBREDDITS", "expand"]
 
 _COMMON = (
     "name",
@@ -37,11 +39,40 @@ _COMMON = (
     "headers",
     "credentials",
     "max_items_per_pass",
+    "finance_community",
+)
+
+#: Subreddits whose posts are about securities (a reddit preset on one of them is a
+#: finance community unless ``finance_community`` says otherwise).
+FINANCE_SUBREDDITS = frozenset(
+    {
+        "stocks",
+        "investing",
+        "wallstreetbets",
+        "options",
+        "stockmarket",
+        "dividends",
+        "valueinvesting",
+        "securityanalysis",
+        "bogleheads",
+        "thetagang",
+        "pennystocks",
+        "daytrading",
+        "smallstreetbets",
+        "superstonk",
+        "algotrading",
+        "financialindependence",
+        "eupersonalfinance",
+        "ukinvesting",
+    }
 )
 
 
-def _common(spec: SourceSpec) -> dict[str, Any]:
-    return {field: getattr(spec, field) for field in _COMMON}
+def _common(spec: SourceSpec, *, community: bool = False) -> dict[str, Any]:
+    common = {field: getattr(spec, field) for field in _COMMON}
+    if common["finance_community"] is None:
+        common["finance_community"] = community
+    return common
 
 
 def reddit(spec: RedditSpec) -> JsonApiSpec:
@@ -68,7 +99,7 @@ def reddit(spec: RedditSpec) -> JsonApiSpec:
             since_field="data.created_utc",
             max_pages=spec.max_pages,
         ),
-        **_common(spec),
+        **_common(spec, community=spec.subreddit.lower() in FINANCE_SUBREDDITS),
     )
 
 
@@ -93,7 +124,7 @@ def stocktwits(spec: StockTwitsSpec) -> JsonApiSpec:
             since_param="since",
             max_pages=spec.max_pages,
         ),
-        **_common(spec),
+        **_common(spec, community=True),
     )
 
 

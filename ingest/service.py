@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from ingest.config import SourcesFile, SourceSpec, load_sources
 from ingest.crawler import Crawler, IngestReport
+from ingest.metrics import IngestMetrics
 from ingest.netguard import Resolver, system_resolve
 from ingest.scheduler import build_scheduler
 from ingest.settings import IngestSettings
@@ -49,6 +50,7 @@ def run_once(
     settings: IngestSettings | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     resolve: Resolver = system_resolve,
+    metrics: IngestMetrics | None = None,
 ) -> IngestReport:
     """Crawl every enabled source until drained; return after the broker acknowledged it all.
 
@@ -56,7 +58,9 @@ def run_once(
     story across them are produced once with ``copies`` counted. Dedup state
     and cursors under ``state_dir`` persist, so a second call produces only
     what is new. ``state_dir`` overrides ``settings.state_dir``; ``registry``
-    defaults to a private one (so repeated calls never clash).
+    defaults to a private one (so repeated calls never clash); ``metrics``
+    built at the caller's start-up (on its registry) are used instead, so the
+    counters were at zero before this pass (see :mod:`ingest.metrics`).
     """
     settings = settings or IngestSettings()
     if state_dir is not None:
@@ -70,6 +74,7 @@ def run_once(
         registry=registry if registry is not None else CollectorRegistry(),
         clock=clock,
         resolve=resolve,
+        metrics=metrics,
     )
     try:
         report = crawler.drain([s.name for s in specs])
@@ -96,6 +101,8 @@ class IngestService:
         self.settings = settings
         self.specs = _specs(sources)
         self.registry = registry if registry is not None else CollectorRegistry()
+        # At construction, before the first pass: every series starts at zero.
+        self.metrics = IngestMetrics([s.name for s in self.specs], registry=self.registry)
         self._kafka = kafka
         self._topics = topics
         self._clock = clock
@@ -138,6 +145,7 @@ class IngestService:
             registry=self.registry,
             clock=self._clock,
             resolve=self._resolve,
+            metrics=self.metrics,
         )
         server = MetricsServer(
             self.registry,

@@ -59,6 +59,9 @@ class IngestSettings(BaseSettings):
     #: Extra company alias tables (CSV ``symbol,aliases``) on top of the shipped one;
     #: a JSON list in the environment (`FINSENTINEL_INGEST_ALIAS_FILES='["a.csv"]'`).
     alias_files: list[Path] = []
+    #: Symbols linked whenever they stand bare in a text (upper case, not stop-listed),
+    #: on top of the shipped list; a JSON list (`FINSENTINEL_INGEST_TICKERS_ALWAYS='["KO"]'`).
+    tickers_always: list[str] = []
 
     # -- deduplication ----------------------------------------------------------
     #: Estimated Jaccard similarity (MinHash of 3-word shingles) from which two

@@ -10,14 +10,18 @@ and exits with code 2.
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from models.exceptions import DataError, ExportError, ModelDirError, ModelError, TrainingError
+
+if TYPE_CHECKING:
+    from stream.runtime import StopFlag
 
 __all__ = ["register"]
 
@@ -251,39 +255,80 @@ def export(
 
 def classify(
     input: Annotated[Path, typer.Option("--input", help="CSV/JSONL/Parquet with a text column.")],
-    output: Annotated[Path, typer.Option("--output", help="Output file; format by extension.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            help="Output file; format by extension. Written chunk by chunk: an interrupted run "
+            "keeps its rows (Parquet: in OUTPUT.parts/) for --resume.",
+        ),
+    ],
     model: Annotated[
         Path | None, typer.Option(help="Model directory (default: the shipped one).")
     ] = None,
     text_column: Annotated[str, typer.Option()] = "text",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows per written chunk (and per Ctrl+C wait).")
+    ] = 1024,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue an interrupted run after the rows it wrote."),
+    ] = False,
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Classify every row's text: sentiment (+probs, score) and topic (+probs)."""
+    """Classify every row's text: sentiment (+probs, score) and topic (+probs).
+
+    Ctrl+C or SIGTERM finishes the current chunk, leaves a valid partial output and
+    exits 130; run the same command with --resume to continue.
+    """
     with _user_errors():
-        from models.classify import classify_frame
-        from models.data import read_table, table_format, write_table
+        from models.classify import classify_file
+        from models.data import table_format
         from models.scoring import Classifier
 
         table_format(output)
         if provider not in ("auto", "cpu", "cuda"):
             raise DataError(f"--provider must be auto, cpu or cuda, not {provider!r}")
-        frame = read_table(input)
-        if text_column not in frame.columns:
-            raise DataError(f"{input}: no column {text_column!r} (columns: {list(frame.columns)})")
         classifier = Classifier.load(model, provider=provider)  # type: ignore[arg-type]
-        with _progress() as progress:
-            task = progress.add_task("classifying", total=len(frame))
-            result = classify_frame(
-                frame,
+        with _progress() as progress, _stop_on_signals() as stop:
+            task = progress.add_task("classifying", total=None)
+            run = classify_file(
                 classifier,
+                input,
+                output,
                 text_column=text_column,
                 batch_size=batch_size,
+                chunk_rows=chunk_rows,
+                resume=resume,
+                on_start=lambda total, done: progress.update(task, total=total, completed=done),
                 progress=lambda n: progress.advance(task, n),
+                stop=stop.is_set,
             )
-        write_table(result, output)
-        done = f"wrote {len(result)} rows to {output}"
+        if not run.complete:
+            _stderr.print(
+                f"interrupted: {run.written} of {run.total} rows are in {run.path}; "
+                "run the same command with --resume to continue",
+                highlight=False,
+            )
+            raise typer.Exit(130)
+        resumed = f", {run.resumed_from} of them from the earlier run" if run.resumed_from else ""
+        done = f"wrote {run.total} rows to {output}{resumed}"
         _stdout.print(f"{done} ({classifier.card.version}, {classifier.variant})")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[StopFlag]:
+    """SIGINT/SIGTERM set the flag (the run stops between chunks); handlers restored after."""
+    from stream.runtime import StopFlag
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    flag = StopFlag().install()
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,11 @@ backtests: texts are tokenized once with the fast tokenizer and scored by
 ONNX batch to its longest member). If the model fails on a batch, the batch is
 retried one document at a time so that only the poison document fails
 (``processing_error``). Every input gets exactly one result, in input order.
+
+Each scored document also says whether the model could read it
+(:func:`models.lang.check_text`): ``detected_language``, and
+``unsupported_reason`` (``language`` or ``no_text``) next to the model's output,
+which is kept; consumers leave unsupported documents out of sentiment.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from models.lang import MODEL_LANGUAGES, check_text, load_detector
 from stream.contracts.errors import SchemaError
 from stream.contracts.schemas import RawDocument, ScoredDocument
 
@@ -40,8 +46,11 @@ class DocumentScorer:
         clock: Callable[[], datetime],
         inference_batch_size: int = 64,
         max_document_tokens: int = 16_384,
+        languages: tuple[str, ...] = MODEL_LANGUAGES,
     ) -> None:
         self.classifier = classifier
+        self.languages = languages
+        load_detector()  # once per process, at start-up rather than on the first batch
         self._clock = clock
         self._batch_size = inference_batch_size
         self._max_tokens = max_document_tokens
@@ -124,6 +133,7 @@ class DocumentScorer:
         self, doc: RawDocument, pred: Prediction, now: datetime
     ) -> ScoredDocument | SchemaError:
         raw = {k: v for k, v in dict(doc).items() if k in RawDocument.model_fields}
+        readable = check_text(doc.text, languages=self.languages)
         try:
             return ScoredDocument(
                 **raw,
@@ -135,6 +145,8 @@ class DocumentScorer:
                 model_name=self._model_name,
                 model_version=self._model_version,
                 scored_at=now,
+                detected_language=readable.language,
+                unsupported_reason=readable.unsupported_reason,
             )
         except ValidationError as exc:
             return SchemaError("processing_error", f"scored document is invalid: {exc}")

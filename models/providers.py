@@ -21,7 +21,13 @@ import onnxruntime as ort
 from models.exceptions import ModelDirError, ProviderError
 from models.modeldir import ModelDir
 
-__all__ = ["ProviderName", "SessionChoice", "cpu_session_options", "open_session"]
+__all__ = [
+    "ProviderName",
+    "SessionChoice",
+    "cpu_session_options",
+    "gpu_device_present",
+    "open_session",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +91,15 @@ def _no_nvidia_device() -> bool:
         return False
     dev = Path("/dev")
     return not (dev / "nvidiactl").exists() and not any(dev.glob("nvidia[0-9]*"))
+
+
+def gpu_device_present() -> bool:
+    """False when this machine has no NVIDIA device at all (Linux; elsewhere: unknown, True).
+
+    With ``provider="auto"`` such a machine is *expected* to score on CPU: it is
+    not a fallback worth an alert.
+    """
+    return not _no_nvidia_device()
 
 
 def _try_cuda(model_dir: ModelDir, device_id: int, variant: str | None) -> SessionChoice | str:

@@ -1,17 +1,45 @@
-"""The ``/metrics`` and ``/healthz`` endpoint every service exposes."""
+"""The ``/metrics`` and ``/healthz`` endpoint every service exposes.
+
+A service may add read-only routes of its own (the alerts service serves its
+open alerts there): ``routes`` maps a path prefix to a function of the request
+path that returns an :class:`HttpResponse`.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-__all__ = ["MetricsServer"]
+__all__ = ["HttpResponse", "MetricsServer", "Route"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What a route answers: status, body and content type."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+
+#: A read-only route: the request path (without the query string) -> the response.
+Route = Callable[[str], HttpResponse]
+
+
+def _route_for(routes: Mapping[str, Route], path: str) -> Route | None:
+    """The route whose prefix is ``path`` or a parent of it (``/alerts`` serves
+    ``/alerts/x``, not ``/alertsx``); the longest prefix wins."""
+    for prefix in sorted(routes, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return routes[prefix]
+    return None
 
 
 class MetricsServer:
@@ -19,7 +47,9 @@ class MetricsServer:
 
     ``GET /metrics`` renders ``registry``; ``GET /healthz`` answers 200 when
     ``ready()`` is true and 503 otherwise, with a one-line reason from
-    ``status()``. ``port=0`` picks a free port (see :attr:`port`).
+    ``status()``. ``port=0`` picks a free port (see :attr:`port`). Further GET
+    routes come from ``routes`` (path prefix -> :data:`Route`); a route that raises
+    answers 500 and is logged.
     """
 
     def __init__(
@@ -30,8 +60,13 @@ class MetricsServer:
         port: int = 0,
         ready: Callable[[], bool] = lambda: True,
         status: Callable[[], str] = lambda: "ok",
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
+        reserved = {"/metrics", "/healthz"} & set(routes or {})
+        if reserved:
+            raise ValueError(f"routes must not replace {sorted(reserved)}")
         self.registry = registry
+        self.routes = dict(routes or {})
         self._ready = ready
         self._status = status
         self._server = ThreadingHTTPServer((host, port), self._handler())
@@ -58,19 +93,37 @@ class MetricsServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/metrics":
+                path = self.path.split("?")[0]
+                route = _route_for(server.routes, path)
+                if path == "/metrics":
                     self._send(200, generate_latest(server.registry), CONTENT_TYPE_LATEST)
-                elif self.path.split("?")[0] == "/healthz":
+                elif path == "/healthz":
                     ok = server._ready()
                     body = f"{'ok' if ok else 'not ready'}: {server._status()}\n".encode()
                     self._send(200 if ok else 503, body, "text/plain; charset=utf-8")
+                elif route is not None:
+                    self._answer(route, path)
                 else:
                     self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+            def _answer(self, route: Route, path: str) -> None:
+                try:
+                    response = route(path)
+                except Exception:  # one bad request must not stop the server thread
+                    logger.exception("GET %s failed", path)
+                    response = HttpResponse(500, b"internal error\n")
+                self._send(response.status, response.body, response.content_type)
 
             def _send(self, code: int, body: bytes, ctype: str) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                # Read-only pages: no scripts, no framing, no content sniffing.
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.send_header(
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                )
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -136,6 +136,7 @@ class PlotSeries:
     share: list[FloatArray] = field(default_factory=list)  # window negative share (max)
     baseline_share: list[FloatArray] = field(default_factory=list)  # (mean)
     volume: list[FloatArray] = field(default_factory=list)  # window documents (mean)
+    score: list[FloatArray] = field(default_factory=list)  # combined detector score (max)
 
     def matrix(self, name: str, n_rows: int) -> FloatArray:
         """``[point, row]`` array of one statistic, NaN where a series did not exist yet."""
@@ -168,7 +169,7 @@ class _Binner:
         if len(self._acc) == 1:  # one bucket per point: no reduction needed
             only = self._acc[0]
             self.data.start_s.append(self._start)
-            for name in ("observed", "expected", "share", "baseline_share", "volume"):
+            for name in ("observed", "expected", "share", "baseline_share", "volume", "score"):
                 getattr(self.data, name).append(np.array(only[name], dtype=np.float64))
             self._acc, self._start = [], None
             return
@@ -182,6 +183,7 @@ class _Binner:
             self.data.share.append(np.nanmax(stack["share"], axis=0))
             self.data.baseline_share.append(np.nanmean(stack["baseline_share"], axis=0))
             self.data.volume.append(np.nanmean(stack["volume"], axis=0))
+            self.data.score.append(np.nanmax(stack["score"], axis=0))
         self._acc, self._start = [], None
 
 
@@ -191,7 +193,7 @@ def _pad(a: FloatArray, n: int) -> FloatArray:
     return np.concatenate([a.astype(np.float64), np.full(n - a.shape[0], np.nan)])
 
 
-def _plot_stats(detector_stats: dict[str, Any], n: int) -> dict[str, FloatArray]:
+def _plot_stats(detector_stats: dict[str, Any], score: FloatArray, n: int) -> dict[str, FloatArray]:
     nan = np.full(n, np.nan)
     count = detector_stats.get("count") or {}
     share = detector_stats.get("share") or {}
@@ -204,6 +206,7 @@ def _plot_stats(detector_stats: dict[str, Any], n: int) -> dict[str, FloatArray]
         "share": share.get("observed", nan),
         "baseline_share": share.get("expected", nan),
         "volume": share.get("volume", nan),
+        "score": _pad(np.asarray(score, dtype=np.float64), n)[:n],
     }
 
 
@@ -314,7 +317,8 @@ class Backtest:
             assert isinstance(rec, _RecordingHysteresis)
             if self.events:  # the sweep only serves the metrics against labels
                 sweep.step(bucket.end_s, rec.last_score, rec.last_mask)
-            binner.add(bucket.start_s, _plot_stats(rs.detector.get(), bucket.stats.shape[0]))
+            stats = _plot_stats(rs.detector.get(), rec.last_score, bucket.stats.shape[0])
+            binner.add(bucket.start_s, stats)
 
     def finish(self) -> BacktestResult:
         """Close the last bucket and collect the result."""

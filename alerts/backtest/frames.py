@@ -55,6 +55,7 @@ BUCKET_COLUMNS: Final = (
     "title",
     "body",
     "url",
+    "unsupported_reason",
 )
 _SENTIMENTS: Final = ("negative", "neutral", "positive")
 _EVIDENCE_COLUMNS: Final = ("id", "title", "body", "url", "source", "published_at", "sentiment")
@@ -153,7 +154,13 @@ class BucketBuilder:
         self._prev_ids: pa.Array = pa.array([], pa.string())
 
     def feed(self, table: pa.Table) -> Iterator[FinalBucket]:
-        """Buckets completed by ``table`` (the last, possibly unfinished one is held back)."""
+        """Buckets completed by ``table`` (the last, possibly unfinished one is held back).
+
+        Documents the model could not read (``unsupported_reason`` set: another
+        language, no text) are left out, as the live aggregator leaves them out.
+        """
+        if "unsupported_reason" in table.column_names:
+            table = table.filter(pc.is_null(table["unsupported_reason"]))
         if self._carry is not None:
             table = pa.concat_tables([self._carry, table.select(self._carry.column_names)])
             self._carry = None

@@ -35,6 +35,8 @@ from matplotlib.figure import Figure
 from alerts.backtest.core import BacktestResult
 from alerts.backtest.evaluate import RuleMetrics, events_for
 from alerts.rules import Rule
+from alerts.view import evidence_html
+from stream.contracts.schemas import Alert
 
 __all__ = ["write_report"]
 
@@ -113,6 +115,31 @@ def _focus_s(result: BacktestResult, rule: Rule, key: tuple[str, str]) -> int | 
     return min(starts) if starts else None
 
 
+def _score_panel(ax: Any, times: list[datetime], score: np.ndarray, rule: Rule) -> None:
+    ax.step(times, score, where="post", color="#8e44ad", lw=1.2, label="detector score")
+    ax.axhline(
+        rule.threshold, color="#c0392b", ls="--", lw=1, label=f"threshold {rule.threshold:g}"
+    )
+    ax.fill_between(
+        times, rule.threshold, score, where=np.nan_to_num(score) >= rule.threshold,
+        step="post", color="#e74c3c", alpha=0.2, lw=0, label="above threshold",
+    )  # fmt: skip
+    ax.set_ylabel("score")
+    ax.set_ylim(0, 1.08)
+
+
+def _zoom(ax: Any, plots: Any, obs: np.ndarray, focus: int, bucket_s: int) -> None:
+    """4 h either side of ``focus``, cut to the history, the peak under the legend-free top."""
+    first, last = plots.start_s[0], plots.start_s[-1] + bucket_s
+    lo, hi = max(focus - 4 * 3600, first), min(focus + 4 * 3600, last)
+    ax.set_xlim(mdates.date2num(_dt(lo)), mdates.date2num(_dt(hi)))
+    inside = [o for t, o in zip(plots.start_s, obs, strict=True) if lo <= t <= hi]
+    top = np.nanmax(inside) if inside and not np.isnan(inside).all() else 1.0
+    ax.set_ylim(0, max(1.0, float(top)) * 1.15)  # room for the alert markers at 1.05
+    span = f"{(focus - lo) / 3600:.3g} h before, {(hi - focus) / 3600:.3g} h after"
+    ax.set_title(f"zoom on the first event or firing ({span}, within the history)", fontsize=10)
+
+
 def _series_figure(result: BacktestResult, rule: Rule, key: tuple[str, str]) -> Figure:
     row = result.series.index(key)
     plots = result.plots[rule.name]
@@ -121,27 +148,27 @@ def _series_figure(result: BacktestResult, rule: Rule, key: tuple[str, str]) -> 
     obs, exp = plots.matrix("observed", n)[:, row], plots.matrix("expected", n)[:, row]
     share, base = plots.matrix("share", n)[:, row], plots.matrix("baseline_share", n)[:, row]
     vol = plots.matrix("volume", n)[:, row]
-    fig = plt.figure(figsize=(11, 8.4), layout="constrained")
-    ax1 = fig.add_subplot(3, 1, 1)
-    ax2 = fig.add_subplot(3, 1, 2, sharex=ax1)
-    ax3 = fig.add_subplot(3, 1, 3)
+    score = plots.matrix("score", n)[:, row]
+    fig = plt.figure(figsize=(11, 10.5), layout="constrained")
+    ax1 = fig.add_subplot(4, 1, 1)
+    ax2 = fig.add_subplot(4, 1, 2, sharex=ax1)
+    ax3 = fig.add_subplot(4, 1, 3, sharex=ax1)
+    ax4 = fig.add_subplot(4, 1, 4)
     _count_panel(ax1, times, obs, exp)
     _share_panel(ax2, times, share, base, vol, rule)
-    _count_panel(ax3, times, obs, exp)
+    _score_panel(ax3, times, score, rule)
+    _count_panel(ax4, times, obs, exp)
     _mark(ax1, ax2, result, rule, key, times, obs)
-    _mark(ax3, None, result, rule, key, times, obs)
+    _mark(ax3, None, result, rule, key, times, np.ones(1))  # markers at 1.05 of the score
+    _mark(ax4, None, result, rule, key, times, obs)
     focus = _focus_s(result, rule, key)
-    if focus is not None:
-        lo, hi = focus - 4 * 3600, focus + 4 * 3600
-        ax3.set_xlim(mdates.date2num(_dt(lo)), mdates.date2num(_dt(hi)))
-        inside = [o for t, o in zip(plots.start_s, obs, strict=True) if lo <= t <= hi]
-        top = np.nanmax(inside) if inside and not np.isnan(inside).all() else 1.0
-        ax3.set_ylim(0, max(1.0, float(top)) * 1.2)
-        ax3.set_title("zoom: 4 h either side of the first event or firing", fontsize=10)
+    if focus is not None and plots.start_s:
+        _zoom(ax4, plots, obs, focus, result.config.bucket_s)
     ax1.set_title(f"{rule.name}: {key[0]} {key[1]}")
-    for ax, corner in ((ax1, "left"), (ax2, "left"), (ax3, "right")):
+    for ax in (ax1, ax2, ax3, ax4):
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left" if corner == "left" else "upper right", fontsize=8, ncols=4)
+        # Beside the plot, never over it: a legend inside hid the peak it explains.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
         locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -303,7 +330,33 @@ def _rule_section(result: BacktestResult, rule: Rule, fig_dir: Path, max_series:
         (fig_dir / f"{_slug(rule.name)}__{_slug(key[0] + '_' + key[1])}.png").write_bytes(png)
         parts.append(f"<h3>{html.escape(key[0])} {html.escape(key[1])}</h3>")
         parts.append(_img(png, f"{rule.name} {key[0]} {key[1]}"))
+        parts.append(_evidence_section(rule, key, mine))
     return "\n".join(parts)
+
+
+def _evidence_section(rule: Rule, key: tuple[str, str], alerts: Sequence[Alert]) -> str:
+    """The headlines that drove each firing on ``key`` (the evidence the alert carried)."""
+    firings = [a for a in alerts if (a.series_kind, a.series) == key and a.state == "firing"]
+    if not firings:
+        return (
+            '<p class="muted">No alert fired on this series: the detector score panel shows '
+            f"how close it came to the threshold {rule.threshold:g}.</p>"
+        )
+    out = []
+    for a in firings[:_MAX_FIRINGS_SHOWN]:
+        when = a.started_at.strftime("%Y-%m-%d %H:%M UTC")
+        head = f"Fired {when}, score {a.score:.2f}: {a.summary}"
+        items = "".join(evidence_html(e) for e in a.evidence)
+        body = f"<ol>{items}</ol>" if items else '<p class="muted">no evidence kept</p>'
+        out.append(f'<div class="evidence"><p>{html.escape(head)}</p>{body}</div>')
+    if len(firings) > _MAX_FIRINGS_SHOWN:
+        more = len(firings) - _MAX_FIRINGS_SHOWN
+        out.append(f'<p class="muted">{more} later firings: see alerts.json.</p>')
+    return "\n".join(out)
+
+
+#: Firings per series whose headlines the report lists (all are in alerts.json).
+_MAX_FIRINGS_SHOWN = 5
 
 
 def write_report(

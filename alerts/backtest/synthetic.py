@@ -200,6 +200,8 @@ def _finish(cols: dict[str, Any], model_version: str) -> dict[str, Any]:
         "model_name": np.full(n, "synthetic"),
         "model_version": np.full(n, model_version),
         "scored_at": cols["published_at"],
+        "detected_language": np.full(n, "en"),
+        "unsupported_reason": pa.nulls(n, pa.string()),
         "p_negative": p_neg,
         "p_neutral": p_neu,
         "p_positive": p_pos,

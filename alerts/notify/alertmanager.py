@@ -6,20 +6,32 @@ and headlines, ``startsAt`` is when it fired and ``endsAt`` is set when it
 resolved. Alertmanager resolves alerts it has not heard of for its
 ``resolve_timeout`` (5 min by default), so the service re-sends firing alerts
 (``updated`` events and the periodic re-send of open alerts).
+
+Alertmanager de-duplicates by the label set: the labels of one alert are the
+same on every state and every re-send (nothing that changes, such as state,
+score or the idempotency key, is a label; the key is an annotation and the
+``Idempotency-Key`` header). A test notification (label ``test="true"``) gets
+an ``endsAt`` :data:`TEST_ENDS_AFTER` after it was sent, so it disappears.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from alerts.notify.base import Notification
+from alerts.notify.base import Notification, is_test
 from alerts.notify.http import post
+from alerts.notify.keys import HEADER as IDEMPOTENCY_HEADER
+from alerts.notify.keys import idempotency_key
 from stream.contracts.schemas import Alert
 
-__all__ = ["AlertmanagerNotifier", "alertmanager_alert"]
+__all__ = ["TEST_ENDS_AFTER", "AlertmanagerNotifier", "alertmanager_alert"]
+
+#: How long a test notification stays active in Alertmanager.
+TEST_ENDS_AFTER = timedelta(minutes=5)
 
 
 def alertmanager_alert(alert: Alert, *, generator_url: str | None = None) -> dict[str, Any]:
@@ -47,11 +59,14 @@ def alertmanager_alert(alert: Alert, *, generator_url: str | None = None) -> dic
             "score": f"{alert.score:.3f}",
             "observed": f"{alert.observed:g}",
             "baseline": f"{alert.baseline:g}",
+            "idempotency_key": idempotency_key(alert),
         },
         "startsAt": alert.started_at.isoformat(),
     }
     if alert.resolved_at is not None:
         body["endsAt"] = alert.resolved_at.isoformat()
+    elif is_test(alert):
+        body["endsAt"] = (alert.updated_at + TEST_ENDS_AFTER).isoformat()
     if generator_url:
         body["generatorURL"] = generator_url
     return body
@@ -79,7 +94,7 @@ class AlertmanagerNotifier:
             self._client,
             self.url,
             content=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: notification.key},
             what=f"alertmanager {self.name}",
         )
 

@@ -1,7 +1,15 @@
 """What a notification is and how channels render it.
 
 A :class:`Notification` carries one alert, or several alerts of one group
-(e.g. many tickers of one sector firing within the group window).
+(e.g. many tickers of one sector firing within the group window), and the
+idempotency key every channel sends with it (:mod:`alerts.notify.keys`).
+
+>>> from alerts.testing import sample_alert
+>>> n = Notification((sample_alert(),), created_s=1.0)
+>>> Notification.loads(n.dumps()) == n
+True
+>>> n.key, json.loads(n.to_json())["idempotency_key"] == n.key
+('fs1-2ee8ac9efa00f4b64827219f23ca72fe', True)
 """
 
 from __future__ import annotations
@@ -10,9 +18,18 @@ import json
 from dataclasses import dataclass
 from typing import Protocol
 
+from alerts.notify.keys import idempotency_key, notification_key
 from stream.contracts.schemas import Alert
 
-__all__ = ["Notification", "Notifier"]
+__all__ = ["TEST_LABEL", "Notification", "Notifier", "is_test"]
+
+#: The label (value ``"true"``) of a test notification (``finsentinel alerts test-notify``).
+TEST_LABEL = "test"
+
+
+def is_test(alert: Alert) -> bool:
+    """Whether ``alert`` is a test notification, not a real condition."""
+    return alert.labels.get(TEST_LABEL) == "true"
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,13 @@ class Notification:
             if len(self.alerts) > 1
             else f"{a.series_kind} {a.series}"
         )
-        return f"[{a.state.upper()}] {a.severity}: {a.rule} on {what}"
+        prefix = "[TEST] " if is_test(a) else ""
+        return f"{prefix}[{a.state.upper()}] {a.severity}: {a.rule} on {what}"
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same on every re-send of this notification."""
+        return notification_key(self.alerts)
 
     def text(self) -> str:
         """Plain-text body: each alert's summary and its top headlines."""
@@ -54,12 +77,34 @@ class Notification:
     def to_json(self) -> bytes:
         """The JSON body of the generic webhook (stable key order)."""
         body = {
+            "idempotency_key": self.key,
             "title": self.title,
             "group": self.group,
             "created_s": self.created_s,
-            "alerts": [json.loads(a.model_dump_json()) for a in self.alerts],
+            "alerts": [
+                {**json.loads(a.model_dump_json()), "idempotency_key": idempotency_key(a)}
+                for a in self.alerts
+            ],
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def dumps(self) -> str:
+        """Serialise for the outbox (:meth:`loads` reads it back)."""
+        return json.dumps(
+            {
+                "group": self.group,
+                "created_s": self.created_s,
+                "alerts": [json.loads(a.model_dump_json()) for a in self.alerts],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Notification:
+        """The notification :meth:`dumps` wrote."""
+        data = json.loads(text)
+        alerts = tuple(Alert.model_validate(a) for a in data["alerts"])
+        return cls(alerts, group=data["group"], created_s=float(data["created_s"]))
 
 
 class Notifier(Protocol):

@@ -1,5 +1,10 @@
 """E-mail over SMTP with :mod:`smtplib`: STARTTLS when configured, login when a
-user is configured (the password comes from the environment)."""
+user is configured (the password comes from the environment).
+
+A re-sent notification has the same ``Message-ID`` (built from its idempotency
+key, also in ``X-FinSentinel-Idempotency-Key``), which mail systems use to
+fold duplicates.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ def email_message(notification: Notification, *, sender: str, to: list[str]) -> 
     msg["Subject"] = notification.title
     msg["From"] = sender
     msg["To"] = ", ".join(to)
+    msg["Message-ID"] = f"<{notification.key}@finsentinel.alerts>"
+    msg["X-FinSentinel-Idempotency-Key"] = notification.key
     msg.set_content(notification.text())
     return msg
 

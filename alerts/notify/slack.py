@@ -1,4 +1,8 @@
-"""Slack incoming webhook: a header block, one section per alert, headline links."""
+"""Slack incoming webhook: a header block, one section per alert, headline links.
+
+Slack itself does not de-duplicate; the request carries the ``Idempotency-Key``
+header (for a relay in between) and the key is shown in the context line.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pydantic import SecretStr
 
 from alerts.notify.base import Notification
 from alerts.notify.http import post
+from alerts.notify.keys import HEADER as IDEMPOTENCY_HEADER
 
 __all__ = ["SlackNotifier", "slack_payload"]
 
@@ -49,7 +54,8 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
                 {
                     "type": "mrkdwn",
                     "text": f"rule `{first.rule}` · severity {first.severity} · "
-                    f"score {first.score:.2f} · {first.updated_at:%Y-%m-%d %H:%M} UTC",
+                    f"score {first.score:.2f} · {first.updated_at:%Y-%m-%d %H:%M} UTC · "
+                    f"`{notification.key}`",
                 }
             ],
         }
@@ -74,7 +80,7 @@ class SlackNotifier:
             self._client,
             self._url.get_secret_value(),
             content=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: notification.key},
             what=f"slack {self.name}",
         )
 

@@ -10,8 +10,12 @@ Headers of every request (each retry is stamped and signed afresh):
 A receiver recomputes the HMAC, compares it in constant time and refuses a
 timestamp more than ``tolerance_s`` (default 300 s) away from its own clock, so
 neither the body nor the time can be altered and a captured request cannot be
-replayed later; :func:`verify` does all three. Within the window a receiver
-de-duplicates on the alert ``key`` + ``state`` + ``updated_at`` in the body.
+replayed later; :func:`verify` does all three.
+
+* ``Idempotency-Key``: the notification's key (also ``idempotency_key`` in the
+  body, and per alert in ``alerts[].idempotency_key``): the same on every
+  re-send. Delivery is at-least-once; receivers de-duplicate by this key
+  (:mod:`alerts.notify.keys`).
 
 >>> signature = sign(b"secret", b'{"a":1}', 1767600000)
 >>> signature
@@ -35,6 +39,7 @@ from pydantic import SecretStr
 
 from alerts.notify.base import Notification
 from alerts.notify.http import post
+from alerts.notify.keys import HEADER as IDEMPOTENCY_HEADER
 
 __all__ = [
     "DEFAULT_TOLERANCE_S",
@@ -117,7 +122,11 @@ class WebhookNotifier:
         """Deliver one notification."""
         body = notification.to_json()
         timestamp = int(self._clock())
-        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp)}
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(timestamp),
+            IDEMPOTENCY_HEADER: notification.key,
+        }
         if self._secret is not None:
             secret = self._secret.get_secret_value().encode()
             headers[SIGNATURE_HEADER] = sign(secret, body, timestamp)

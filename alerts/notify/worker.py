@@ -1,11 +1,13 @@
-"""One worker thread per channel: a bounded queue, a rate limit, retries with backoff.
+"""One worker thread per channel: delivers its outbox rows, rate-limited, with backoff.
 
-A failing channel never blocks the others (each has its own queue and
+A failing channel never blocks the others (each has its own rows and
 thread). A retriable failure is retried with exponential backoff for as long
-as it takes (the queue keeps what arrives meanwhile, oldest dropped when
-full), so queued alerts are delivered once the channel recovers; a
-notification older than the channel's ``max_age`` is dropped instead of sent
-late. Non-retriable failures are logged and dropped.
+as it takes (the outbox keeps what arrives meanwhile, oldest dropped past
+``max_pending``), so notifications are delivered in order once the channel
+recovers, after a restart too; a notification older than the channel's
+``max_age`` is marked expired instead of sent late. A refusal that retrying
+cannot fix is marked rejected and logged. Every outcome is recorded in the
+outbox before the next row is taken.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alerts.exceptions import NotifyError
-from alerts.notify.base import Notification, Notifier
+from alerts.exceptions import NotifyError, StoreError
+from alerts.notify.base import Notifier
+from alerts.notify.outbox import Delivery, Outbox
 
 __all__ = ["ChannelWorker", "RetryPolicy"]
 
@@ -46,30 +48,35 @@ class RetryPolicy:
 
 
 class ChannelWorker:
-    """Deliver notifications to one channel from its own thread."""
+    """Deliver one channel's outbox rows from its own thread."""
+
+    #: Finished rows older than the outbox retention are deleted this often (wall clock).
+    prune_every_s = 600.0
 
     def __init__(
         self,
         notifier: Notifier,
+        outbox: Outbox,
         *,
         rate_limit_per_minute: int,
         max_age_s: float,
         retry: RetryPolicy,
-        queue_max: int = 1000,
         clock: Callable[[], float],
         on_outcome: Callable[[str, str], None] = lambda _t, _o: None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.notifier = notifier
+        self.outbox = outbox
         self.min_interval_s = 60.0 / rate_limit_per_minute
         self.max_age_s = max_age_s
         self.retry = retry
-        self._queue: deque[Notification] = deque()
-        self._queue_max = queue_max
         self._clock = clock
         self.on_outcome = on_outcome
-        self._cv = threading.Condition()
+        self._on_change = on_change
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_sent_s = float("-inf")
+        self._last_prune_s = float("-inf")
         self.failing = False
         self._thread = threading.Thread(
             target=self._run, name=f"notify-{notifier.name}", daemon=True
@@ -80,70 +87,74 @@ class ChannelWorker:
         self._thread.start()
         return self
 
-    def submit(self, notification: Notification) -> None:
-        """Queue ``notification``; drop the oldest queued one if the queue is full."""
-        with self._cv:
-            if len(self._queue) >= self._queue_max:
-                self._queue.popleft()
-                self._outcome("dropped")
-                logger.warning("channel %s: queue full, dropped the oldest", self.notifier.name)
-            self._queue.append(notification)
-            self._cv.notify()
+    def wake(self) -> None:
+        """New rows were committed: look now rather than at the next poll."""
+        self._wake.set()
 
     @property
     def pending(self) -> int:
-        """Notifications waiting (including one being retried)."""
-        with self._cv:
-            return len(self._queue)
+        """Rows waiting (including one being retried)."""
+        return self.outbox.pending(self.notifier.name)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Give the queue up to ``timeout_s`` to drain, then stop after the current attempt;
-        what is still queued is logged as lost."""
+        """Give the outbox up to ``timeout_s`` to drain, then stop after the current attempt;
+        what is still pending stays in the outbox for the next start."""
         deadline = time.monotonic() + timeout_s
         while self.pending and not self.failing and time.monotonic() < deadline:
             if self._stop.wait(0.05):
                 break
         self._stop.set()
-        with self._cv:
-            self._cv.notify_all()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
-        if self.pending:
+        if left := self.pending:
             logger.warning(
-                "channel %s: %d notifications undelivered at shutdown",
+                "channel %s: %d notifications not delivered yet; they stay in the outbox and "
+                "are sent after the next start",
                 self.notifier.name,
-                self.pending,
+                left,
             )
         self.notifier.close()
 
     def _outcome(self, outcome: str) -> None:
         self.on_outcome(self.notifier.channel_type, outcome)
 
-    def _next(self) -> Notification | None:
-        with self._cv:
-            while not self._queue and not self._stop.is_set():
-                self._cv.wait(1.0)
-            return self._queue[0] if self._queue else None
-
     def _run(self) -> None:
         while not self._stop.is_set():
-            item = self._next()
-            if item is None or self._stop.is_set():
-                return
-            self._deliver(item)
-            with self._cv:
-                if self._queue and self._queue[0] is item:
-                    self._queue.popleft()
+            try:
+                item = self.outbox.next_pending(self.notifier.name)
+                if item is None:
+                    self._prune()
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                self._deliver(item)
+            except StoreError:  # the database is closed or broken: retry, never die silently
+                logger.exception("channel %s: outbox unavailable", self.notifier.name)
+                self._stop.wait(self.retry.max_s)
 
-    def _deliver(self, item: Notification) -> None:
+    def _prune(self) -> None:
+        now = self._clock()
+        if now - self._last_prune_s >= self.prune_every_s:
+            self._last_prune_s = now
+            if removed := self.outbox.prune(now_s=now):
+                logger.info("outbox: pruned %d finished notifications", removed)
+
+    def _finish(self, item: Delivery, status: str, error: str | None = None) -> None:
+        self.outbox.finish(item, status, now_s=self._clock(), error=error)
+        self._outcome(status)
+        self._on_change()
+
+    def _deliver(self, item: Delivery) -> None:
         attempt = 0
+        notification = item.notification
         while not self._stop.is_set():
-            if self._clock() - item.created_s > self.max_age_s:
-                self._outcome("expired")
+            if self._clock() - notification.created_s > self.max_age_s:
+                self._finish(item, "expired")
                 logger.warning(
                     "channel %s: dropped %r, older than %ss",
                     self.notifier.name,
-                    item.title,
+                    notification.title,
                     self.max_age_s,
                 )
                 return
@@ -154,15 +165,16 @@ class ChannelWorker:
                 return
             attempt += 1
             try:
-                self.notifier.send(item)
+                self.notifier.send(notification)
             except NotifyError as exc:
                 if not exc.retriable:
-                    self._outcome("rejected")
+                    self._finish(item, "rejected", str(exc))
                     logger.error(
-                        "channel %s: gave up on %r: %s", self.notifier.name, item.title, exc
+                        "channel %s: gave up on %r: %s", self.notifier.name, notification.title, exc
                     )
                     return
                 self.failing = True
+                self.outbox.attempted(item, str(exc))
                 self._outcome("retried")
                 delay = self.retry.delay_s(attempt)
                 logger.warning(
@@ -179,5 +191,5 @@ class ChannelWorker:
             if self.failing:
                 logger.info("channel %s: recovered after %d attempts", self.notifier.name, attempt)
             self.failing = False
-            self._outcome("sent")
+            self._finish(item, "sent")
             return

@@ -5,6 +5,15 @@ changed, and progress within a file is kept in the cursor state, so a large
 back-fill spreads over several passes and a restart resumes where the last
 acknowledged pass ended.
 
+Records leave in **event-time order across files**: every pending file's
+records are sorted by ``published_at`` (stable, so ties keep file order) and
+the files are merged, so a back-fill split into several files (or an RSS file,
+newest first) reaches the alerts service as a live stream would have, not one
+file's hours after another's. Rows without ``published_at`` are stamped at
+fetch time downstream, so they come last; rejected rows first. The cursor
+counts, per file, the records emitted in that order. A pending folder is held
+parsed in memory until it drains (split very large back-fills into runs).
+
 JSONL lines and CSV rows carry ``title`` and/or ``body`` (or ``text``), and
 optionally ``id``, ``url``, ``published_at`` (ISO 8601 or epoch seconds),
 ``author``, ``tickers`` (a list, or a string separated by commas/spaces),
@@ -15,11 +24,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import heapq
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -30,7 +42,7 @@ from ingest.normalize import to_utc
 from ingest.sources.base import Candidate, FetchContext, FetchResult, Rejected, Source
 from ingest.sources.rss import parse_feed
 
-__all__ = ["LocalFilesSource", "row_candidate"]
+__all__ = ["LocalFilesSource", "event_order", "row_candidate"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +148,50 @@ def read_records(path: Path, start: int = 0) -> Iterator[Record]:
     return iter([unsupported] if start == 0 else [])
 
 
+def _event_key(record: Record) -> float:
+    if isinstance(record, Rejected):
+        return -math.inf  # dead letters carry no event time: out of the way first
+    if record.published_at is None:
+        return math.inf  # stamped with the fetch time downstream: the newest
+    return record.published_at.timestamp()
+
+
+def event_order(records: Iterator[Record] | list[Record]) -> list[Record]:
+    """``records`` sorted by event time (stable; rejects first, undated last).
+
+    >>> from datetime import datetime, timezone
+    >>> day = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
+    >>> rows = [Candidate("b", "b", published_at=day(2)), Candidate("u", "u"),
+    ...         Candidate("a", "a", published_at=day(1))]
+    >>> [r.key for r in event_order(rows)]
+    ['a', 'b', 'u']
+    """
+    return sorted(records, key=_event_key)
+
+
+@dataclass
+class _Pending:
+    """A file with records left: those after ``skip`` (file order), in event-time order."""
+
+    rel: str
+    mtime_ns: int
+    size: int
+    skip: int  # records a cursor from before event-time ordering had done, in file order
+    taken: int  # records already emitted, in event-time order
+    records: list[Record]
+
+    def keyed(self, n: int) -> Iterator[tuple[float, int, int, Record]]:
+        """The records not yet emitted as ``(event key, file n, position, record)``."""
+        for j in range(self.taken, len(self.records)):
+            record = self.records[j]
+            yield _event_key(record), n, j, record
+
+    def state(self, taken: int) -> dict[str, int]:
+        if taken >= len(self.records):
+            return {"mtime_ns": self.mtime_ns, "size": self.size, "done": -1}
+        return {"mtime_ns": self.mtime_ns, "size": self.size, "skip": self.skip, "taken": taken}
+
+
 class LocalFilesSource(Source):
     """Polls a folder; remembers per file its size, mtime and how many records are done."""
 
@@ -151,11 +207,14 @@ class LocalFilesSource(Source):
             found.update(p for p in matches if p.is_file() and not p.name.startswith("."))
         return sorted(found, key=lambda p: (p.stat().st_mtime_ns, str(p)))
 
-    def fetch(self, ctx: FetchContext, state: Mapping[str, Any]) -> FetchResult:
-        """Read new and changed files, up to ``max_items_per_pass`` records."""
-        files: dict[str, dict[str, int]] = {k: dict(v) for k, v in state.get("files", {}).items()}
-        result = FetchResult()
-        budget = self.spec.max_items_per_pass
+    def __init__(self, spec: FilesSpec) -> None:
+        super().__init__(spec)
+        # Parsed, sorted records of pending files, by (path, mtime, size, skip): a back-fill
+        # spanning many passes is parsed once per process, not once per pass.
+        self._parsed: dict[str, tuple[tuple[int, int, int], list[Record]]] = {}
+
+    def _pending(self, files: dict[str, dict[str, int]]) -> list[_Pending]:
+        out: list[_Pending] = []
         for path in self._files():
             stat = path.stat()
             rel = str(path.relative_to(self.spec.path))
@@ -165,21 +224,34 @@ class LocalFilesSource(Source):
             )
             if unchanged and prev.get("done") == -1:
                 continue
-            start = prev.get("done", 0) if unchanged else 0
-            records = read_records(path, start)
-            take = list(islice(records, max(0, budget - len(result.candidates))))
-            for record in take:
-                (result.rejected if isinstance(record, Rejected) else result.candidates).append(
-                    record  # type: ignore[arg-type]
-                )
-            finished = next(records, None) is None
-            files[rel] = {
-                "mtime_ns": stat.st_mtime_ns,
-                "size": stat.st_size,
-                "done": -1 if finished else start + len(take),
-            }
-            if not finished:
+            # A cursor written before event-time ordering says "done" in file order.
+            skip = prev.get("skip", prev.get("done", 0)) if unchanged else 0
+            taken = prev.get("taken", 0) if unchanged else 0
+            version = (stat.st_mtime_ns, stat.st_size, skip)
+            cached = self._parsed.get(rel)
+            if cached is None or cached[0] != version:
+                cached = self._parsed[rel] = (version, event_order(read_records(path, skip)))
+            pending = _Pending(rel, stat.st_mtime_ns, stat.st_size, skip, taken, cached[1])
+            out.append(pending)
+        return out
+
+    def fetch(self, ctx: FetchContext, state: Mapping[str, Any]) -> FetchResult:
+        """Read new and changed files, up to ``max_items_per_pass`` records, oldest first."""
+        files: dict[str, dict[str, int]] = {k: dict(v) for k, v in state.get("files", {}).items()}
+        result = FetchResult()
+        pending = self._pending(files)
+        merged = heapq.merge(*(p.keyed(n) for n, p in enumerate(pending)), key=lambda i: i[:3])
+        taken = [p.taken for p in pending]
+        for _key, n, _j, record in islice(merged, self.spec.max_items_per_pass):
+            (result.rejected if isinstance(record, Rejected) else result.candidates).append(
+                record  # type: ignore[arg-type]
+            )
+            taken[n] += 1
+        for p, n_taken in zip(pending, taken, strict=True):
+            files[p.rel] = p.state(n_taken)
+            if n_taken < len(p.records):
                 result.more = True
-                break
+            else:
+                self._parsed.pop(p.rel, None)
         result.state = {"files": files}
         return result

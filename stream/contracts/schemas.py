@@ -5,6 +5,8 @@ Three documents travel through Kafka as UTF-8 JSON:
 * :class:`RawDocument` -- a news article or comment as a crawler found it;
 * :class:`ScoredDocument` -- the raw fields plus the model's topic and sentiment;
 * :class:`Alert` -- a firing, updated or resolved alert with its evidence;
+* :class:`StoryBreadth` -- a crawler's update when later copies of an already
+  produced story arrive from other outlets (how widely it spread);
 
 and a :class:`DeadLetter` wraps any record a stage could not process, with the
 original bytes and the reason. Every consumer decodes with :func:`decode`, which
@@ -20,7 +22,7 @@ True
 >>> decode(b'{"schema_version": 99}', RawDocument)
 Traceback (most recent call last):
 ...
-...SchemaError: unsupported_version: schema_version 99 is not supported (expected 1)
+stream.contracts.errors.SchemaError: unsupported_version: schema_version 99 is not ...
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ __all__ = [
     "REJECT_REASONS",
     "SCHEMA_VERSION",
     "SENTIMENT_LABELS",
+    "UNSUPPORTED_REASONS",
     "Alert",
     "AlertEvidence",
     "DeadLetter",
     "RawDocument",
     "ScoredDocument",
+    "StoryBreadth",
     "decode",
     "encode",
     "message_key",
@@ -61,6 +65,10 @@ SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 1_000_000
 #: Sentiment classes, in the order of the model's sentiment head.
 SENTIMENT_LABELS: Final = ("negative", "neutral", "positive")
+#: Why the model's sentiment of a document is not to be trusted (``None``: it is).
+#: ``language``: the text is in a language the model was not trained on;
+#: ``no_text``: too few words to read (emoji, cashtags, links only).
+UNSUPPORTED_REASONS: Final = ("language", "no_text")
 #: Every reason a record can be rejected for. A fixed set: it is a metric label.
 REJECT_REASONS: Final = (
     "too_large",
@@ -137,6 +145,12 @@ class ScoredDocument(RawDocument):
     model_name: ShortStr
     model_version: ShortStr
     scored_at: AwareDatetime
+    #: ISO 639-1 code the scorer detected in the text (``None``: too little text to tell,
+    #: or scored before detection existed). ``language`` is what the source declared.
+    detected_language: Annotated[str, Field(min_length=2, max_length=16)] | None = None
+    #: Set when the sentiment is the model's output on a text it cannot read (see
+    #: :data:`UNSUPPORTED_REASONS`); consumers leave such documents out of sentiment.
+    unsupported_reason: Literal["language", "no_text"] | None = None
 
     _scored_utc = field_validator("scored_at")(_utc)
 
@@ -144,6 +158,11 @@ class ScoredDocument(RawDocument):
     def confidence(self) -> float:
         """Probability of the predicted sentiment class."""
         return self.sentiment_probs[self.sentiment]
+
+    @property
+    def supported(self) -> bool:
+        """Whether the model could read the text (its sentiment counts)."""
+        return self.unsupported_reason is None
 
 
 class AlertEvidence(BaseModel):
@@ -159,6 +178,39 @@ class AlertEvidence(BaseModel):
     sentiment: Sentiment
     sentiment_score: float
     confidence: float
+    #: Copies of the story seen across outlets (1: this outlet only, as far as known).
+    copies: Annotated[int, Field(ge=1)] = 1
+    #: The outlets that carried it, first one first (empty when unknown).
+    outlets: list[ShortStr] = []
+
+
+class StoryBreadth(_Message):
+    """How widely a produced story spread: its copies so far and the outlets carrying them.
+
+    A crawler sends one when a later copy of an already produced document
+    arrives (or when a first batch folded copies from several outlets). The
+    counts only grow, so a consumer keeps the largest ``copies`` per
+    ``document_id`` and the union of ``outlets``: a replayed update counts
+    nothing twice.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 5, 14, 30, tzinfo=timezone.utc)
+    >>> b = StoryBreadth(document_id="a1", copies=3, outlets=["wire", "daily", "blog"],
+    ...                  updated_at=t)
+    >>> decode(encode(b), StoryBreadth) == b
+    True
+    """
+
+    #: The produced document (:attr:`RawDocument.id`) the copies fold into.
+    document_id: Annotated[str, Field(min_length=1, max_length=256)]
+    #: Copies seen so far, the first one included.
+    copies: Annotated[int, Field(ge=1)]
+    #: Distinct outlets (document ``source``) that carried the story, first one first.
+    outlets: Annotated[list[ShortStr], Field(max_length=256)] = []
+    #: When the crawler saw the latest copy.
+    updated_at: AwareDatetime
+
+    _updated_utc = field_validator("updated_at")(_utc)
 
 
 class Alert(_Message):

@@ -14,7 +14,7 @@ TOPIC_PREFIX_ENV = "FINSENTINEL_TOPIC_PREFIX"
 
 
 class TopicNames(BaseModel):
-    """The five topics of a deployment, all under one prefix.
+    """The topics of a deployment, all under one prefix.
 
     >>> TopicNames().scored
     'finsentinel.scored'
@@ -29,16 +29,19 @@ class TopicNames(BaseModel):
     scored: str = "finsentinel.scored"
     alerts: str = "finsentinel.alerts"
     deadletter: str = "finsentinel.deadletter"
+    #: :class:`~stream.contracts.schemas.StoryBreadth` updates from the crawlers.
+    breadth: str = "finsentinel.breadth"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
-        """All five names under ``prefix`` (tests give each test its own prefix)."""
+        """All names under ``prefix`` (tests give each test its own prefix)."""
         return cls(
             raw_news=f"{prefix}.raw.news",
             raw_comments=f"{prefix}.raw.comments",
             scored=f"{prefix}.scored",
             alerts=f"{prefix}.alerts",
             deadletter=f"{prefix}.deadletter",
+            breadth=f"{prefix}.breadth",
         )
 
     @classmethod
@@ -63,4 +66,11 @@ class TopicNames(BaseModel):
     @property
     def all(self) -> tuple[str, ...]:
         """Every topic, for creating them at start-up."""
-        return (self.raw_news, self.raw_comments, self.scored, self.alerts, self.deadletter)
+        return (
+            self.raw_news,
+            self.raw_comments,
+            self.scored,
+            self.alerts,
+            self.deadletter,
+            self.breadth,
+        )

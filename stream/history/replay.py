@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stream.contracts.schemas import RawDocument, ScoredDocument, encode, message_key
+from stream.files import durable_replace
 from stream.history.schema import SCORED_SCHEMA, schema_for, to_row
 
 if TYPE_CHECKING:
@@ -255,12 +255,7 @@ class ParquetSink:
         """Write the footer and move the file to its final name."""
         self._flush()
         self._writer.close()
-        fd = os.open(self._tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self._tmp, self.path)
+        durable_replace(self._tmp, self.path)  # with the directory fsync it used to lack
 
 
 def _asis_columns(doc: ScoredDocument | None) -> dict[str, Any]:

@@ -86,6 +86,9 @@ _SCORED_FIELDS: Final = [
     pa.field("model_name", pa.string(), nullable=False),
     pa.field("model_version", pa.string(), nullable=False),
     pa.field("scored_at", _TS, nullable=False),
+    # Nullable: older files have no such column and read as null.
+    pa.field("detected_language", pa.string()),
+    pa.field("unsupported_reason", pa.string()),
     *(pa.field(f"p_{label}", pa.float64(), nullable=False) for label in SENTIMENT_LABELS),
 ]
 _KAFKA_FIELDS: Final = [

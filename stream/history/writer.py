@@ -29,7 +29,6 @@ what the sink may commit up to (see :meth:`RollingWriter.pending_low_offsets`).
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stream.files import durable_replace
 from stream.history.schema import DocType, schema_for
 
 __all__ = ["ClosedFile", "PartFile", "RollingWriter", "remove_stale_tmp"]
@@ -61,14 +61,6 @@ class ClosedFile:
     bytes: int
     #: Seconds spent in :meth:`PartFile.close` (footer, fsync, rename).
     close_s: float
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -122,13 +114,7 @@ class PartFile:
         self._flush()
         assert self._writer is not None  # a PartFile exists only once it holds a row
         self._writer.close()
-        fd = os.open(self.tmp_path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.tmp_path, self.final_path)
-        _fsync_dir(self.final_path.parent)
+        durable_replace(self.tmp_path, self.final_path)
         size = self.final_path.stat().st_size
         return ClosedFile(self.final_path, self.rows, size, max(0.0, clock() - started))
 

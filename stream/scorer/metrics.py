@@ -20,10 +20,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from stream.contracts.schemas import REJECT_REASONS, SENTIMENT_LABELS
 
-__all__ = ["FALLBACK_REASONS", "ScorerMetrics", "fallback_reason_class"]
+__all__ = ["FALLBACK_REASONS", "ScorerMetrics", "fallback_reason_class", "is_fallback"]
 
 #: Bounded classes of "why CUDA was not used" (the label of the fallback gauge).
-FALLBACK_REASONS: Final = ("not_in_build", "session_error", "no_usable_gpu", "other")
+#: ``no_gpu_device``: the machine has no NVIDIA device at all (only with ``provider=cuda``
+#: is that a fallback; ``auto`` on such a machine is CPU by design, see :func:`is_fallback`).
+FALLBACK_REASONS: Final = (
+    "not_in_build",
+    "session_error",
+    "no_usable_gpu",
+    "no_gpu_device",
+    "other",
+)
 
 _BATCH_SIZE_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 # Batched inference: a few ms for a tiny batch on a GPU, seconds for a big CPU batch.
@@ -68,15 +76,37 @@ def fallback_reason_class(reason: str) -> str:
 
     >>> fallback_reason_class("CUDAExecutionProvider is not in this onnxruntime build (x)")
     'not_in_build'
+    >>> fallback_reason_class("no NVIDIA GPU device on this machine (/dev/nvidia* absent)")
+    'no_gpu_device'
     """
     text = reason.lower()
     if "not in this onnxruntime build" in text:
         return "not_in_build"
+    if "no nvidia gpu device" in text:
+        return "no_gpu_device"
     if "creating a cuda session failed" in text:
         return "session_error"
     if "could not initialise cuda" in text or "no gpu" in text:
         return "no_usable_gpu"
     return "other"
+
+
+def is_fallback(requested: str, reason: str | None, *, gpu_present: bool) -> bool:
+    """Whether scoring on CPU is a *fallback* (worth the gauge and the alert).
+
+    ``cpu`` never falls back; ``cuda`` does whenever CUDA was not used; ``auto``
+    does only on a machine that has a GPU (without one, CPU is what auto means).
+
+    >>> is_fallback("auto", "CUDAExecutionProvider is not in this build", gpu_present=False)
+    False
+    >>> is_fallback("auto", "creating a CUDA session failed: x", gpu_present=True)
+    True
+    >>> is_fallback("cuda", "no NVIDIA GPU device on this machine", gpu_present=False)
+    True
+    """
+    if reason is None or requested == "cpu":
+        return False
+    return requested == "cuda" or gpu_present
 
 
 class ScorerMetrics:

@@ -31,7 +31,7 @@ from stream.runtime import StopFlag
 from stream.scorer.batch import BatchScorer, Outcome
 from stream.scorer.batching import BatchCollector
 from stream.scorer.delivery import DeliveryError, commit_offsets, deliver
-from stream.scorer.metrics import ScorerMetrics, fallback_reason_class
+from stream.scorer.metrics import ScorerMetrics, fallback_reason_class, is_fallback
 from stream.scorer.rebalance import AssignmentTracker
 from stream.scorer.settings import ScorerSettings
 
@@ -175,10 +175,15 @@ class ScorerService:
             }
         )
         reason = classifier.fallback_reason
-        if reason is not None and s.provider != "cpu":
+        from models.providers import gpu_device_present
+
+        if is_fallback(s.provider, reason, gpu_present=gpu_device_present()):
+            assert reason is not None
             self.metrics.fallback.labels(reason=fallback_reason_class(reason)).set(1)
             log = logger.warning if s.provider == "cuda" else logger.info
             log("scorer asked for %s but runs on CPU: %s", s.provider, reason)
+        elif reason is not None and s.provider == "auto":
+            logger.info("no GPU on this machine: provider auto scores on CPU (%s)", reason)
         logger.info(
             "scorer model %s %s on %s (%s variant, I/O binding %s); "
             "batches of up to %s records or %s ms, %s windows per inference call",

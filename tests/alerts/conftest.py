@@ -39,7 +39,8 @@ class Receiver:
     clock: Callable[[], float] = time.time
     #: Raise to ``math.inf`` when the sender runs on a simulated clock (signature only).
     tolerance_s: float = DEFAULT_TOLERANCE_S
-    fail_next: int = 0  # answer 500 to this many requests first
+    fail_next: int = 0  # answer ``fail_status`` to this many requests first
+    fail_status: int = 500
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,7 +69,7 @@ def receiver() -> Iterator[Receiver]:
                         tolerance_s=rec.tolerance_s,
                     )
                     rec.signatures_ok.append(ok)
-            self.send_response(500 if failing else 200)
+            self.send_response(rec.fail_status if failing else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -258,11 +258,15 @@ channels:
 """
     )
     notifiers = build_notifiers(rules.channels, env={}, clock=time.time)
-    dispatcher = Dispatcher(rules, notifiers, clock=time.time)
-    queued: dict[str, list[Notification]] = {"hook": [], "am": []}
-    for name, worker in dispatcher.workers.items():  # no threads: look at what is queued
-        worker.submit = queued[name].append  # type: ignore[method-assign,assignment]
+    dispatcher = Dispatcher(rules, notifiers, clock=time.time)  # not started: rows stay
     dispatcher.resend([sample_alert()])
-    assert len(queued["am"]) == 1 and queued["hook"] == []
+    dispatcher.resend([sample_alert()])  # one keep-alive waits per alert and channel
+    dispatcher.resend([sample_alert(key="negative-spike-topic:topic:Legal", series="Legal")])
+    assert dispatcher.outbox.pending("am") == 2 and dispatcher.outbox.pending("hook") == 0
+    queued = dispatcher.outbox.next_pending("am")
+    assert queued is not None and queued.keep_alive
+    dispatcher.outbox.finish(queued, "sent", now_s=time.time())  # deleted once sent
+    dispatcher.resend([sample_alert()])
+    assert dispatcher.outbox.pending("am") == 2
     for n in notifiers.values():
         n.close()

@@ -159,14 +159,14 @@ def test_dispatcher_routes_groups_to_rule_channels() -> None:
         def close(self) -> None:
             pass
 
-    d = Dispatcher(rules, {"hook": Recorder()}, clock=lambda: 0.0)
-    queued: list[object] = []
-    d.workers["hook"].submit = queued.append  # type: ignore[method-assign,assignment]
+    d = Dispatcher(rules, {"hook": Recorder()}, clock=lambda: 0.0)  # workers not started
     for t in ("JPM", "BAC"):
         d.submit(sample_alert(key=f"r:ticker:{t}", series=t, labels={"sector": "banks"}))
-    assert queued == []
+    assert d.outbox.pending("hook") == 0
     d.flush()
-    assert len(queued) == 1 and len(queued[0].alerts) == 2  # type: ignore[attr-defined]
+    queued = d.outbox.next_pending("hook")
+    assert d.outbox.pending("hook") == 1
+    assert queued is not None and len(queued.notification.alerts) == 2
 
 
 def test_store_upserts_by_key_and_start_and_keeps_history(tmp_path: Path) -> None:

@@ -103,7 +103,9 @@ def test_burst_fires_once_flat_stays_quiet_and_evidence_is_kept(
         raised = service.flush()
         body = httpx.get(service.metrics_url + "/metrics").text
         health = httpx.get(service.metrics_url + "/healthz")
+        page = httpx.get(service.metrics_url + "/alerts/negative-spike-ticker:ticker:ACME")
     assert health.status_code == 200
+    assert page.status_code == 200 and "Profit warning shock" in page.text  # the alert view
     firing = [a for a in service.alerts() if a.state == "firing"]
     assert {(a.rule, a.series) for a in firing} == {
         ("negative-spike-topic", "Earnings"),

@@ -246,6 +246,7 @@ def test_topic_script_creates_and_converges(tmp_path: Path, prefix: str | None) 
         names.scored: (12, 30),
         names.alerts: (3, 90),
         names.deadletter: (3, 30),
+        names.breadth: (3, 30),
     }
     created = {
         re.search(r"--topic (\S+)", c).group(1): c  # type: ignore[union-attr]

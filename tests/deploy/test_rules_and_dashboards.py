@@ -70,8 +70,33 @@ def test_dashboard_structure(path: Path) -> None:
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == prometheus_uid
     for var in board["templating"]["list"]:
+        if var["type"] == "textbox":  # a URL the data links use, not a query
+            assert var["query"].startswith("http"), var["name"]
+            continue
         assert var["datasource"]["uid"] == prometheus_uid
         assert var["query"]["query"].startswith("label_values(")
+
+
+def _links(value: Any) -> list[str]:
+    """Every data link and panel link URL in a dashboard fragment."""
+    if isinstance(value, dict):
+        own = [str(link["url"]) for link in value.get("links", []) if isinstance(link, dict)]
+        return own + [u for v in value.values() for u in _links(v)]
+    if isinstance(value, list):
+        return [u for v in value for u in _links(v)]
+    return []
+
+
+def test_market_dashboard_links_alerts_to_their_evidence_page() -> None:
+    board = json.loads((DEPLOY / "grafana" / "dashboards" / "market-sentiment.json").read_text())
+    textboxes = {v["name"] for v in board["templating"]["list"] if v["type"] == "textbox"}
+    urls = [u for p in board["panels"] for u in _links(p)]
+    # The alert key is rule:kind:series (alerts/rules.py), the page /alerts/<key>.
+    key = "${__data.fields.rule}:${__data.fields.kind}:${__data.fields.series:percentencode}"
+    assert "${alerts_url}/alerts/" + key in urls
+    assert "${alerts_url}/alerts" in urls
+    assert all(u.startswith("${alerts_url}/alerts") for u in urls)
+    assert textboxes == {"alerts_url"}
 
 
 def test_dashboards_are_provisioned_where_compose_mounts_them() -> None:

@@ -135,3 +135,19 @@ def test_window_grows_and_compacts_without_losing_track_of_ids() -> None:
         expected = ("near", f"id{i}") if i >= 1900 else ("new", None)
         assert (verdict.kind, verdict.match_id) == expected
     s.close()
+
+
+def test_outlets_keep_first_seen_order_survive_restart_and_are_evicted(tmp_path: Path) -> None:
+    now = [0.0]
+    s = store(tmp_path / "d.db", now, retention_s=1000.0)
+    s.mark_seen([seen("a", WIRE_STORY)])
+    s.add_outlets("a", ["wire", "paper"])
+    s.add_outlets("a", ["paper", "blog", "wire"])  # a re-sent update adds nothing twice
+    assert s.outlets("a") == ["wire", "paper", "blog"] and s.outlets("zz") == []
+    s.close()
+    again = store(tmp_path / "d.db", now, retention_s=1000.0)
+    assert again.outlets("a") == ["wire", "paper", "blog"]
+    now[0] = 2000.0
+    assert again.evict() == 1
+    assert again.outlets("a") == []
+    again.close()

@@ -362,3 +362,37 @@ def test_relative_folder_with_a_feed_file(
     monkeypatch.chdir(tmp_path)
     result = one({"name": "rel", "kind": "files", "path": "corpus"}).fetch(ctx, {})
     assert [c.title for c in result.candidates] == ["Feed row"]
+
+
+def test_example_documents_base_url_for_every_preset_with_a_local_mirror() -> None:
+    from ingest.presets import expand
+
+    text = EXAMPLE.read_text(encoding="utf-8")
+    mirrors = {s.kind: expand(s) for s in load_sources(EXAMPLE).sources if "mirror" in s.name}
+    assert set(mirrors) == {"reddit", "stocktwits", "hn_algolia"}
+    for kind, default in [
+        ("reddit", "https://www.reddit.com"),
+        ("stocktwits", "https://api.stocktwits.com/api/2"),
+        ("hn_algolia", "https://hn.algolia.com"),
+    ]:
+        assert f"base_url: {default}" in text, kind
+        assert "127.0.0.1" in mirrors[kind].url or "mirror.internal" in mirrors[kind].url
+    assert mirrors["reddit"].url == "http://127.0.0.1:8081/r/wallstreetbets/new.json"
+
+
+@pytest.mark.parametrize(
+    ("spec", "community"),
+    [
+        ({"kind": "reddit", "subreddit": "wallstreetbets"}, True),
+        ({"kind": "reddit", "subreddit": "movies"}, False),
+        ({"kind": "reddit", "subreddit": "movies", "finance_community": True}, True),
+        ({"kind": "stocktwits", "symbol": "KO"}, True),
+        ({"kind": "hn_algolia", "query": "earnings"}, False),
+        ({"kind": "rss", "url": "http://x.test/f.xml"}, None),
+    ],
+)
+def test_finance_community_defaults_by_preset(spec: dict[str, object], community: object) -> None:
+    from ingest.presets import expand
+
+    (parsed,) = parse_sources({"sources": [{"name": "s", **spec}]}).sources
+    assert expand(parsed).finance_community is community

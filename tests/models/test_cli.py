@@ -51,7 +51,8 @@ def test_classify_formats(
     assert pd.isna(back["sentiment"].iloc[2])  # empty text: not scored, row kept
     probs = back[["sentiment_prob_negative", "sentiment_prob_neutral", "sentiment_prob_positive"]]
     assert (probs.iloc[:2].sum(axis=1) - 1).abs().max() < 1e-6
-    topic_probs = json.loads(back["topic_probs"].iloc[0])
+    raw = back["topic_probs"].iloc[0]  # CSV: JSON text; JSONL: an object; Parquet: a map
+    topic_probs = json.loads(raw) if suffix == ".csv" else dict(raw)
     assert len(topic_probs) == 20 and back["topic"].iloc[0] in topic_probs
     assert back["sentiment_score"].iloc[:2].between(-1, 1).all()
 

@@ -98,7 +98,8 @@ def test_reproduce_trains_teacher_then_student_and_ships_the_student(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from models import reproduce, train
+    from models.training import reproduce
+    from models.training import run as train
 
     data = tmp_path / "data"
     data.mkdir()

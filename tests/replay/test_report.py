@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from alerts.backtest.core import BacktestResult
@@ -34,8 +38,46 @@ def test_report_is_self_contained_with_every_figure(report: Path) -> None:
     assert "No labeled event is on a series this rule watches" in page
     assert {f"neg-ticker__ticker_{t}.png" for t in ("T002", "T003", "T004")} <= names
     assert page.count('src="data:image/png;base64,') == len(pngs)
-    assert not re.search(r'(src|href)="(?!data:)', page), "no external assets"
+    assert not re.search(r'src="(?!data:)', page) and "<link" not in page, "no external assets"
     assert "threshold sweep" in page and "false alarms/day" in page
+
+
+def test_report_shows_each_firings_headlines_and_the_score_against_the_threshold(
+    result: BacktestResult, report: Path
+) -> None:
+    page = report.read_text(encoding="utf-8")
+    fired = [a for a in result.alerts if a.rule == "neg-ticker" and a.state == "firing"]
+    assert fired and all(a.evidence for a in fired)
+    for a in fired:  # every firing on a plotted series lists the headlines it carried
+        if a.series in ("T002", "T003", "T004"):
+            assert f"score {a.score:.2f}: " in page
+            assert all(html.escape(e.title) in page for e in a.evidence)
+    assert "T002 shares slide" in page
+    # The trace: the rule's detector score per plot point, crossing the threshold
+    # around each planted burst.
+    plots = result.plots["neg-ticker"]
+    score = plots.matrix("score", len(result.series))
+    assert score.shape == (len(plots.start_s), len(result.series))
+    row = result.series.index(("ticker", "T002"))
+    assert np.nanmax(score[:, row]) >= 0.5 > np.nanmin(score[:, row])
+
+
+def test_zoom_panel_stays_within_the_history_and_legends_sit_beside_the_plots(
+    result: BacktestResult,
+) -> None:
+    from alerts.backtest.report import _series_figure
+
+    rule = next(r for r in result.rules.rules if r.name == "neg-ticker")
+    fig = _series_figure(result, rule, ("ticker", "T002"))
+    plots = result.plots["neg-ticker"]
+    first, last = plots.start_s[0], plots.start_s[-1] + result.config.bucket_s
+    zoom = fig.axes[3]
+    lo, hi = (mdates.num2date(x).timestamp() for x in zoom.get_xlim())
+    assert first <= lo < hi <= last
+    for ax in fig.axes:
+        anchor = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+        assert anchor.x0 >= 1.0  # the legend starts right of the axes: it hides no data
+    plt.close(fig)
 
 
 def test_report_bytes_are_deterministic(

@@ -19,6 +19,7 @@ from stream.contracts.schemas import DeadLetter, ScoredDocument, decode, encode
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
 from stream.scorer.delivery import DeliveryError
+from stream.scorer.metrics import FALLBACK_REASONS
 from stream.scorer.service import ScorerService
 from stream.scorer.settings import ScorerSettings
 
@@ -333,10 +334,38 @@ def test_cuda_request_falls_back_to_cpu_loudly(
     )
     fallen = [
         reason
-        for reason in ("not_in_build", "session_error", "no_usable_gpu", "other")
+        for reason in FALLBACK_REASONS
         if registry.get_sample_value("finsentinel_scorer_provider_fallback", {"reason": reason})
     ]
     assert len(fallen) == 1
+    assert fallen != ["other"]  # every message the provider code writes has its own class
+
+
+def test_auto_on_a_machine_without_gpu_is_not_a_fallback(
+    tiny_model_dir: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 18, finding 10: auto on a GPU-less machine set reason="other" to 1."""
+    from models.providers import gpu_device_present
+
+    if gpu_device_present():
+        pytest.skip("this machine has an NVIDIA device: auto is expected to use it")
+    service = ScorerService(
+        _settings("unused", model_dir=tiny_model_dir, provider="auto"),
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+        registry=registry,
+    )
+    with caplog.at_level(logging.INFO):
+        classifier = service.load_model()
+    assert classifier.provider == "CPUExecutionProvider"
+    values = {
+        reason: registry.get_sample_value(
+            "finsentinel_scorer_provider_fallback", {"reason": reason}
+        )
+        for reason in FALLBACK_REASONS
+    }
+    assert values == dict.fromkeys(FALLBACK_REASONS, 0.0)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("no GPU on this machine" in r.getMessage() for r in caplog.records)
 
 
 def test_require_gpu_refuses_to_start_without_one(tiny_model_dir: Path) -> None:

@@ -56,6 +56,7 @@ def test_require_gpu_contradicts_cpu() -> None:
         ("creating a CUDA session failed: libcudnn.so.9 missing", "session_error"),
         ("onnxruntime could not initialise CUDA (no GPU, or CUDA/cuDNN libraries missing)",
          "no_usable_gpu"),
+        ("no NVIDIA GPU device on this machine (/dev/nvidia* absent)", "no_gpu_device"),
         ("something new", "other"),
     ],
 )  # fmt: skip
