@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    import torch
+
     from models.exceptions import ModelError
     from models.training.config import TrainConfig
     from models.training.encoders import MPNET, fetch_encoder
@@ -71,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    torch.set_num_threads(TEACHER_CONFIG["threads"])  # labeling too (a busy 2-core box)
     files = {head: args.data / name for head, name in DATA_FILES.items()}
     try:
         teacher = args.teacher
