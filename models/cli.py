@@ -112,6 +112,26 @@ def train(
         float | None,
         _hp("pseudo_label_threshold", "Keep a teacher label at p >= this.", min=0.0, max=1.0),
     ] = None,
+    soft_labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distillation: a teacher's soft-label file (python -m "
+            "models.training.softlabels); soft targets for both heads of every training row."
+        ),
+    ] = None,
+    distill_temperature: Annotated[
+        float | None, _hp("distill_temperature", "Temperature of the soft targets.", min=0.01)
+    ] = None,
+    distill_alpha: Annotated[
+        float | None,
+        _hp("distill_alpha", "Weight of the soft term (1 - it: labels).", min=0.0, max=1.0),
+    ] = None,
+    freeze_embeddings: Annotated[
+        bool, typer.Option("--freeze-embeddings", help="Keep the encoder's embeddings fixed.")
+    ] = False,
+    freeze_layers: Annotated[
+        int | None, _hp("freeze_layers", "Keep the lowest N encoder layers fixed.", min=0)
+    ] = None,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -127,6 +147,8 @@ def train(
         }
         if not files:
             raise TrainingError("give --sentiment-data and/or --topic-data")
+        if teacher is not None and soft_labels is not None:
+            raise TrainingError("give --teacher (self-training) or --soft-labels, not both")
         given: dict[str, Any] = {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -141,6 +163,11 @@ def train(
             "max_train_rows": max_train_rows,
             "teacher": None if teacher is None else str(teacher.resolve()),
             "pseudo_label_threshold": pseudo_label_threshold,
+            "soft_labels": None if soft_labels is None else str(soft_labels.resolve()),
+            "distill_temperature": distill_temperature,
+            "distill_alpha": distill_alpha,
+            "freeze_embeddings": freeze_embeddings or None,
+            "freeze_layers": freeze_layers,
         }
         # Options left out take TrainConfig's defaults: they are declared there only.
         given["base_model"] = str(base_model or default_base_model())

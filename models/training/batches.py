@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,11 +17,16 @@ _GROUP = 50  # batches per length-sorting pool: enough grouping, still shuffled
 
 @dataclass(frozen=True)
 class HeadData:
-    """Token ids and integer labels of one head's training rows."""
+    """Token ids and integer labels of one head's training rows.
+
+    ``soft`` maps a head to the teacher's logits on these rows (``[n, classes]``,
+    NaN where the teacher gave none): distillation targets, for any head.
+    """
 
     head: str
     sequences: list[tuple[int, ...]]
     labels: np.ndarray
+    soft: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Batch:
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor
     labels: torch.Tensor
+    #: head -> teacher logits for these rows (NaN rows: no target).
+    soft: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -64,5 +71,6 @@ def epoch_batches(
         data, idx = plan[k]
         ids, mask, types = to_tensors([data.sequences[i] for i in idx])
         labels = torch.from_numpy(data.labels[idx].astype(np.int64))
-        out.append(Batch(data.head, ids, mask, types, labels))
+        soft = {head: torch.from_numpy(logits[idx]) for head, logits in data.soft.items()}
+        out.append(Batch(data.head, ids, mask, types, labels, soft))
     return out

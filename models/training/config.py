@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["TrainConfig"]
 
@@ -30,6 +30,10 @@ class TrainConfig(BaseModel):
     #: Class weight = (1 / frequency) ** power, normalised; 0 turns weighting off.
     class_weight_power: Annotated[float, Field(ge=0, le=1)] = 0.5
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    #: Keep the encoder's embeddings fixed (large encoders on a CPU budget).
+    freeze_embeddings: bool = False
+    #: Keep the lowest N encoder layers fixed (backpropagation stops above them).
+    freeze_layers: Annotated[int, Field(ge=0)] = 0
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     seed: int = 0
@@ -49,3 +53,18 @@ class TrainConfig(BaseModel):
     pseudo_label_heads: tuple[Literal["sentiment", "topic"], ...] = ("sentiment",)
     #: Keep a pseudo-label when the teacher's top probability reaches this.
     pseudo_label_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
+    #: Distillation: a soft-label file (:mod:`models.training.softlabels`) whose
+    #: teacher logits become soft targets for both heads of the training rows.
+    soft_labels: str | None = None
+    #: Softmax temperature of the soft targets (and of the student, in that term).
+    distill_temperature: Annotated[float, Field(gt=0)] = 2.0
+    #: Weight of the soft term; the hard cross entropy gets ``1 - distill_alpha``.
+    distill_alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+    @model_validator(mode="after")
+    def _one_teacher_kind(self) -> TrainConfig:
+        if self.teacher is not None and self.soft_labels is not None:
+            raise ValueError(
+                "give either teacher (hard pseudo-labels) or soft_labels (distillation), not both"
+            )
+        return self

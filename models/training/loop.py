@@ -1,9 +1,11 @@
 """The training loop of the multi-task model (torch).
 
 Each batch holds rows of one head; its loss is that head's cross entropy (with
-label smoothing and mild class weights). AdamW with linear warm-up and linear
-decay; validation after every epoch, the best epoch (mean macro-F1 of both
-heads) kept, early stopping after ``patience`` epochs without improvement.
+label smoothing and mild class weights), mixed with a teacher's soft targets
+for both heads when the rows have them (:mod:`models.training.distill`).
+AdamW with linear warm-up and linear decay; validation after every epoch, the
+best epoch (mean macro-F1 of both heads) kept, early stopping after
+``patience`` epochs without improvement.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch import nn
 
 from models.training.batches import Batch, HeadData, epoch_batches, to_tensors
 from models.training.config import TrainConfig
+from models.training.distill import mixed_loss
 from models.training.network import MultiTaskModel, save_checkpoint
 
 __all__ = ["EpochResult", "Trainer", "predict_logits"]
@@ -106,6 +109,7 @@ class Trainer:
         }
         self.best_score = -math.inf
         self.best_epoch = 0
+        self._val_arrays: dict[str, np.ndarray] = {}
 
     def _n_classes(self, head: str) -> int:
         layer = self.model.sentiment_head if head == "sentiment" else self.model.topic_head
@@ -115,6 +119,8 @@ class Trainer:
         decay: list[nn.Parameter] = []
         no_decay: list[nn.Parameter] = []
         for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
             (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
         optimizer = torch.optim.AdamW(
             [
@@ -137,6 +143,14 @@ class Trainer:
         sent, topic = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         logits = sent if batch.head == "sentiment" else topic
         loss = self.losses[batch.head](logits, batch.labels)
+        if batch.soft:
+            loss = mixed_loss(
+                loss,
+                {"sentiment": sent, "topic": topic},
+                batch.soft,
+                alpha=self.config.distill_alpha,
+                temperature=self.config.distill_temperature,
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
@@ -147,11 +161,13 @@ class Trainer:
     def validate(self) -> dict[str, dict[str, float]]:
         """Accuracy and macro-F1 of each head on its validation rows."""
         metrics = {}
+        self._val_arrays = {}
         for data in self.val_data:
             sent, topic = predict_logits(self.model, data.sequences)
-            metrics[data.head] = _head_metrics(
-                sent if data.head == "sentiment" else topic, data.labels
-            )
+            logits = sent if data.head == "sentiment" else topic
+            metrics[data.head] = _head_metrics(logits, data.labels)
+            self._val_arrays[f"{data.head}_logits"] = logits
+            self._val_arrays[f"{data.head}_labels"] = data.labels
         return metrics
 
     def fit(self, progress: ProgressHook | None = None) -> list[EpochResult]:
@@ -206,6 +222,8 @@ class Trainer:
             self.best_score, self.best_epoch = result.score, result.epoch
             extra = {**self.checkpoint_extra, "epoch": result.epoch, "metrics": result.metrics}
             save_checkpoint(self.model, self.run_dir / "best", extra)
+            # the validation logits of this checkpoint, for calibration (no second pass)
+            np.savez(self.run_dir / "best" / "val_logits.npz", **self._val_arrays)  # type: ignore[arg-type]
             logger.info("new best checkpoint (score %.4f) saved", result.score)
 
     def _should_stop(self, result: EpochResult) -> bool:

@@ -8,6 +8,7 @@ linear layer. A checkpoint directory holds the encoder's ``config.json``,
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
-__all__ = ["MultiTaskModel", "load_checkpoint", "save_checkpoint"]
+__all__ = ["MultiTaskModel", "freeze_lower", "load_checkpoint", "save_checkpoint"]
 
 _WEIGHTS = "model.pt"
 _HEADS = "heads.json"
@@ -35,6 +36,9 @@ class MultiTaskModel(nn.Module):
         self.sentiment_head = nn.Linear(hidden, n_sentiment)
         self.topic_head = nn.Linear(hidden, n_topic)
         self.head_config = {"n_sentiment": n_sentiment, "n_topic": n_topic, "dropout": dropout}
+        # BERT takes token_type_ids, MPNet has no segment embeddings: the input is kept
+        # (one ONNX signature for every encoder) and passed on only where it is used.
+        self._takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
 
     @property
     def config(self) -> PretrainedConfig:
@@ -48,8 +52,9 @@ class MultiTaskModel(nn.Module):
         token_type_ids: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sentiment_logits, topic_logits)`` for a padded batch."""
+        types = {"token_type_ids": token_type_ids} if self._takes_token_types else {}
         states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            input_ids=input_ids, attention_mask=attention_mask, **types
         ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -65,6 +70,26 @@ def from_pretrained(
         str(base_model), attn_implementation="eager", add_pooling_layer=False
     )
     return MultiTaskModel(encoder, n_sentiment, n_topic, dropout)
+
+
+def freeze_lower(model: MultiTaskModel, *, embeddings: bool, layers: int) -> int:
+    """Stop training the embeddings and/or the lowest ``layers`` encoder layers.
+
+    Backpropagation then stops at the lowest trainable layer, which makes a step
+    of a large encoder markedly cheaper. Returns the number of frozen parameters.
+    """
+    # BERT and MPNet alike: encoder.embeddings and encoder.encoder.layer (a ModuleList)
+    stack = model.encoder.get_submodule("encoder.layer")
+    if not isinstance(stack, nn.ModuleList) or layers > len(stack):
+        raise ValueError(f"cannot freeze {layers} layers of this encoder")
+    modules = [model.encoder.get_submodule("embeddings")] if embeddings else []
+    modules.extend(stack[:layers])
+    frozen = 0
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen
 
 
 def from_config(config: PretrainedConfig, n_sentiment: int, n_topic: int) -> MultiTaskModel:

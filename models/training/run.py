@@ -27,9 +27,10 @@ from models.labels import HEADS, SENTIMENT_LABELS, TOPIC_LABELS
 from models.modeldir import sha256_file
 from models.training.batches import HeadData
 from models.training.config import TrainConfig
-from models.training.loop import EpochResult, ProgressHook, Trainer, predict_logits
-from models.training.network import from_pretrained, load_checkpoint
+from models.training.loop import EpochResult, ProgressHook, Trainer
+from models.training.network import freeze_lower, from_pretrained
 from models.training.selftrain import PseudoLabels, extend_train, pseudo_label
+from models.training.softlabels import SoftLabels
 
 __all__ = ["SplitData", "TrainResult", "default_base_model", "run_training", "split_files"]
 
@@ -94,6 +95,7 @@ def _write_run_files(
     files: Mapping[str, Path],
     splits: dict[str, SplitData],
     pseudo: Mapping[str, PseudoLabels],
+    soft: Mapping[str, dict[str, object]],
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
@@ -104,6 +106,7 @@ def _write_run_files(
             "train_rows": len(split.train) - (len(pseudo[head].rows) if head in pseudo else 0),
             "validation_rows": len(split.validation),
             **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
+            **({"soft_labels": soft[head]} if head in soft else {}),
         }
         for head, split in splits.items()
     }
@@ -115,12 +118,58 @@ def _write_run_files(
     (run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
 
 
-def _head_data(splits: dict[str, SplitData], encoder: TextEncoder, part: str) -> list[HeadData]:
+def _head_data(
+    splits: dict[str, SplitData],
+    encoder: TextEncoder,
+    part: str,
+    soft: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> list[HeadData]:
     out = []
     for head, split in splits.items():
         rows: LabeledSet = getattr(split, part)
-        out.append(HeadData(head, encoder.encode_truncated(rows.texts), rows.labels))
+        targets = (soft or {}).get(head, {})
+        out.append(HeadData(head, encoder.encode_truncated(rows.texts), rows.labels, targets))
     return out
+
+
+def _soft_targets(
+    path: Path, config: TrainConfig, splits: dict[str, SplitData]
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, object]]]:
+    """Each head's training rows' teacher logits, and counts for ``data.json``.
+
+    A training text that is also a validation text (of either head) gets no
+    target, whatever the file holds; validation rows are never looked up.
+    """
+    labels = SoftLabels.load(path)
+    split = labels.meta.get("split", {})
+    if split != {"val_fraction": config.val_fraction, "seed": config.seed}:
+        raise TrainingError(
+            f"{path} was made for the split {split}; this run holds out "
+            f"val_fraction={config.val_fraction}, seed={config.seed}: make the soft labels "
+            "with the same --val-fraction and --seed"
+        )
+    held_out = {t for s in splits.values() for t in s.validation.texts}
+    targets, summary = {}, {}
+    for head, data in splits.items():
+        found = labels.lookup(head, data.train.texts)
+        overlap = np.array([t in held_out for t in data.train.texts], dtype=bool)
+        for logits in found.values():
+            logits[overlap] = np.nan
+        targets[head] = found
+        with_target = int((~np.isnan(found["sentiment"]).any(axis=1)).sum())
+        summary[head] = {
+            "file": str(path),
+            "teacher": labels.meta.get("teacher_base_model") or labels.meta.get("teacher"),
+            "temperature": config.distill_temperature,
+            "alpha": config.distill_alpha,
+            "train_rows_with_targets": with_target,
+            "train_rows": len(data.train),
+            "validation_rows_in_file": labels.count(head, data.validation.texts),
+        }
+        logger.info(
+            "%s: %s of %s training rows have soft targets", head, with_target, len(data.train)
+        )
+    return targets, summary
 
 
 def _seed_everything(config: TrainConfig) -> None:
@@ -129,16 +178,6 @@ def _seed_everything(config: TrainConfig) -> None:
     threads = config.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def _save_val_logits(best_dir: Path, validation: list[HeadData]) -> None:
-    model, _ = load_checkpoint(best_dir)
-    arrays: dict[str, np.ndarray] = {}
-    for data in validation:
-        sent, topic = predict_logits(model, data.sequences)
-        arrays[f"{data.head}_logits"] = sent if data.head == "sentiment" else topic
-        arrays[f"{data.head}_labels"] = data.labels
-    np.savez(best_dir / "val_logits.npz", **arrays)  # type: ignore[arg-type]
 
 
 def run_training(
@@ -163,18 +202,28 @@ def run_training(
             config.max_length,
         )
         splits = extend_train(splits, pseudo)
-    _write_run_files(run_dir, config, files, splits, pseudo)
+    soft_targets, soft_summary = (
+        _soft_targets(Path(config.soft_labels), config, splits)
+        if config.soft_labels is not None
+        else ({}, {})
+    )
+    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary)
     tokenizer = Path(config.base_model) / "tokenizer.json"
     if not tokenizer.is_file():
         raise TrainingError(f"{config.base_model}: no tokenizer.json (need a fast tokenizer)")
     encoder = TextEncoder.from_file(tokenizer, config.max_length)
     train, validation = (
-        _head_data(splits, encoder, "train"),
+        _head_data(splits, encoder, "train", soft_targets),
         _head_data(splits, encoder, "validation"),
     )
     model = from_pretrained(
         config.base_model, len(SENTIMENT_LABELS), len(TOPIC_LABELS), config.dropout
     )
+    if config.freeze_embeddings or config.freeze_layers:
+        frozen = freeze_lower(
+            model, embeddings=config.freeze_embeddings, layers=config.freeze_layers
+        )
+        logger.info("froze %s encoder parameters", frozen)
     extra = {
         "sentiment_labels": list(SENTIMENT_LABELS),
         "topic_labels": list(TOPIC_LABELS),
@@ -186,6 +235,5 @@ def run_training(
     epochs = trainer.fit(progress)
     best_dir = run_dir / "best"
     shutil.copyfile(tokenizer, best_dir / "tokenizer.json")
-    _save_val_logits(best_dir, validation)
     logger.info("best epoch %s, score %.4f", trainer.best_epoch, trainer.best_score)
     return TrainResult(run_dir, best_dir, epochs)

@@ -98,6 +98,16 @@ def _pseudo_note(summary: dict[str, Any] | None) -> str:
     )
 
 
+def _soft_note(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return ""
+    return (
+        f", {summary['train_rows_with_targets']} of them with soft targets of both heads "
+        f"from teacher {summary['teacher']} (temperature {summary['temperature']}, "
+        f"soft weight {summary['alpha']})"
+    )
+
+
 def _training_data(run_dir: Path) -> str:
     path = run_dir / "data.json"
     if not path.is_file():
@@ -107,6 +117,7 @@ def _training_data(run_dir: Path) -> str:
         f"{head}: {Path(d['file']).name} (sha256 {d['sha256'][:12]}…, "
         f"{d['train_rows']} train / {d['validation_rows']} held-out validation rows"
         + _pseudo_note(d.get("pseudo_labels"))
+        + _soft_note(d.get("soft_labels"))
         + ")"
         for head, d in data.items()
     ]

@@ -122,6 +122,30 @@ def test_train_without_data_exits_2(app: typer.Typer, tmp_path: Path) -> None:
     assert "--sentiment-data" in result.output
 
 
+def test_train_takes_one_kind_of_teacher(
+    app: typer.Typer, toy_data: dict[str, Path], tmp_path: Path
+) -> None:
+    args = [
+        "train", "--sentiment-data", str(toy_data["sentiment"]), "--run-dir", str(tmp_path),
+        "--teacher", str(tmp_path), "--soft-labels", str(tmp_path / "s.npz"),
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "not both" in result.output
+
+
+def test_train_with_a_missing_soft_label_file_exits_2(
+    app: typer.Typer, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    args = [
+        "train", "--sentiment-data", str(toy_data["sentiment"]), "--run-dir", str(tmp_path / "r"),
+        "--base-model", str(tiny_base_model), "--soft-labels", str(tmp_path / "missing.npz"),
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "not a soft-label file" in result.output
+
+
 @pytest.mark.slow
 def test_train_and_export_through_cli(
     app: typer.Typer, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path

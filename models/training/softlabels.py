@@ -1,0 +1,283 @@
+"""Soft labels: a teacher's logits for both heads on every training text (torch to make).
+
+The teacher (a run's ``best/`` checkpoint) scores *both* heads on the training
+rows of both files: topic headlines get sentiment distributions and sentiment
+headlines topic distributions. Validation rows are never scored, nor any
+training text that also appears among the validation rows. The file is a
+compressed ``.npz`` small enough to commit (float16 logits, ~1 MB for 24k
+texts):
+
+* ``keys`` — uint64, the first 8 bytes of ``sha256(head + "\\0" + text)``, where
+  ``head`` names the file the text came from (:func:`text_key`);
+* ``sentiment_logits`` ``[n, 3]`` and ``topic_logits`` ``[n, 20]``, float16;
+* ``meta`` — JSON: teacher, its validation metrics, the split (``val_fraction``,
+  ``seed``), the data files' sha256, how many texts were offered and labeled.
+
+``python -m models.training.softlabels --teacher RUN/best --data DIR --out FILE``.
+Texts are scored in a seeded random order and the file is rewritten after each
+chunk, so a run stopped by ``--max-minutes`` leaves an unbiased partial file
+(``meta["complete"]`` says which); rows without a target train on hard labels only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from models.data import LabeledSet
+from models.exceptions import TrainingError
+from models.labels import HEADS
+
+__all__ = ["SoftLabels", "candidates", "label_files", "label_training_texts", "main", "text_key"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION: Final = 1
+
+
+class _Split(Protocol):
+    @property
+    def train(self) -> LabeledSet: ...
+    @property
+    def validation(self) -> LabeledSet: ...
+
+
+def text_key(head: str, text: str) -> int:
+    """The 64-bit key of ``text`` from ``head``'s file.
+
+    >>> text_key("topic", "Fed holds rates") == text_key("topic", "Fed holds rates")
+    True
+    >>> text_key("topic", "Fed holds rates") == text_key("sentiment", "Fed holds rates")
+    False
+    """
+    digest = hashlib.sha256(f"{head}\0{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _keys(head: str, texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((text_key(head, t) for t in texts), dtype=np.uint64, count=len(texts))
+
+
+@dataclass(frozen=True)
+class SoftLabels:
+    """Teacher logits of both heads, keyed by :func:`text_key`."""
+
+    keys: np.ndarray
+    sentiment: np.ndarray
+    topic: np.ndarray
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def save(self, path: Path) -> None:
+        """Write atomically (a partial file is never left behind)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            keys=self.keys.astype(np.uint64),
+            sentiment_logits=self.sentiment.astype(np.float16),
+            topic_logits=self.topic.astype(np.float16),
+            meta=np.array(json.dumps(self.meta, sort_keys=True)),
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> SoftLabels:
+        """Read what :meth:`save` wrote; a clear error for anything else."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                labels = cls(data["keys"], data["sentiment_logits"], data["topic_logits"], meta)
+        except (OSError, KeyError, ValueError) as exc:
+            raise TrainingError(f"{path}: not a soft-label file ({exc})") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise TrainingError(f"{path}: soft-label format {meta.get('format')} unsupported")
+        return labels
+
+    def lookup(self, head: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Both heads' float32 logits for ``texts`` of ``head``'s file; NaN rows: no target."""
+        index = {int(k): i for i, k in enumerate(self.keys)}
+        rows = np.array([index.get(int(k), -1) for k in _keys(head, texts)], dtype=np.int64)
+        found = rows >= 0
+        out = {}
+        for name, table in (("sentiment", self.sentiment), ("topic", self.topic)):
+            logits = np.full((len(texts), table.shape[1]), np.nan, dtype=np.float32)
+            logits[found] = table[rows[found]].astype(np.float32)
+            out[name] = logits
+        return out
+
+    def count(self, head: str, texts: Sequence[str]) -> int:
+        """How many of ``texts`` (from ``head``'s file) have a target."""
+        return int(np.isin(_keys(head, texts), self.keys).sum())
+
+
+def candidates(splits: Mapping[str, _Split]) -> list[tuple[str, str]]:
+    """``(head, text)`` of every training row that may be labeled, deduplicated.
+
+    Never a validation row, nor a training text equal to one (of either head).
+    """
+    held_out = {t for split in splits.values() for t in split.validation.texts}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for head, split in splits.items():
+        for text in split.train.texts:
+            if text not in held_out and (head, text) not in seen:
+                seen.add((head, text))
+                out.append((head, text))
+    return out
+
+
+def label_training_texts(
+    teacher: Path,
+    splits: Mapping[str, _Split],
+    out: Path,
+    *,
+    meta: Mapping[str, Any],
+    chunk_size: int = 512,
+    int8: bool = False,
+    max_minutes: float | None = None,
+    seed: int = 0,
+) -> SoftLabels:
+    """Score both heads on the training texts of ``splits`` and save to ``out``.
+
+    The file is rewritten after every chunk of ``chunk_size`` texts; after
+    ``max_minutes`` the texts labeled so far are kept (``meta["complete"]`` false).
+    """
+    import torch
+
+    from models.encoding import TextEncoder
+    from models.training.loop import predict_logits
+    from models.training.network import load_checkpoint
+
+    model, heads = load_checkpoint(teacher)
+    if int8:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    encoder = TextEncoder.from_file(teacher / "tokenizer.json", int(heads["max_length"]))
+    pool = candidates(splits)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    pool = [pool[i] for i in order]
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
+    keys: list[np.ndarray] = []
+    sent: list[np.ndarray] = []
+    topic: list[np.ndarray] = []
+    info = {
+        **meta,
+        "format": FORMAT_VERSION,
+        "teacher": str(teacher),
+        "teacher_metrics": heads.get("metrics"),
+        "teacher_epoch": heads.get("epoch"),
+        "teacher_base_model": Path(str(heads.get("base_model", ""))).name,
+        "max_length": heads["max_length"],
+        "int8_teacher": int8,
+        "candidates": {h: sum(1 for x, _ in pool if x == h) for h in splits},
+    }
+    labels = SoftLabels(np.zeros(0, np.uint64), np.zeros((0, 3)), np.zeros((0, 20)), info)
+    for start in range(0, len(pool), chunk_size):
+        chunk = pool[start : start + chunk_size]
+        s, t = predict_logits(model, encoder.encode_truncated([text for _, text in chunk]))
+        keys.append(np.array([text_key(h, text) for h, text in chunk], dtype=np.uint64))
+        sent.append(s)
+        topic.append(t)
+        done = start + len(chunk)
+        labeled = {h: sum(1 for x, _ in pool[:done] if x == h) for h in splits}
+        info = {**info, "labeled": labeled, "complete": done == len(pool)}
+        labels = SoftLabels(np.concatenate(keys), np.concatenate(sent), np.concatenate(topic), info)
+        labels.save(out)
+        logger.info("labeled %s of %s texts", done, len(pool))
+        if deadline is not None and time.monotonic() > deadline and done < len(pool):
+            logger.warning("time budget reached: %s of %s texts labeled", done, len(pool))
+            break
+    return labels
+
+
+def label_files(
+    teacher: Path,
+    files: Mapping[str, Path],
+    out: Path,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    int8: bool = False,
+    max_minutes: float | None = None,
+) -> SoftLabels:
+    """Split ``files`` as a student run with ``val_fraction``/``seed`` would, and label."""
+    from models.modeldir import sha256_file
+    from models.training.config import TrainConfig
+    from models.training.run import split_files
+
+    config = TrainConfig(base_model=str(teacher), val_fraction=val_fraction, seed=seed)
+    meta = {
+        "split": {"val_fraction": val_fraction, "seed": seed},
+        "data_sha256": {head: sha256_file(path) for head, path in files.items()},
+    }
+    return label_training_texts(
+        teacher,
+        split_files(files, config),
+        out,
+        meta=meta,
+        int8=int8,
+        max_minutes=max_minutes,
+        seed=seed,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training.softlabels",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--teacher", type=Path, required=True, help="A run's best/ checkpoint.")
+    parser.add_argument("--data", type=Path, required=True, help="Directory with the data files.")
+    parser.add_argument("--out", type=Path, required=True, help="The .npz to write.")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="The student's split.")
+    parser.add_argument("--seed", type=int, default=0, help="The student's split seed.")
+    parser.add_argument("--int8", action="store_true", help="Dynamic int8 teacher (faster).")
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    import torch
+
+    from models.exceptions import ModelError
+    from models.training.reproduce import DATA_FILES
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    files = {head: args.data / DATA_FILES[head] for head in HEADS}
+    try:
+        labels = label_files(
+            args.teacher,
+            files,
+            args.out,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            int8=args.int8,
+            max_minutes=args.max_minutes,
+        )
+    except ModelError as exc:
+        logger.error("%s", exc)
+        return 2 if isinstance(exc, ValueError) else 1
+    logger.info("%s soft labels written to %s", len(labels), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

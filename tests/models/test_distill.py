@@ -1,0 +1,170 @@
+"""Distillation: the soft-target loss, the soft-label file, and that validation stays untaught."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from models.data import LabeledSet
+from models.exceptions import TrainingError
+from models.training.config import TrainConfig
+from models.training.distill import distillation_loss, mixed_loss
+from models.training.run import SplitData, run_training, split_files
+from models.training.softlabels import SoftLabels, candidates, label_training_texts, text_key
+
+
+def _softmax(row: list[float], t: float) -> list[float]:
+    exps = [math.exp(x / t) for x in row]
+    return [e / sum(exps) for e in exps]
+
+
+def _kl(teacher: list[float], student: list[float], t: float) -> float:
+    p, q = _softmax(teacher, t), _softmax(student, t)
+    return sum(pi * (math.log(pi) - math.log(qi)) for pi, qi in zip(p, q, strict=True))
+
+
+def test_soft_target_loss_equals_a_hand_computation() -> None:
+    student = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [0.3, 0.2, 0.1]]
+    teacher = [[2.0, 0.0, 1.0], [0.5, 0.5, 2.5], [math.nan] * 3]  # row 3: no target
+    t, alpha = 2.0, 0.3
+    # T^2 * KL, averaged over the two rows that have a target
+    expected_soft = t**2 * (_kl(teacher[0], student[0], t) + _kl(teacher[1], student[1], t)) / 2
+    got = distillation_loss(torch.tensor(student), torch.tensor(teacher), t)
+    assert math.isclose(float(got), expected_soft, rel_tol=1e-6)
+
+    topic_student, topic_teacher = [[0.1, 0.9], [1.2, -0.3], [0.0, 0.0]], [[1.0, 0.0]] * 3
+    pairs = zip(topic_teacher, topic_student, strict=True)
+    expected_topic = t**2 * sum(_kl(a, b, t) for a, b in pairs) / 3
+    hard = torch.tensor(0.7)
+    mixed = mixed_loss(
+        hard,
+        {"sentiment": torch.tensor(student), "topic": torch.tensor(topic_student)},
+        {"sentiment": torch.tensor(teacher), "topic": torch.tensor(topic_teacher)},
+        alpha=alpha,
+        temperature=t,
+    )
+    expected = (1 - alpha) * 0.7 + alpha * (expected_soft + expected_topic)
+    assert math.isclose(float(mixed), expected, rel_tol=1e-6)
+
+
+def test_a_batch_without_targets_adds_nothing_but_keeps_the_graph() -> None:
+    student = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    loss = distillation_loss(student, torch.full((1, 2), math.nan), 3.0)
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    assert student.grad is not None and float(student.grad.abs().sum()) == 0.0
+
+
+def test_config_takes_one_kind_of_teacher() -> None:
+    with pytest.raises(ValidationError, match=r"either teacher .* or soft_labels"):
+        TrainConfig(base_model="x", teacher="t", soft_labels="s.npz")
+
+
+def _labeled(head: str, texts: list[str]) -> LabeledSet:
+    return LabeledSet(head, texts, np.zeros(len(texts), dtype=np.int64), ["a", "b", "c"])
+
+
+def test_candidates_never_include_validation_texts() -> None:
+    splits = {
+        "sentiment": SplitData(
+            _labeled("sentiment", ["up", "down", "shared", "up"]), _labeled("sentiment", ["held"])
+        ),
+        "topic": SplitData(
+            _labeled("topic", ["fed", "held", "up"]), _labeled("topic", ["shared", "tv"])
+        ),
+    }
+    expected = [("sentiment", "up"), ("sentiment", "down"), ("topic", "fed"), ("topic", "up")]
+    assert candidates(splits) == expected
+
+
+def test_soft_label_file_round_trip_and_lookup(tmp_path: Path) -> None:
+    keys = np.array([text_key("topic", "fed hikes"), text_key("sentiment", "fed hikes")])
+    sent = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
+    topic = np.arange(40, dtype=np.float32).reshape(2, 20)
+    SoftLabels(keys, sent, topic, {"format": 1, "x": "y"}).save(tmp_path / "s.npz")
+    loaded = SoftLabels.load(tmp_path / "s.npz")
+    assert loaded.sentiment.dtype == np.float16 and loaded.meta["x"] == "y"
+    found = loaded.lookup("sentiment", ["fed hikes", "unknown"])
+    assert found["sentiment"][0].tolist() == [4, 5, 6]
+    assert np.isnan(found["sentiment"][1]).all() and np.isnan(found["topic"][1]).all()
+    assert loaded.count("topic", ["fed hikes", "unknown"]) == 1
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(TrainingError, match="not a soft-label file"):
+        SoftLabels.load(tmp_path / "bad.npz")
+
+
+def _config(base: Path, **given: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "base_model": str(base),
+        "max_length": 32,
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 5e-3,
+        "val_fraction": 0.25,
+        "threads": 1,
+    }
+    return TrainConfig(**{**values, **given})  # type: ignore[arg-type]
+
+
+def test_teacher_labels_both_heads_on_training_texts_only(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    config = _config(tiny_base_model)
+    splits = split_files(toy_data, config)
+    split_meta = {"val_fraction": 0.25, "seed": 0}
+    out = tmp_path / "soft.npz"
+    labels = label_training_texts(
+        toy_run / "best", splits, out, meta={"split": split_meta}, chunk_size=20
+    )
+    saved = SoftLabels.load(out)
+    assert saved.meta["complete"] and saved.meta["split"] == split_meta
+    n_train = {head: len(s.train) for head, s in splits.items()}
+    assert len(saved) == sum(n_train.values()) == sum(saved.meta["labeled"].values())
+    assert saved.sentiment.shape == (len(saved), 3) and saved.topic.shape == (len(saved), 20)
+    for head, split in splits.items():
+        assert saved.count(head, split.train.texts) == n_train[head]
+        assert saved.count(head, split.validation.texts) == 0  # never a validation row
+    np.testing.assert_allclose(labels.topic, saved.topic.astype(np.float32), atol=1e-2, rtol=1e-2)
+
+    # a student distilled from that file records what it was taught with
+    student = _config(
+        tiny_base_model, soft_labels=str(out), distill_temperature=3.0, distill_alpha=0.25
+    )
+    run_training(student, toy_data, tmp_path / "student")
+    data = json.loads((tmp_path / "student" / "data.json").read_text())
+    for head in ("sentiment", "topic"):
+        soft = data[head]["soft_labels"]
+        assert soft["temperature"] == 3.0 and soft["alpha"] == 0.25
+        assert soft["train_rows_with_targets"] == soft["train_rows"] == n_train[head]
+        assert soft["validation_rows_in_file"] == 0
+
+    # a file made for another split is refused
+    other = _config(tiny_base_model, soft_labels=str(out), seed=1)
+    with pytest.raises(TrainingError, match="made for the split"):
+        run_training(other, toy_data, tmp_path / "other")
+
+
+def test_a_file_that_labels_validation_texts_teaches_nothing_on_them(
+    toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    """Even a file that holds a validation text: that text gets no target."""
+    config = _config(tiny_base_model)
+    splits = split_files(toy_data, config)
+    val_text = splits["sentiment"].validation.texts[0]
+    train_text = splits["sentiment"].train.texts[0]
+    texts = [("sentiment", val_text), ("topic", val_text), ("sentiment", train_text)]
+    keys = np.array([text_key(h, t) for h, t in texts], dtype=np.uint64)
+    meta = {"format": 1, "split": {"val_fraction": 0.25, "seed": 0}}
+    path = tmp_path / "leaky.npz"
+    SoftLabels(keys, np.zeros((3, 3)), np.zeros((3, 20)), meta).save(path)
+    run_training(_config(tiny_base_model, soft_labels=str(path)), toy_data, tmp_path / "run")
+    data = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert data["sentiment"]["soft_labels"]["validation_rows_in_file"] == 1
+    assert data["sentiment"]["soft_labels"]["train_rows_with_targets"] == 1  # train_text only
+    assert data["topic"]["soft_labels"]["train_rows_with_targets"] == 0
