@@ -64,6 +64,7 @@ teacher: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) bench/score_throughput.py
 	$(PY) bench/alerts_eval.py
+	$(PY) bench/alerts_quality.py
 	$(PY) bench/backtest_scale.py
 
 clean:
