@@ -37,7 +37,7 @@ from scipy import special
 
 from alerts.baseline import SeriesFrame, alpha_from_half_life, grow, pack, unpack
 from alerts.stats import surprise
-from alerts.surprise import Surprise
+from alerts.surprise import OnsetScores, Surprise
 
 __all__ = ["RobustLevel"]
 
@@ -47,7 +47,7 @@ CLIP_SCALES = 4.0
 
 
 @dataclass
-class RobustLevel:
+class RobustLevel(OnsetScores):
     """Robust two-sided level-change detector for real values (see the module docstring)."""
 
     window_buckets: int = 5
@@ -112,18 +112,6 @@ class RobustLevel:
         self._mean, self._z = mean, np.where(ready, z, np.nan)
         self._score = np.where(ready, onset, np.nan)
         return self
-
-    def flag(self, rows: NDArray[np.bool_]) -> None:
-        """No-op: updates are winsorised instead of excluded."""
-
-    def score(self) -> FloatArray:
-        """Onset score in [0, 1] per series; NaN for series without enough history."""
-        return self._score
-
-    def sustained(self) -> FloatArray:
-        """The current (normalised) surprise as a score in [0, 1], for hysteresis."""
-        ready = self._n >= self.min_history_buckets
-        return np.where(ready, self._surprise.sustained, np.nan)
 
     def get(self) -> dict[str, FloatArray]:
         """The statistic: window mean, baseline location and robust z."""

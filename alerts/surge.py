@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from alerts.baseline import SeriesFrame, alpha_from_half_life, grow, pack, unpack
 from alerts.stats import nb2_sf, surprise
-from alerts.surprise import Surprise
+from alerts.surprise import OnsetScores, Surprise
 
 __all__ = ["CountSurge", "SlotFactors"]
 
@@ -114,7 +114,7 @@ class SlotFactors:
 
 
 @dataclass
-class CountSurge:
+class CountSurge(OnsetScores):
     """Seasonal negative-binomial surge detector for counts (see the module docstring)."""
 
     window_buckets: int = 5
@@ -277,18 +277,6 @@ class CountSurge:
         self._p = np.where(ready, p.min(axis=0), np.nan)
         self._score = np.where(ready, onset, np.nan)
         return self
-
-    def flag(self, rows: NDArray[np.bool_]) -> None:
-        """No-op: updates are winsorised instead of excluded."""
-
-    def score(self) -> FloatArray:
-        """Onset score in [0, 1] per series; NaN for series without enough history."""
-        return self._score
-
-    def sustained(self) -> FloatArray:
-        """The current (normalised) surprise as a score in [0, 1], for hysteresis."""
-        ready = self._n >= self.min_history_buckets
-        return np.where(ready, self._surprise.sustained, np.nan)
 
     def get(self) -> dict[str, FloatArray]:
         """The statistic: observed window count, expected count, p-value and dispersion."""

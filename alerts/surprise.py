@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from alerts.baseline import alpha_from_half_life, grow, pack, unpack
 
-__all__ = ["Surprise"]
+__all__ = ["OnsetScores", "Surprise"]
 
 FloatArray = NDArray[np.float64]
 
@@ -124,3 +124,29 @@ class Surprise:
         for k in ("w", "dsum", "today", "peak", "sustained"):
             setattr(self, k, unpack(state[k]))
         return self
+
+
+class OnsetScores:
+    """The reading side shared by the detectors that normalise with :class:`Surprise`.
+
+    A detector sets ``_score`` (onset score per series) in ``update`` and keeps
+    ``_n`` (buckets learned per series) and ``_surprise``; these three methods
+    read them the same way for every such detector.
+    """
+
+    min_history_buckets: int
+    _n: NDArray[Any]
+    _score: FloatArray
+    _surprise: Surprise
+
+    def flag(self, rows: NDArray[np.bool_]) -> None:
+        """No-op: updates are winsorised instead of excluded."""
+
+    def score(self) -> FloatArray:
+        """Onset score in [0, 1] per series; NaN for series without enough history."""
+        return self._score
+
+    def sustained(self) -> FloatArray:
+        """The current (normalised) surprise as a score in [0, 1], for hysteresis."""
+        ready = self._n >= self.min_history_buckets
+        return np.where(ready, self._surprise.sustained, np.nan)
