@@ -277,6 +277,9 @@ def test_kills_around_notifications_deliver_each_transition_once_by_key(
         )
         with receiver.lock:
             receiver.killing = False
+        # The last kill's restart may still be importing: a supervisor stops a service
+        # that is up, and a SIGTERM before Python installed its handler is a -15.
+        wait_for("the last start to be ready", lambda: service.ready, 120, receiver.supervise)
         exit_code = service.terminate()
         _flush_rest(rules, db_path, fault_kafka)
     finally:
