@@ -9,6 +9,7 @@ in it.
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,13 @@ def _context(tmp_path: Path) -> Path:
     return context
 
 
+def _ignored(rel: str) -> bool:
+    """True for a path the image's .dockerignore keeps out of the build context."""
+    lines = (DEPLOY / "docker" / "Dockerfile.cpu.dockerignore").read_text().splitlines()
+    patterns = [line for line in lines if line and line[0] not in "#!*"]
+    return any(fnmatch.fnmatch(rel, pattern) for pattern in patterns)
+
+
 def _data_files() -> set[str]:
     out = set()
     for package in PACKAGES:
@@ -55,6 +63,7 @@ def _data_files() -> set[str]:
                 and "__pycache__" not in rel.parts
                 and rel.parts[:2] != ("models", "default")
                 and path.name not in NOT_SHIPPED
+                and not _ignored(rel.as_posix())
             ):
                 out.add(rel.as_posix())
     return out
