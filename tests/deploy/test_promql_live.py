@@ -161,7 +161,10 @@ def live(
                 for s in SERVICES
                 if prometheus.query(f'count({{__name__=~"{s.metric_prefix}.*"}})')
             }
-            # Rates need two samples of every series after the data arrived.
+            # Rates need two samples after the data arrived: wait until every service was
+            # scraped a few times. max, not min: a family whose series come and go (one
+            # per open alert, the top movers) always has a young series, so its min could
+            # stay under 4 for as long as alerts keep changing.
             names = prometheus.api("label/__name__/values")
             canaries = [
                 next(n for n in names if n.startswith(s.metric_prefix))
@@ -171,7 +174,7 @@ def live(
             wait_for(
                 "a few scrapes of every service",
                 lambda: all(
-                    prometheus.query(f"min(count_over_time({name}[1m])) >= 4") for name in canaries
+                    prometheus.query(f"max(count_over_time({name}[1m])) >= 4") for name in canaries
                 ),
                 timeout_s=60,
                 interval_s=1,
