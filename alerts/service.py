@@ -407,7 +407,7 @@ class AlertService:
         )
         self.dispatcher.start()
         feed = BreadthFeed(
-            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._breadth_dead_letter
+            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._dead_letter
         ).start()
         try:
             logger.info("%s", describe(self.settings))
@@ -437,7 +437,8 @@ class AlertService:
             feed.stop()
             self._shutdown(consumer, server)
 
-    def _breadth_dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+    def _dead_letter(self, tp: TopicPartition, record: Any, exc: SchemaError) -> None:
+        """Dead-letter a rejected record of any input topic (scored or breadth), counted."""
         failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
         dead_letter(
             self._producer,
@@ -482,16 +483,7 @@ class AlertService:
         except SchemaError as exc:
             self._invalid += 1
             self.metrics.documents.labels("invalid").inc()
-            failed_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-            dead_letter(
-                self._producer,
-                self.topics.deadletter,
-                tp,
-                record,
-                exc,
-                failed_at=failed_at,
-                counter=self._deadletters,
-            )
+            self._dead_letter(tp, record, exc)
         else:
             self.add(doc, source=str(tp.partition))
         with self._lock:
