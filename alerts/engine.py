@@ -58,9 +58,15 @@ __all__ = ["AlertEngine", "EngineStats", "build_detector"]
 logger = logging.getLogger(__name__)
 
 
+#: Bumped when a detector's state layout or meaning changes: checkpoints of an older
+#: layout restart their detectors (with a WARNING) instead of failing to load.
+DETECTOR_STATE_VERSION = 2
+
+
 def _fingerprint(rule: Rule) -> str:
     """Identity of a rule's configuration: a changed rule restarts its detectors."""
-    return hashlib.sha256(rule.model_dump_json().encode()).hexdigest()[:16]
+    ident = f"{DETECTOR_STATE_VERSION}:{rule.model_dump_json()}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -126,6 +132,7 @@ def build_detector(rule: Rule, *, bucket_s: int, seasonal: bool = True) -> Combi
             seasonal=seasonal,
             season_half_life_days=rule.season_half_life_s / 86_400,
             dispersion_half_life_buckets=max(1.0, rule.dispersion_half_life_s / bucket_s),
+            shift_half_life_buckets=max(1.0, rule.shift_baseline_half_life_s / bucket_s),
             min_count=rule.min_negative,
             half_surprise=half_surprise,
             onset_half_life_buckets=onset,

@@ -96,6 +96,11 @@ class Rule(_Strict):
     baseline_half_life_s: Seconds = Field(default=3600, alias="baseline_half_life")
     #: surge: memory of the hour-of-day / weekday profile (per slot).
     season_half_life_s: Seconds = Field(default=14 * 86_400, alias="season_half_life")
+    #: surge: memory of the slow reference level the level-shift scales (3 h, 12 h) test
+    #: against; a shift lasting longer than this becomes the new normal.
+    shift_baseline_half_life_s: Seconds = Field(
+        default=3 * 86_400, alias="shift_baseline_half_life"
+    )
     #: surge: memory of the over-dispersion estimate.
     dispersion_half_life_s: Seconds = Field(default=3 * 86_400, alias="dispersion_half_life")
     #: surge/robust: memory of the recent peak surprise (onset scoring: a burst scores once).

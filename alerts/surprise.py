@@ -13,7 +13,11 @@ raw surprise) and gets back two scores in [0, 1]:
   the same on busy and quiet series. A series is never inflated.
 * **onset**: the adjusted surprise minus a decaying memory of its recent peak
   (``onset_half_life_buckets``): highest at the start of an anomaly, near 0
-  while it lasts, so a long burst scores once.
+  while it lasts, so a long burst scores once. The last ``gathering`` rows
+  (tests whose evidence builds up over hours, like a level shift's) keep their
+  own memory: what they last scored in full, fading only while they are below
+  it, so evidence that keeps growing scores again at each ``ONSET_GAIN`` step
+  and a shift is found when the evidence is there, not only at its first hint.
 
 Both map an adjusted surprise ``v`` to ``v / (v + half)``: with ``half = 4``,
 score 0.5 means ``p = 1e-4`` and bigger surprises keep ranking higher (no
@@ -58,8 +62,10 @@ class Surprise:
         buckets_per_day: float | Sequence[float],
         half_life_days: float,
         onset_half_life_buckets: float,
+        gathering: int = 0,
     ) -> None:
         self.half = half
+        self.gathering = gathering
         per_day = np.atleast_1d(np.asarray(buckets_per_day, dtype=np.float64))
         self.nominal = (np.log10(np.maximum(per_day, 1.0)) + 0.25)[:, None]
         self.decay = 1.0 - alpha_from_half_life(max(half_life_days, 0.1))
@@ -70,11 +76,13 @@ class Surprise:
         self.dsum = np.zeros((scales, 0))  # EWMA sum of daily maxima
         self.today = np.zeros((scales, 0))  # running maximum of the current day
         self.peak = np.zeros(0)  # decaying memory of the adjusted surprise
+        self.gpeak = np.zeros(0)  # ... of the gathering rows: the last one scored in full
         self.sustained = np.zeros(0)
 
     def _resize(self, n: int) -> None:
         self.w, self.dsum, self.today = grow(self.w, n), grow(self.dsum, n), grow(self.today, n)
         self.peak, self.sustained = grow(self.peak, n), grow(self.sustained, n)
+        self.gpeak = grow(self.gpeak, n)
 
     def typical(self) -> FloatArray:
         """Typical daily maximum surprise per series (the nominal one while young)."""
@@ -104,24 +112,37 @@ class Surprise:
         self._roll(day)
         if ready is not None:
             u = np.where(ready, u, 0.0)
-        adjusted = (u / np.maximum(self.typical() / self.nominal, 1.0)).max(axis=0)
-        onset = np.where(
-            adjusted >= ONSET_GAIN * self.peak, adjusted, np.maximum(adjusted - self.peak, 0.0)
-        )
-        self.peak = np.maximum(adjusted, self.peak * self.onset_decay)
+        scaled = u / np.maximum(self.typical() / self.nominal, 1.0)
+        split = scaled.shape[0] - self.gathering
+        fast = scaled[:split].max(axis=0) if split else np.zeros(scaled.shape[1])
+        onset = np.where(fast >= ONSET_GAIN * self.peak, fast, np.maximum(fast - self.peak, 0.0))
+        self.peak = np.maximum(fast, self.peak * self.onset_decay)
+        adjusted = fast
+        if self.gathering:
+            # A gathering test's memory is what it last scored in full, fading only while
+            # it is below it: evidence that keeps growing scores at each ONSET_GAIN step
+            # (a shift found after hours is still found), a plateau does not.
+            slow = scaled[split:].max(axis=0)
+            new = slow >= ONSET_GAIN * self.gpeak
+            onset = np.maximum(onset, np.where(new, slow, np.maximum(slow - self.gpeak, 0.0)))
+            fading = np.maximum(slow, self.gpeak * self.onset_decay)
+            self.gpeak = np.where(new, slow, np.where(slow < self.gpeak, fading, self.gpeak))
+            adjusted = np.maximum(adjusted, slow)
         self.today = np.maximum(self.today, u)
         self.sustained = adjusted / (adjusted + self.half)
         return onset / (onset + self.half), self.sustained
 
     def state(self) -> dict[str, Any]:
         """JSON-able state for checkpoints."""
-        arrays = {k: pack(getattr(self, k)) for k in ("w", "dsum", "today", "peak", "sustained")}
+        arrays = {
+            k: pack(getattr(self, k)) for k in ("w", "dsum", "today", "peak", "gpeak", "sustained")
+        }
         return {"day": self.day, **arrays}
 
     def load(self, state: dict[str, Any]) -> Self:
         """Restore from :meth:`state`."""
         self.day = int(state["day"])
-        for k in ("w", "dsum", "today", "peak", "sustained"):
+        for k in ("w", "dsum", "today", "peak", "gpeak", "sustained"):
             setattr(self, k, unpack(state[k]))
         return self
 

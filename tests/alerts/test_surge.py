@@ -12,10 +12,12 @@ from scipy import stats
 
 from alerts.backtest.offline import detect_frame
 from alerts.baseline import SeriesFrame
-from alerts.engine import AlertEngine
+from alerts.detectors import Combined
+from alerts.engine import AlertEngine, build_detector
 from alerts.robust import RobustLevel
-from alerts.rules import parse_rules
+from alerts.rules import load_rules, parse_rules
 from alerts.series import ALL_KEY
+from alerts.settings import DEFAULT_RULES_PATH
 from alerts.stats import nb2_sf
 from alerts.surge import CountSurge
 from alerts.testing import scored
@@ -70,11 +72,11 @@ def _busy(n: int, seed: int) -> np.ndarray:
     return rng.poisson(80 * rng.gamma(shape, 1 / shape, n)).astype(float)
 
 
-def _run(det: CountSurge, xs: np.ndarray, start: int = 0) -> list[float]:
+def _run(det: CountSurge | Combined, xs: np.ndarray, start: int = 0) -> list[float]:
     out = []
     for i, x in enumerate(xs):
         det.update(SeriesFrame.of(start_s=MONDAY + (start + i) * 300, total=[x], negative=[x]))
-        out.append(float(det.score()[0]))
+        out.append(float(np.nan_to_num(det.score()[0])))
     return out
 
 
@@ -92,6 +94,34 @@ def test_a_burst_scores_high_at_onset_and_an_ordinary_fluctuation_does_not() -> 
     assert burst[0] > 0.55
     assert max(burst[1:]) < burst[0] and max(burst[6:]) < 0.1
     assert det.sustained()[0] > 0.5  # still surprising: one alert that lasts
+
+
+def _seasonal_busy(days: int, seed: int, level: np.ndarray | None = None) -> np.ndarray:
+    """A mid-volume series (mean 9 per 5 min) with a 3x daily cycle, variance / mean ~1.3."""
+    n = days * DAY_S // 300
+    hours = (np.arange(n) * 300 / 3600) % 24
+    cycle = np.exp(np.log(3.0) / 2 * np.cos(2 * np.pi * (hours - 16) / 24))
+    mu = 9 * cycle / cycle.mean() * (1.0 if level is None else level)
+    rng = np.random.default_rng(seed)
+    return rng.poisson(mu * rng.gamma(30.0, 1 / 30.0, n)).astype(float)
+
+
+def test_a_level_shift_is_found_within_hours_and_an_ordinary_burst_is_not() -> None:
+    days, onset = 16, 12 * DAY_S // 300 + 2 * 12  # a 3x shift from day 12, 02:00 (quiet)
+    level = np.ones(days * DAY_S // 300)
+    level[onset:] = 3.0
+    shifted = _seasonal_busy(days, seed=4, level=level)
+    # The shipped rule's configuration (threshold 0.5), surge alone.
+    rule = load_rules(DEFAULT_RULES_PATH).rules[0].model_copy(update={"detectors": ["surge"]})
+    scores = np.array(_run(build_detector(rule, bucket_s=300), shifted))
+    assert scores[2 * DAY_S // 300 : onset].max() < 0.5  # ten ordinary days stay quiet
+    found = np.flatnonzero(scores[onset:] >= 0.5)
+    assert found.size and found[0] <= 12 * 12  # found within 12 hours of the onset
+    # The same series with an ordinary burst (3x for 20 minutes, then gone) instead.
+    burst = _seasonal_busy(days, seed=4)
+    burst[onset : onset + 4] *= 3
+    calm = np.array(_run(build_detector(rule, bucket_s=300), burst))
+    assert calm[onset : onset + 12 * 12].max() < 0.5
 
 
 def test_sparse_series_does_not_score_a_move_from_zero_to_two() -> None:

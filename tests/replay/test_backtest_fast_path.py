@@ -60,11 +60,14 @@ rules:
 #: still fire on both ticker rules; the unlabeled topic alerts on Earnings and Macro no
 #: longer fire), and the private-detector reference path (``_run(private=True)``) gives
 #: the same bytes as the fast path.
+#: summary.json was re-pinned when the rules gained ``shift_baseline_half_life_s`` (the surge
+#: detector's level-shift test, issue 15): the other five files, decisions included, kept
+#: their bytes.
 GOLDEN = {
     "alerts.csv": "b9178a27ba0c739e7f97750c0c8f54b755302df0496480557501c976b878ae12",
     "alerts.json": "15af1b2d70bce04117f9451f821ebd12a3e5c4df24753199948bdd68c842dd85",
     "rule_counts.csv": "68498b37bbfbb310114933685f6e0cb3e964a8720a362b072cd51513fcbb8992",
-    "summary.json": "15893343a3a4597c6413e164aaca680716172b06ab4f7b3168d6eff2de1d5de7",
+    "summary.json": "4f066eea43d9a131c641dce39d977a28c158bd78d1701533278b087c75b3890f",
     "metrics.csv": "7bc425e520d218eaeb68cb0b9808ce17f60bc5baf3fb6b64120b321cb26958d9",
     "sweep.csv": "7044cb69bd1eb5817fe40b2021dcfa8d90e2e3574661759b27272924e5055eb2",
 }
