@@ -32,15 +32,15 @@ TEACHER_CONFIG: Final[dict[str, Any]] = {
     "max_length": 48,
     "epochs": 1,
     "batch_size": 32,
-    "learning_rate": 1e-4,
+    "learning_rate": 5e-5,
     "freeze_embeddings": True,
-    "freeze_layers": 10,
-    "max_train_rows": 1200,
-    "max_train_minutes": 45,
+    "freeze_layers": 4,
+    "max_train_rows": None,
+    "max_train_minutes": 85,
     "val_fraction": 0.1,
     "seed": 0,
-    "threads": 1,
-    "log_every_steps": 5,
+    "threads": 2,
+    "log_every_steps": 20,
 }
 
 
