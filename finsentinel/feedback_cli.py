@@ -352,22 +352,16 @@ def list_corrections(
     store: StoreOpt = None,
     pending: Annotated[bool, typer.Option("--pending", help="Only unpublished ones.")] = False,
 ) -> None:
-    """Show the current corrections, oldest change first."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """Show the current corrections, oldest change first (tab-separated, with a header)."""
     with _user_errors(), _existing_store(_settings(store)) as fs:
         rows = fs.corrections(pending_only=pending)
-    table = Table(title=f"{len(rows)} correction(s)")
-    for column in ("doc id", "sentiment", "topic", "split", "rev", "published", "at (UTC)"):
-        table.add_column(column)
-    table.add_column("note")
+    typer.echo("doc_id\tsentiment\ttopic\tsplit\trevision\tpublished\tcreated_at\tnote")
     for c in rows:
-        table.add_row(
-            c.doc_id, c.sentiment or "-", c.topic or "-", c.split, str(c.revision),
-            "yes" if c.published else "no", f"{c.created_at:%Y-%m-%d %H:%M}", c.note or "",
-        )  # fmt: skip
-    Console(soft_wrap=True).print(table)
+        note = " ".join((c.note or "").split())  # one line per correction
+        typer.echo(
+            f"{c.doc_id}\t{c.sentiment or '-'}\t{c.topic or '-'}\t{c.split}\t{c.revision}\t"
+            f"{'yes' if c.published else 'no'}\t{c.created_at:%Y-%m-%dT%H:%M:%SZ}\t{note}"
+        )
 
 
 @feedback_app.command("publish")
