@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.data import table_format
+from models.data import read_table, table_format
 from models.exceptions import FeedbackError
 from models.feedback.corrections import Correction
 from models.feedback.store import FeedbackStore, is_store
@@ -121,23 +121,10 @@ def export_corrections(corrections: Sequence[Correction], path: Path | str) -> i
 def read_rows(path: Path | str) -> list[dict[str, str | None]]:
     """The rows of a CSV/JSONL/Parquet file, every value as text (``None``: empty).
 
-    Ids stay as written: ``007`` is not the number 7.
+    Ids stay as written: ``007`` is not the number 7. An unreadable or empty
+    file raises :class:`~models.exceptions.DataError`.
     """
-    path = Path(path)
-    kind = table_format(path)
-    if not path.is_file():
-        raise FeedbackError(f"{path}: file not found")
-    try:
-        if kind == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        elif kind == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            frame = pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        if path.stat().st_size == 0:
-            return []
-        raise FeedbackError(f"{path}: cannot read as {kind}: {exc}") from exc
+    frame = read_table(path, as_text=True)
     return [{str(k): _text(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -31,14 +31,6 @@ from models.feedback import Correction, load_corrections
 __all__ = ["FeedbackRows", "add_feedback", "feedback_rows"]
 
 logger = logging.getLogger(__name__)
-
-
-class _Split(Protocol):
-    @property
-    def train(self) -> LabeledSet: ...
-
-    @property
-    def validation(self) -> LabeledSet: ...
 
 
 @dataclass(frozen=True)
@@ -64,9 +56,12 @@ def _label_ids(
 
 
 def feedback_rows(
-    corrections: Sequence[Correction], splits: Mapping[str, _Split], weight: float, path: Path
+    corrections: Sequence[Correction], splits: Mapping[str, Any], weight: float, path: Path
 ) -> dict[str, FeedbackRows]:
-    """Each trained head's train-split corrections (read from ``path``; see the module)."""
+    """Each trained head's train-split corrections (read from ``path``; see the module).
+
+    ``splits`` maps a head to its ``train`` and ``validation`` :class:`LabeledSet`.
+    """
     validation = {t for s in splits.values() for t in s.validation.texts}
     out = {}
     for head, split in splits.items():
