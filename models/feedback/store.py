@@ -164,20 +164,30 @@ class FeedbackStore:
             if str(path) != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(path), timeout=30)
+        except sqlite3.Error as exc:
+            raise FeedbackError(f"cannot open the feedback store {path}: {exc}") from exc
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _prepare(self) -> None:
+        try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a correction reported as stored survives a power cut.
             self._conn.execute("PRAGMA synchronous=FULL")
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise FeedbackError(
-                    f"feedback store {path} has schema {version}, newer than this "
+                    f"feedback store {self.path} has schema {version}, newer than this "
                     f"FinSentinel reads ({SCHEMA_VERSION}); upgrade FinSentinel"
                 )
             with self._conn:
                 self._conn.executescript(_SCHEMA)
                 self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
-            raise FeedbackError(f"cannot open the feedback store {path}: {exc}") from exc
+            raise FeedbackError(f"cannot open the feedback store {self.path}: {exc}") from exc
 
     def __enter__(self) -> FeedbackStore:
         return self

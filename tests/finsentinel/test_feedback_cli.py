@@ -239,3 +239,21 @@ def test_corrections_reach_the_feedback_topic_and_failed_ones_are_retried(
     assert by_id["n1"].sentiment == "negative" and by_id["n1"].text == "Acme misses. Shares fell."
     assert (by_id["n1"].model_version, by_id["n1"].revision) == ("0.3.0", 1)
     assert by_id["n2"].topic == "Earnings" and by_id["n2"].split == split_of("n2")
+
+
+def test_import_refuses_files_it_cannot_use(tmp_path: Path, archive: Path) -> None:
+    store = tmp_path / "fb.sqlite"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code, _, err = _run("import", str(empty), store=store, archive=archive)
+    assert code == 2 and err == f"error: {empty}: file is empty\n"
+    no_labels = tmp_path / "ids.csv"
+    no_labels.write_text("doc_id,note\nn1,hm\n")
+    code, _, err = _run("import", str(no_labels), store=store, archive=archive)
+    assert code == 2 and "need a doc_id column and a sentiment and/or topic column" in err
+    code, _, err = _run("import", str(tmp_path / "rows.xlsx"), store=store, archive=archive)
+    assert code == 2 and "unsupported extension '.xlsx'" in err
+    not_a_store = tmp_path / "notes.txt"
+    not_a_store.write_text("not SQLite")
+    code, _, err = _run("list", store=not_a_store)
+    assert code == 2 and err.startswith(f"error: cannot open the feedback store {not_a_store}")
