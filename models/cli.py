@@ -19,7 +19,14 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from models.exceptions import DataError, ExportError, ModelDirError, ModelError, TrainingError
+from models.exceptions import (
+    DataError,
+    ExportError,
+    FeedbackError,
+    ModelDirError,
+    ModelError,
+    TrainingError,
+)
 
 if TYPE_CHECKING:
     from stream.runtime import StopFlag
@@ -35,7 +42,7 @@ def _user_errors() -> Iterator[None]:
     """Turn expected errors into a one-line message and an exit code."""
     try:
         yield
-    except (DataError, ModelDirError, TrainingError) as exc:
+    except (DataError, FeedbackError, ModelDirError, TrainingError) as exc:
         _stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         raise typer.Exit(2) from exc
     except (ExportError, ModelError) as exc:
@@ -126,6 +133,17 @@ def train(
         float | None,
         _hp("distill_alpha", "Weight of the soft term (1 - it: labels).", min=0.0, max=1.0),
     ] = None,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(
+            help="Analyst feedback: a feedback store (finsentinel feedback ...) or its export; "
+            "its train-split corrections join the training rows of the heads they label "
+            "(never validation), hold-out ones never do."
+        ),
+    ] = None,
+    feedback_weight: Annotated[
+        float | None, _hp("feedback_weight", "Loss weight of a correction's row.", min=0.0)
+    ] = None,
     freeze_embeddings: Annotated[
         bool, typer.Option("--freeze-embeddings", help="Keep the encoder's embeddings fixed.")
     ] = False,
@@ -166,6 +184,8 @@ def train(
             "soft_labels": None if soft_labels is None else str(soft_labels.resolve()),
             "distill_temperature": distill_temperature,
             "distill_alpha": distill_alpha,
+            "feedback": None if feedback is None else str(feedback.resolve()),
+            "feedback_weight": feedback_weight,
             "freeze_embeddings": freeze_embeddings or None,
             "freeze_layers": freeze_layers,
         }

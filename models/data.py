@@ -76,14 +76,20 @@ def table_format(path: Path | str) -> str:
     return kind
 
 
-def read_table(path: Path | str) -> pd.DataFrame:
-    """Read a CSV/JSONL/Parquet file; :class:`DataError` if unreadable or empty."""
+def read_table(path: Path | str, *, as_text: bool = False) -> pd.DataFrame:
+    """Read a CSV/JSONL/Parquet file; :class:`DataError` if unreadable or empty.
+
+    ``as_text`` keeps CSV values as written (an id ``007`` stays ``"007"``, an
+    empty cell is ``""``) instead of guessing numbers and missing values.
+    """
     path = Path(path)
     kind = table_format(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        if kind == "csv":
+        if kind == "csv" and as_text:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif kind == "csv":
             frame = pd.read_csv(path)
         elif kind == "jsonl":
             frame = pd.read_json(path, lines=True, dtype=False)

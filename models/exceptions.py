@@ -7,6 +7,7 @@ from stream.contracts.errors import FinSentinelError
 __all__ = [
     "DataError",
     "ExportError",
+    "FeedbackError",
     "ModelDirError",
     "ModelError",
     "ProviderError",
@@ -36,3 +37,7 @@ class ExportError(ModelError):
 
 class TrainingError(ModelError):
     """Training cannot proceed (bad hyper-parameters, a head without data)."""
+
+
+class FeedbackError(ModelError, ValueError):
+    """A correction cannot be stored or read (unknown label, no text, bad file or store)."""

@@ -1,11 +1,13 @@
 """Prometheus Alertmanager v2 API, so users keep their silences and receivers.
 
 Each alert becomes one Alertmanager alert: labels identify it (``alertname`` =
-rule, ``key``, series, severity, rule labels), annotations carry the summary
-and headlines, ``startsAt`` is when it fired and ``endsAt`` is set when it
-resolved. Alertmanager resolves alerts it has not heard of for its
-``resolve_timeout`` (5 min by default), so the service re-sends firing alerts
-(``updated`` events and the periodic re-send of open alerts).
+rule, ``key``, series, severity, rule labels), annotations carry the summary,
+the headlines with their document ids and ``evidence_ids`` (every evidence
+document's id, comma-separated, for ``finsentinel feedback add``). ``startsAt``
+is when it fired and ``endsAt`` is set when it resolved. Alertmanager resolves
+alerts it has not heard of for its ``resolve_timeout`` (5 min by default), so the
+service re-sends firing alerts (``updated`` events and the periodic re-send of
+open alerts).
 
 Alertmanager de-duplicates by the label set: the labels of one alert are the
 same on every state and every re-send (nothing that changes, such as state,
@@ -41,6 +43,8 @@ def alertmanager_alert(alert: Alert, *, generator_url: str | None = None) -> dic
     >>> am = alertmanager_alert(sample_alert())
     >>> am["labels"]["alertname"], "endsAt" in am
     ('negative-spike-topic', False)
+    >>> am["annotations"]["evidence_ids"]
+    'e0,e1'
     """
     labels = {k: v for k, v in alert.labels.items() if k.isidentifier()}
     labels.update(
@@ -50,7 +54,9 @@ def alertmanager_alert(alert: Alert, *, generator_url: str | None = None) -> dic
         series=alert.series,
         severity=alert.severity,
     )
-    headlines = "\n".join(f"- {e.title} ({e.url or e.source})" for e in alert.evidence[:5])
+    headlines = "\n".join(
+        f"- {e.title} ({e.url or e.source}) [id {e.id}]" for e in alert.evidence[:5]
+    )
     body: dict[str, Any] = {
         "labels": labels,
         "annotations": {
@@ -60,6 +66,7 @@ def alertmanager_alert(alert: Alert, *, generator_url: str | None = None) -> dic
             "observed": f"{alert.observed:g}",
             "baseline": f"{alert.baseline:g}",
             "idempotency_key": idempotency_key(alert),
+            "evidence_ids": ",".join(e.id for e in alert.evidence),
         },
         "startsAt": alert.started_at.isoformat(),
     }

@@ -21,10 +21,17 @@ from typing import Protocol
 from alerts.notify.keys import idempotency_key, notification_key
 from stream.contracts.schemas import Alert
 
-__all__ = ["TEST_LABEL", "Notification", "Notifier", "is_test"]
+__all__ = ["FEEDBACK_HINT", "SHOWN_EVIDENCE", "TEST_LABEL", "Notification", "Notifier", "is_test"]
 
 #: The label (value ``"true"``) of a test notification (``finsentinel alerts test-notify``).
 TEST_LABEL = "test"
+#: Evidence headlines shown per alert in text bodies; the ids of the rest follow them.
+SHOWN_EVIDENCE = 3
+#: How a reader corrects a wrongly scored evidence document (by the id each body shows).
+FEEDBACK_HINT = (
+    "Wrong label? finsentinel feedback add DOC_ID --sentiment negative|neutral|positive "
+    "[--topic TOPIC]"
+)
 
 
 def is_test(alert: Alert) -> bool:
@@ -65,13 +72,28 @@ class Notification:
         return notification_key(self.alerts)
 
     def text(self) -> str:
-        """Plain-text body: each alert's summary and its top headlines."""
+        """Plain-text body: each alert's summary, its top headlines and every evidence id.
+
+        >>> from alerts.testing import sample_alert
+        >>> print(Notification((sample_alert(),)).text())  # doctest: +ELLIPSIS
+        [FIRING] warning: negative-spike-topic on topic Earnings
+        <BLANKLINE>
+        * Spike in negative coverage ... (score ..., key negative-spike-topic:topic:Earnings)
+            - ... [wire, 9...%, id e0] <https://news.example/e0>
+        ...
+        Wrong label? finsentinel feedback add DOC_ID ...
+        """
         lines = [self.title, ""]
         for a in self.alerts:
             lines.append(f"* {a.summary} (score {a.score:.2f}, key {a.key})")
-            for e in a.evidence[:3]:
+            for e in a.evidence[:SHOWN_EVIDENCE]:
                 link = f" <{e.url}>" if e.url else ""
-                lines.append(f"    - {e.title} [{e.source}, {e.confidence:.0%}]{link}")
+                lines.append(f"    - {e.title} [{e.source}, {e.confidence:.0%}, id {e.id}]{link}")
+            rest = [e.id for e in a.evidence[SHOWN_EVIDENCE:]]
+            if rest:
+                lines.append(f"    - and {len(rest)} more, ids {', '.join(rest)}")
+        if any(a.evidence for a in self.alerts):
+            lines += ["", FEEDBACK_HINT]
         return "\n".join(lines)
 
     def to_json(self) -> bytes:

@@ -1,5 +1,9 @@
 """Slack incoming webhook: a header block, one section per alert, headline links.
 
+Each headline shows its document id (the ids of headlines beyond the first
+three follow them), so a reader can correct a wrong label with
+``finsentinel feedback add DOC_ID``.
+
 Slack itself does not de-duplicate; the request carries the ``Idempotency-Key``
 header (for a relay in between) and the key is shown in the context line.
 """
@@ -12,7 +16,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from alerts.notify.base import Notification
+from alerts.notify.base import FEEDBACK_HINT, SHOWN_EVIDENCE, Notification
 from alerts.notify.http import post
 from alerts.notify.keys import HEADER as IDEMPOTENCY_HEADER
 
@@ -28,11 +32,13 @@ def _escape(text: str) -> str:
 def slack_payload(notification: Notification) -> dict[str, Any]:
     """The Slack message (``text`` fallback plus ``blocks``) for ``notification``.
 
-    >>> from alerts.notify.base import Notification
+    >>> from alerts.notify.base import FEEDBACK_HINT, SHOWN_EVIDENCE, Notification
     >>> from alerts.testing import sample_alert
     >>> p = slack_payload(Notification((sample_alert(),)))
     >>> p["blocks"][0]["type"], p["text"].startswith("[FIRING]")
     ('header', True)
+    >>> p["blocks"][1]["text"]["text"].splitlines()[1]
+    '• <https://news.example/e0|Earnings story e0> · id `e0`'
     """
     first = notification.first
     blocks: list[dict[str, Any]] = [
@@ -43,9 +49,13 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
     ]
     for alert in notification.alerts[:20]:  # Slack allows 50 blocks per message
         lines = [f"{_EMOJI.get(alert.state, '')} *{_escape(alert.summary)}*"]
-        for e in alert.evidence[:3]:
+        for e in alert.evidence[:SHOWN_EVIDENCE]:
             title = _escape(e.title[:150])
-            lines.append(f"• <{e.url}|{title}>" if e.url else f"• {title}")
+            headline = f"<{e.url}|{title}>" if e.url else title
+            lines.append(f"• {headline} · id `{_escape(e.id)}`")
+        rest = [f"`{_escape(e.id)}`" for e in alert.evidence[SHOWN_EVIDENCE:]]
+        if rest:
+            lines.append(f"• and {len(rest)} more: ids {', '.join(rest)}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
     blocks.append(
         {
@@ -55,7 +65,12 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
                     "type": "mrkdwn",
                     "text": f"rule `{first.rule}` · severity {first.severity} · "
                     f"score {first.score:.2f} · {first.updated_at:%Y-%m-%d %H:%M} UTC · "
-                    f"`{notification.key}`",
+                    f"`{notification.key}`"
+                    + (
+                        f" · {_escape(FEEDBACK_HINT)}"
+                        if any(a.evidence for a in notification.alerts)
+                        else ""
+                    ),
                 }
             ],
         }

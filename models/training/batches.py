@@ -21,12 +21,14 @@ class HeadData:
 
     ``soft`` maps a head to the teacher's logits on these rows (``[n, classes]``,
     NaN where the teacher gave none): distillation targets, for any head.
+    ``weights`` scale each row's loss (``None``: all 1; analyst corrections weigh more).
     """
 
     head: str
     sequences: list[tuple[int, ...]]
     labels: np.ndarray
     soft: Mapping[str, np.ndarray] = field(default_factory=dict)
+    weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Batch:
     labels: torch.Tensor
     #: head -> teacher logits for these rows (NaN rows: no target).
     soft: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    #: Per-row loss weights (``None``: every row weighs 1).
+    weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -72,5 +76,8 @@ def epoch_batches(
         ids, mask, types = to_tensors([data.sequences[i] for i in idx])
         labels = torch.from_numpy(data.labels[idx].astype(np.int64))
         soft = {head: torch.from_numpy(logits[idx]) for head, logits in data.soft.items()}
-        out.append(Batch(data.head, ids, mask, types, labels, soft))
+        weights = None
+        if data.weights is not None:
+            weights = torch.from_numpy(data.weights[idx].astype(np.float32))
+        out.append(Batch(data.head, ids, mask, types, labels, soft, weights))
     return out

@@ -60,6 +60,13 @@ class TrainConfig(BaseModel):
     distill_temperature: Annotated[float, Field(gt=0)] = 2.0
     #: Weight of the soft term; the hard cross entropy gets ``1 - distill_alpha``.
     distill_alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
+    #: Analyst feedback: a feedback store (or its export) whose ``train``-split
+    #: corrections join the training rows of the heads they label (never the
+    #: validation rows); ``holdout``-split ones never join training
+    #: (see :mod:`models.training.feedback`).
+    feedback: str | None = None
+    #: Loss weight of a correction's row, relative to 1 for every other training row.
+    feedback_weight: Annotated[float, Field(gt=0, le=100)] = 2.0
 
     @model_validator(mode="after")
     def _one_teacher_kind(self) -> TrainConfig:

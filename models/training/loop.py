@@ -1,8 +1,10 @@
 """The training loop of the multi-task model (torch).
 
 Each batch holds rows of one head; its loss is that head's cross entropy (with
-label smoothing and mild class weights), mixed with a teacher's soft targets
-for both heads when the rows have them (:mod:`models.training.distill`).
+label smoothing and mild class weights, and per-row weights where rows carry
+them: analyst corrections count more, see :func:`weighted_cross_entropy`),
+mixed with a teacher's soft targets for both heads when the rows have them
+(:mod:`models.training.distill`).
 AdamW with linear warm-up and linear decay; validation after every epoch, the
 best epoch (mean macro-F1 of both heads) kept, early stopping after
 ``patience`` epochs without improvement.
@@ -29,7 +31,7 @@ from models.training.config import TrainConfig
 from models.training.distill import mixed_loss
 from models.training.network import MultiTaskModel, save_checkpoint
 
-__all__ = ["EpochResult", "Trainer", "predict_logits"]
+__all__ = ["EpochResult", "Trainer", "predict_logits", "weighted_cross_entropy"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,38 @@ def _class_weights(labels: np.ndarray, n_classes: int, power: float) -> torch.Te
     weights = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_classes) ** power, 0)
     weights = weights / (weights[counts > 0].mean() if (counts > 0).any() else 1.0)
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def weighted_cross_entropy(
+    criterion: nn.CrossEntropyLoss,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    row_weights: torch.Tensor | None,
+) -> torch.Tensor:
+    """``criterion``'s mean loss with each row counted ``row_weights`` times.
+
+    A row of weight 2 counts as that row twice; all-ones weights (or ``None``)
+    give ``criterion(logits, labels)`` exactly as PyTorch's mean does it: the
+    rows' losses summed over the sum of their class weights.
+
+    >>> torch.manual_seed(0); x, y = torch.randn(3, 2), torch.tensor([0, 1, 1])
+    <torch._C.Generator object at ...>
+    >>> ce = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 0.5]), label_smoothing=0.1)
+    >>> twice = weighted_cross_entropy(ce, x, y, torch.tensor([2.0, 1.0, 1.0]))
+    >>> bool(torch.isclose(twice, ce(x[[0, 0, 1, 2]], y[[0, 0, 1, 2]])))
+    True
+    """
+    if row_weights is None:
+        return criterion(logits, labels)
+    per_row = nn.functional.cross_entropy(
+        logits,
+        labels,
+        weight=criterion.weight,
+        reduction="none",
+        label_smoothing=criterion.label_smoothing,
+    )
+    class_w = criterion.weight[labels] if criterion.weight is not None else torch.ones_like(per_row)
+    return (per_row * row_weights).sum() / (class_w * row_weights).sum()
 
 
 def _head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -142,7 +176,7 @@ class Trainer:
         self.model.train()
         sent, topic = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         logits = sent if batch.head == "sentiment" else topic
-        loss = self.losses[batch.head](logits, batch.labels)
+        loss = weighted_cross_entropy(self.losses[batch.head], logits, batch.labels, batch.weights)
         if batch.soft:
             loss = mixed_loss(
                 loss,

@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from models.labels import HEADS, SENTIMENT_LABELS, TOPIC_LABELS
 from models.modeldir import sha256_file
 from models.training.batches import HeadData
 from models.training.config import TrainConfig
+from models.training.feedback import add_feedback
 from models.training.loop import EpochResult, ProgressHook, Trainer
 from models.training.network import freeze_lower, from_pretrained
 from models.training.selftrain import PseudoLabels, extend_train, pseudo_label
@@ -89,6 +91,15 @@ def split_files(
     return splits
 
 
+def _added_rows(
+    head: str, pseudo: Mapping[str, PseudoLabels], feedback: Mapping[str, dict[str, Any]]
+) -> int:
+    """Training rows of ``head`` that came from a teacher or from analysts, not its file."""
+    return (len(pseudo[head].rows) if head in pseudo else 0) + int(
+        feedback.get(head, {}).get("used", 0)
+    )
+
+
 def _write_run_files(
     run_dir: Path,
     config: TrainConfig,
@@ -96,6 +107,7 @@ def _write_run_files(
     splits: dict[str, SplitData],
     pseudo: Mapping[str, PseudoLabels],
     soft: Mapping[str, dict[str, object]],
+    feedback: Mapping[str, dict[str, Any]],
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
@@ -103,10 +115,11 @@ def _write_run_files(
         head: {
             "file": str(Path(files[head]).resolve()),
             "sha256": sha256_file(Path(files[head])),
-            "train_rows": len(split.train) - (len(pseudo[head].rows) if head in pseudo else 0),
+            "train_rows": len(split.train) - _added_rows(head, pseudo, feedback),
             "validation_rows": len(split.validation),
             **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
             **({"soft_labels": soft[head]} if head in soft else {}),
+            **({"feedback": feedback[head]} if head in feedback else {}),
         }
         for head, split in splits.items()
     }
@@ -123,12 +136,14 @@ def _head_data(
     encoder: TextEncoder,
     part: str,
     soft: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> list[HeadData]:
     out = []
     for head, split in splits.items():
         rows: LabeledSet = getattr(split, part)
         targets = (soft or {}).get(head, {})
-        out.append(HeadData(head, encoder.encode_truncated(rows.texts), rows.labels, targets))
+        sequences = encoder.encode_truncated(rows.texts)
+        out.append(HeadData(head, sequences, rows.labels, targets, (weights or {}).get(head)))
     return out
 
 
@@ -202,18 +217,24 @@ def run_training(
             config.max_length,
         )
         splits = extend_train(splits, pseudo)
+    weights: dict[str, np.ndarray] = {}
+    feedback: dict[str, dict[str, Any]] = {}
+    if config.feedback is not None:
+        splits, weights, feedback = add_feedback(
+            splits, Path(config.feedback), config.feedback_weight
+        )
     soft_targets, soft_summary = (
         _soft_targets(Path(config.soft_labels), config, splits)
         if config.soft_labels is not None
         else ({}, {})
     )
-    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary)
+    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary, feedback)
     tokenizer = Path(config.base_model) / "tokenizer.json"
     if not tokenizer.is_file():
         raise TrainingError(f"{config.base_model}: no tokenizer.json (need a fast tokenizer)")
     encoder = TextEncoder.from_file(tokenizer, config.max_length)
     train, validation = (
-        _head_data(splits, encoder, "train", soft_targets),
+        _head_data(splits, encoder, "train", soft_targets, weights),
         _head_data(splits, encoder, "validation"),
     )
     model = from_pretrained(

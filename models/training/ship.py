@@ -108,6 +108,16 @@ def _soft_note(summary: dict[str, Any] | None) -> str:
     )
 
 
+def _feedback_note(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return ""
+    return (
+        f", plus {summary['used']} analyst corrections from {Path(summary['file']).name} "
+        f"(train split, loss weight {summary['weight']}; {summary['holdout_left_out']} "
+        "hold-out corrections left out)"
+    )
+
+
 def _training_data(run_dir: Path) -> str:
     path = run_dir / "data.json"
     if not path.is_file():
@@ -118,6 +128,7 @@ def _training_data(run_dir: Path) -> str:
         f"{d['train_rows']} train / {d['validation_rows']} held-out validation rows"
         + _pseudo_note(d.get("pseudo_labels"))
         + _soft_note(d.get("soft_labels"))
+        + _feedback_note(d.get("feedback"))
         + ")"
         for head, d in data.items()
     ]

@@ -7,6 +7,7 @@ Three documents travel through Kafka as UTF-8 JSON:
 * :class:`Alert` -- a firing, updated or resolved alert with its evidence;
 * :class:`StoryBreadth` -- a crawler's update when later copies of an already
   produced story arrive from other outlets (how widely it spread);
+* :class:`FeedbackRecord` -- an analyst's correction of a scored document's labels;
 
 and a :class:`DeadLetter` wraps any record a stage could not process, with the
 original bytes and the reason. Every consumer decodes with :func:`decode`, which
@@ -52,6 +53,7 @@ __all__ = [
     "Alert",
     "AlertEvidence",
     "DeadLetter",
+    "FeedbackRecord",
     "RawDocument",
     "ScoredDocument",
     "StoryBreadth",
@@ -212,6 +214,41 @@ class StoryBreadth(_Message):
     updated_at: AwareDatetime
 
     _updated_utc = field_validator("updated_at")(_utc)
+
+
+class FeedbackRecord(_Message):
+    """An analyst's correction of a document's labels, as stored (keyed by ``doc_id``).
+
+    ``sentiment``/``topic`` are the corrected labels (``None``: that head was not
+    corrected); ``revision`` grows by one each time the stored correction of the
+    document changes, so a consumer keeps the highest revision per ``doc_id``.
+    ``split`` is the document's fixed place in retraining: ``train`` rows may be
+    trained on, ``holdout`` rows only judge candidates.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 5, 14, 30, tzinfo=timezone.utc)
+    >>> r = FeedbackRecord(doc_id="a1", text="Acme misses", sentiment="negative",
+    ...                    split="train", revision=1, created_at=t, source="cli")
+    >>> decode(encode(r), FeedbackRecord) == r
+    True
+    """
+
+    doc_id: Annotated[str, Field(min_length=1, max_length=256)]
+    #: The document's text as the model scored it (title and body joined).
+    text: Annotated[str, Field(min_length=1, max_length=202_002)]
+    sentiment: Sentiment | None = None
+    topic: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    note: Annotated[str, Field(max_length=4_000)] | None = None
+    split: Literal["train", "holdout"]
+    #: The model that scored the text (``None``: unknown, e.g. text given by hand).
+    model_name: ShortStr | None = None
+    model_version: ShortStr | None = None
+    revision: Annotated[int, Field(ge=1)]
+    created_at: AwareDatetime
+    #: Where the correction came from (``cli``, ``import:<file name>``).
+    source: ShortStr
+
+    _created_utc = field_validator("created_at")(_utc)
 
 
 class Alert(_Message):

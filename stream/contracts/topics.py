@@ -31,6 +31,8 @@ class TopicNames(BaseModel):
     deadletter: str = "finsentinel.deadletter"
     #: :class:`~stream.contracts.schemas.StoryBreadth` updates from the crawlers.
     breadth: str = "finsentinel.breadth"
+    #: :class:`~stream.contracts.schemas.FeedbackRecord` corrections by analysts, keyed by doc id.
+    feedback: str = "finsentinel.feedback"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -42,6 +44,7 @@ class TopicNames(BaseModel):
             alerts=f"{prefix}.alerts",
             deadletter=f"{prefix}.deadletter",
             breadth=f"{prefix}.breadth",
+            feedback=f"{prefix}.feedback",
         )
 
     @classmethod
@@ -73,4 +76,5 @@ class TopicNames(BaseModel):
             self.alerts,
             self.deadletter,
             self.breadth,
+            self.feedback,
         )

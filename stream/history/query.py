@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from stream.contracts.errors import FinSentinelError
-from stream.history.schema import PARTITION_SCHEMA, DocType, schema_for
+from stream.contracts.schemas import ScoredDocument
+from stream.history.schema import PARTITION_SCHEMA, DocType, from_row, schema_for
 
 __all__ = [
     "HistoryError",
@@ -35,6 +36,7 @@ __all__ = [
     "archive_dates",
     "iter_days",
     "iter_history",
+    "latest_scored",
     "read_history",
 ]
 
@@ -53,7 +55,8 @@ class HistoryQuery:
     """Which archived documents to read: ``[start, end)`` on ``published_at`` plus filters.
 
     Empty filter tuples mean "all". ``topics`` are Kafka topic names (the
-    ``topic=`` partition), ``tickers`` match when a document mentions any of them.
+    ``topic=`` partition), ``tickers`` match when a document mentions any of them,
+    ``ids`` are document ids.
     """
 
     doc_type: DocType = "scored"
@@ -62,6 +65,7 @@ class HistoryQuery:
     sources: tuple[str, ...] = ()
     tickers: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
@@ -84,7 +88,7 @@ class HistoryQuery:
         )
 
     def row_filter(self) -> ds.Expression | None:
-        """The pushed-down filter (time range, sources, topics); tickers are applied after."""
+        """The pushed-down filter (time range, sources, topics, ids); tickers are applied after."""
         parts: list[ds.Expression] = []
         if self.start:
             parts.append(
@@ -96,6 +100,8 @@ class HistoryQuery:
             parts.append(ds.field("source").isin(list(self.sources)))
         if self.topics:
             parts.append(ds.field("topic").isin(list(self.topics)))
+        if self.ids:
+            parts.append(ds.field("id").isin(list(self.ids)))
         if not parts:
             return None
         expr = parts[0]
@@ -207,3 +213,21 @@ def read_history(
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns])
     return schema.empty_table()
+
+
+def latest_scored(root: Path, ids: Iterable[str]) -> dict[str, ScoredDocument]:
+    """The archived scored document of each of ``ids`` that the archive holds.
+
+    A document scored more than once (a replay, a rescore) gives its latest
+    scoring, by ``scored_at``. Reads every archive day, filtered on the ids.
+    """
+    wanted = tuple(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    found: dict[str, ScoredDocument] = {}
+    for batch in iter_history(root, HistoryQuery("scored", ids=wanted)):
+        for row in batch.to_pylist():
+            doc = from_row(row, ScoredDocument)
+            if doc.id not in found or doc.scored_at >= found[doc.id].scored_at:
+                found[doc.id] = doc
+    return found

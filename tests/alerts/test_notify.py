@@ -46,6 +46,9 @@ def test_webhook_body_is_signed_with_hmac_sha256(receiver: Receiver) -> None:
     body = json.loads(receiver.bodies[0])
     assert body["alerts"][0]["key"] == "negative-spike-topic:topic:Earnings"
     assert body["alerts"][0]["evidence"][0]["url"].startswith("https://")
+    # Each evidence document's id, so a reader can correct its label.
+    assert [e["id"] for e in body["alerts"][0]["evidence"]] == ["e0", "e1"]
+    assert body["idempotency_key"] == "fs1-2ee8ac9efa00f4b64827219f23ca72fe"  # unchanged
 
 
 class _Clock:
@@ -126,6 +129,21 @@ def test_email_over_real_smtp_server() -> None:
     text = sink.messages[0].decode()
     assert "Subject: [FIRING] warning: negative-spike-topic on topic Earnings" in text
     assert "https://news.example/e0" in text
+    assert "id e0]" in text and "id e1]" in text
+    assert "finsentinel feedback add DOC_ID" in text
+
+
+def test_every_evidence_id_is_in_the_text_and_slack_bodies() -> None:
+    base = sample_alert()
+    more = [base.evidence[0].model_copy(update={"id": f"doc-{i}"}) for i in range(5)]
+    alert = base.model_copy(update={"evidence": more})
+    n = Notification((alert,))
+    assert n.key == Notification((base,)).key  # evidence never enters the key
+    text = n.text()
+    slack = json.dumps(slack_payload(n))
+    for i in range(5):
+        assert f"doc-{i}" in text and f"`doc-{i}`" in slack
+    assert "and 2 more, ids doc-3, doc-4" in text
 
 
 def test_email_to_a_closed_port_is_retriable() -> None:
@@ -158,6 +176,8 @@ def test_alertmanager_receives_the_alert(alertmanager: str) -> None:
     assert got[0]["labels"]["alertname"] == "negative-spike-topic"
     assert got[0]["labels"]["severity"] == "warning"
     assert "Spike in negative coverage" in got[0]["annotations"]["summary"]
+    assert got[0]["annotations"]["evidence_ids"] == "e0,e1"
+    assert "[id e0]" in got[0]["annotations"]["description"]
     assert got[0]["generatorURL"] == "http://finsentinel.test/alerts"
 
 
@@ -165,6 +185,8 @@ def test_slack_payload_has_blocks_and_links() -> None:
     payload = slack_payload(Notification((sample_alert(),)))
     assert payload["blocks"][0]["type"] == "header"
     assert "<https://news.example/e0|" in payload["blocks"][1]["text"]["text"]
+    assert "id `e0`" in payload["blocks"][1]["text"]["text"]
+    assert "id `e1`" in payload["blocks"][1]["text"]["text"]
 
 
 def test_missing_secret_is_a_clear_config_error() -> None:

@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "evaluate",
     "export",
     "classify",
+    "feedback",
 )
 
 
