@@ -27,6 +27,7 @@ from models.labels import HEADS, SENTIMENT_LABELS, TOPIC_LABELS
 from models.modeldir import sha256_file
 from models.training.batches import HeadData
 from models.training.config import TrainConfig
+from models.training.extra import ExtraRows, add_extra_rows
 from models.training.loop import EpochResult, ProgressHook, Trainer
 from models.training.network import freeze_lower, from_pretrained
 from models.training.selftrain import PseudoLabels, extend_train, pseudo_label
@@ -96,6 +97,7 @@ def _write_run_files(
     splits: dict[str, SplitData],
     pseudo: Mapping[str, PseudoLabels],
     soft: Mapping[str, dict[str, object]],
+    extra: ExtraRows,
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
@@ -103,9 +105,12 @@ def _write_run_files(
         head: {
             "file": str(Path(files[head]).resolve()),
             "sha256": sha256_file(Path(files[head])),
-            "train_rows": len(split.train) - (len(pseudo[head].rows) if head in pseudo else 0),
+            "train_rows": len(split.train)
+            - (len(pseudo[head].rows) if head in pseudo else 0)
+            - extra.rows(head),
             "validation_rows": len(split.validation),
             **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
+            **({"extra_data": extra.summary(head)} if extra.rows(head) else {}),
             **({"soft_labels": soft[head]} if head in soft else {}),
         }
         for head, split in splits.items()
@@ -202,12 +207,14 @@ def run_training(
             config.max_length,
         )
         splits = extend_train(splits, pseudo)
+    # After pseudo-labeling, so the teacher never labels the extra rows' other head.
+    splits, extra_rows = add_extra_rows(splits, config.extra_data, config.checklist)
     soft_targets, soft_summary = (
         _soft_targets(Path(config.soft_labels), config, splits)
         if config.soft_labels is not None
         else ({}, {})
     )
-    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary)
+    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary, extra_rows)
     tokenizer = Path(config.base_model) / "tokenizer.json"
     if not tokenizer.is_file():
         raise TrainingError(f"{config.base_model}: no tokenizer.json (need a fast tokenizer)")
