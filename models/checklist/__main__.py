@@ -37,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("checklist_report.json"),
-        help="Where the JSON report goes (default: %(default)s).",
+        default=None,
+        help="Where the JSON report goes (default: runs/checklist/<model version>_<split>.json).",
     )
     parser.add_argument("--suite", type=Path, default=SUITE_FILE, help="Suite file (JSON Lines).")
     parser.add_argument("--variant", default=None, help="ONNX variant (default: int8).")
@@ -59,10 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = args.out or Path("runs/checklist") / f"{report['model_version']}_{args.split}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(format_report(report, failures=args.failures))
-    print(f"\nreport written to {args.out}")
+    print(f"\nreport written to {out}")
     return 0
 
 
