@@ -135,8 +135,9 @@ def train(
     extra_data: Annotated[
         list[Path] | None,
         typer.Option(
+            metavar="FILE",
             help="Extra labeled file (text + sentiment and/or topic columns; blank = no label) "
-            "whose rows join the training rows only. Repeatable."
+            "whose rows join the training rows only. Repeatable.",
         ),
     ] = None,
     checklist: Annotated[
