@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data
 
-.PHONY: demo test install install-dev system-deps lint typecheck model teacher bench clean
+.PHONY: demo test install install-dev system-deps lint typecheck model teacher checklist bench clean
 
 ## demo: install the runtime and run the end-to-end demo on the embedded broker
 demo: $(VENV)/.runtime
@@ -60,6 +60,11 @@ model: $(VENV)/.dev
 teacher: $(VENV)/.dev
 	$(PY) -m models.training.teacher --data $(DATA) --run-dir runs/teacher \
 		--soft-labels models/teacher/soft_labels.npz
+
+## checklist: score the behavioural news-headline suite's held-out third with models/default
+## (accuracy per event type and capability; JSON report in runs/checklist/)
+checklist: $(VENV)/.runtime
+	$(PY) -m models.checklist --model models/default --split test
 
 bench: $(VENV)/.dev
 	$(PY) bench/score_throughput.py

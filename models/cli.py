@@ -150,6 +150,22 @@ def train(
     freeze_layers: Annotated[
         int | None, _hp("freeze_layers", "Keep the lowest N encoder layers fixed.", min=0)
     ] = None,
+    extra_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE",
+            help="Extra labeled file (text + sentiment and/or topic columns; blank = no label) "
+            "whose rows join the training rows only. Repeatable.",
+        ),
+    ] = None,
+    checklist: Annotated[
+        bool,
+        typer.Option(
+            "--checklist",
+            help="Add the behavioural suite's train split (models/checklist) to the "
+            "training rows; its held-out third is never trained on.",
+        ),
+    ] = False,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -188,6 +204,8 @@ def train(
             "feedback_weight": feedback_weight,
             "freeze_embeddings": freeze_embeddings or None,
             "freeze_layers": freeze_layers,
+            "extra_data": tuple(str(p.resolve()) for p in extra_data) if extra_data else None,
+            "checklist": checklist or None,
         }
         # Options left out take TrainConfig's defaults: they are declared there only.
         given["base_model"] = str(base_model or default_base_model())

@@ -22,6 +22,7 @@ from models.labels import SENTIMENT_ALIASES, SENTIMENT_DATA_IDS, SENTIMENT_LABEL
 __all__ = [
     "LabeledSet",
     "head_labels",
+    "labeled_rows",
     "load_labeled",
     "read_table",
     "stratified_split",
@@ -136,14 +137,14 @@ def _label_lookup(head: str, names: tuple[str, ...]) -> dict[str, int]:
     return lookup
 
 
-def _map_labels(values: pd.Series, head: str, names: tuple[str, ...], path: Path) -> np.ndarray:
+def _map_labels(values: pd.Series, head: str, names: tuple[str, ...], source: str) -> np.ndarray:
     lookup = _label_lookup(head, names)
     keys = values.map(lambda v: str(v).strip().lower().removesuffix(".0"))
     mapped = keys.map(lookup)
     unknown = sorted(set(values[mapped.isna()].astype(str)))
     if unknown:
         raise DataError(
-            f"{path}: unknown {head} label(s) {unknown[:5]} "
+            f"{source}: unknown {head} label(s) {unknown[:5]} "
             f"({len(unknown)} distinct); expected one of {list(names)} or their ids"
         )
     return mapped.to_numpy(dtype=np.int64)
@@ -158,20 +159,50 @@ def load_labeled(
     topic_labels: Sequence[str] = TOPIC_LABELS,
 ) -> LabeledSet:
     """Read a labeled file for ``head``; drops blank texts, rejects unknown labels."""
-    path = Path(path)
+    return labeled_rows(
+        read_table(path),
+        head,
+        text_column=text_column,
+        label_column=label_column,
+        topic_labels=topic_labels,
+        source=str(path),
+    )
+
+
+def labeled_rows(
+    frame: pd.DataFrame,
+    head: str,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    topic_labels: Sequence[str] = TOPIC_LABELS,
+    source: str = "table",
+    skip_unlabeled: bool = False,
+) -> LabeledSet:
+    """The rows of ``frame`` labeled for ``head``; drops blank texts, rejects unknown labels.
+
+    With ``skip_unlabeled``, rows whose label is blank are left out (a table
+    labeled for both heads, where some rows carry only one label).
+
+    >>> frame = pd.DataFrame({"text": ["a", "b"], "topic": ["Dividend", None]})
+    >>> labeled_rows(frame, "topic", label_column="topic", skip_unlabeled=True).labels.tolist()
+    [4]
+    """
     names = head_labels(head, topic_labels)
-    frame = read_table(path)
     for column in (text_column, label_column):
         if column not in frame.columns:
-            raise DataError(f"{path}: no column {column!r} (columns: {list(frame.columns)})")
+            raise DataError(f"{source}: no column {column!r} (columns: {list(frame.columns)})")
     texts = frame[text_column].fillna("").astype(str).str.strip()
     keep = texts.str.len() > 0
     if not keep.all():
-        logger.warning("%s: dropping %s rows with empty text", path, int((~keep).sum()))
+        logger.warning("%s: dropping %s rows with empty text", source, int((~keep).sum()))
     if not keep.any():
-        raise DataError(f"{path}: every {text_column!r} value is empty")
-    labels = _map_labels(frame.loc[keep, label_column], head, names, path)
-    return LabeledSet(head, texts[keep].tolist(), labels, names)
+        raise DataError(f"{source}: every {text_column!r} value is empty")
+    if skip_unlabeled:
+        labels = frame[label_column].fillna("").astype(str).str.strip()
+        keep &= labels.str.len() > 0
+    mapped = _map_labels(frame.loc[keep, label_column], head, names, source)
+    return LabeledSet(head, texts[keep].tolist(), mapped, names)
 
 
 def stratified_split(

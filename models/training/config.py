@@ -53,6 +53,11 @@ class TrainConfig(BaseModel):
     pseudo_label_heads: tuple[Literal["sentiment", "topic"], ...] = ("sentiment",)
     #: Keep a pseudo-label when the teacher's top probability reaches this.
     pseudo_label_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
+    #: Extra labeled files (``text`` plus ``sentiment`` and/or ``topic`` columns) whose
+    #: rows join the training rows only (see :mod:`models.training.extra`).
+    extra_data: tuple[str, ...] = ()
+    #: Add the behavioural suite's train split (:mod:`models.checklist`) to the training rows.
+    checklist: bool = False
     #: Distillation: a soft-label file (:mod:`models.training.softlabels`) whose
     #: teacher logits become soft targets for both heads of the training rows.
     soft_labels: str | None = None

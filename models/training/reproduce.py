@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pseudo-label-threshold", type=float, default=None, help="Override (experiments)."
     )
+    parser.add_argument(
+        "--checklist",
+        action="store_true",
+        help="Also train on the behavioural suite's train split (models/checklist).",
+    )
     return parser
 
 
@@ -133,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["max_train_minutes"] = args.max_train_minutes
     if args.pseudo_label_threshold is not None:
         overrides["pseudo_label_threshold"] = args.pseudo_label_threshold
+    if args.checklist:
+        overrides["checklist"] = True
     try:
         reproduce(
             args.data,

@@ -28,6 +28,7 @@ from models.labels import HEADS, SENTIMENT_LABELS, TOPIC_LABELS
 from models.modeldir import sha256_file
 from models.training.batches import HeadData
 from models.training.config import TrainConfig
+from models.training.extra import ExtraRows, add_extra_rows
 from models.training.feedback import add_feedback
 from models.training.loop import EpochResult, ProgressHook, Trainer
 from models.training.network import freeze_lower, from_pretrained
@@ -107,6 +108,7 @@ def _write_run_files(
     splits: dict[str, SplitData],
     pseudo: Mapping[str, PseudoLabels],
     soft: Mapping[str, dict[str, object]],
+    extra: ExtraRows,
     feedback: Mapping[str, dict[str, Any]],
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,9 +117,10 @@ def _write_run_files(
         head: {
             "file": str(Path(files[head]).resolve()),
             "sha256": sha256_file(Path(files[head])),
-            "train_rows": len(split.train) - _added_rows(head, pseudo, feedback),
+            "train_rows": len(split.train) - _added_rows(head, pseudo, feedback) - extra.rows(head),
             "validation_rows": len(split.validation),
             **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
+            **({"extra_data": extra.summary(head)} if extra.rows(head) else {}),
             **({"soft_labels": soft[head]} if head in soft else {}),
             **({"feedback": feedback[head]} if head in feedback else {}),
         }
@@ -217,6 +220,9 @@ def run_training(
             config.max_length,
         )
         splits = extend_train(splits, pseudo)
+    # After pseudo-labeling, so the teacher never labels the extra rows' other head; before
+    # the feedback, whose loss weights are aligned with the final training rows.
+    splits, extra_rows = add_extra_rows(splits, config.extra_data, config.checklist)
     weights: dict[str, np.ndarray] = {}
     feedback: dict[str, dict[str, Any]] = {}
     if config.feedback is not None:
@@ -228,7 +234,7 @@ def run_training(
         if config.soft_labels is not None
         else ({}, {})
     )
-    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary, feedback)
+    _write_run_files(run_dir, config, files, splits, pseudo, soft_summary, extra_rows, feedback)
     tokenizer = Path(config.base_model) / "tokenizer.json"
     if not tokenizer.is_file():
         raise TrainingError(f"{config.base_model}: no tokenizer.json (need a fast tokenizer)")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from models.calibration import fit_temperature, nll
+from models.checklist import card_entry, evaluate_suite
 from models.evaluate import evaluate_file
 from models.exceptions import ModelDirError
 from models.labels import HEADS, TOPIC_LABELS
@@ -118,6 +119,16 @@ def _feedback_note(summary: dict[str, Any] | None) -> str:
     )
 
 
+def _extra_note(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return ""
+    return "".join(
+        f", plus {d['rows']} rows of {name} (sha256 {d['sha256'][:12]}…)"
+        for name, d in summary.items()
+        if d["rows"]
+    )
+
+
 def _training_data(run_dir: Path) -> str:
     path = run_dir / "data.json"
     if not path.is_file():
@@ -127,6 +138,7 @@ def _training_data(run_dir: Path) -> str:
         f"{head}: {Path(d['file']).name} (sha256 {d['sha256'][:12]}…, "
         f"{d['train_rows']} train / {d['validation_rows']} held-out validation rows"
         + _pseudo_note(d.get("pseudo_labels"))
+        + _extra_note(d.get("extra_data"))
         + _soft_note(d.get("soft_labels"))
         + _feedback_note(d.get("feedback"))
         + ")"
@@ -202,6 +214,8 @@ def export_run(
     evaluated = ["int8", "fp32"] if "int8" in variants else ["fp32"]
     metrics = {
         "validation": _validation_metrics(out_dir, run_dir, evaluated),
+        # The behavioural suite's held-out third, per event type (models/checklist).
+        "checklist": card_entry(evaluate_suite(out_dir, split="test")),
         "calibration": calibration,
         "best_epoch": extra.get("epoch"),
         "training_history": _training_history(run_dir),

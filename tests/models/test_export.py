@@ -33,6 +33,9 @@ def test_card_is_complete(toy_model: Path) -> None:
             assert {"accuracy", "macro_f1", "ece_before", "ece_after", "n"} <= set(entry)
     assert card.metrics["best_epoch"] >= 1
     assert card.metrics["training_history"]
+    checklist = card.metrics["checklist"]  # the behavioural suite's held-out third
+    assert checklist["split"] == "test" and checklist["n"] == 159
+    assert len(checklist["by_event_type"]) == 44
 
 
 def test_parity_holds(toy_model: Path) -> None:
