@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "stream.history.cli",
     "alerts.backtest.cli",
     "models.cli",
+    "finsentinel.models_cli",
 )
 
 

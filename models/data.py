@@ -20,9 +20,13 @@ from models.exceptions import DataError
 from models.labels import SENTIMENT_ALIASES, SENTIMENT_DATA_IDS, SENTIMENT_LABELS, TOPIC_LABELS
 
 __all__ = [
+    "RECIPE_FILES",
+    "RECIPE_SEED",
+    "RECIPE_VAL_FRACTION",
     "LabeledSet",
     "head_labels",
     "load_labeled",
+    "map_labels",
     "read_table",
     "stratified_split",
     "table_format",
@@ -30,6 +34,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The recipe's labeled files (``make model``, ``finsentinel models compare --data DIR``).
+RECIPE_FILES: Final[dict[str, str]] = {
+    "sentiment": "tfns_sentiment_train.csv",
+    "topic": "tfnt_topic_train.csv",
+}
+#: The recipe's validation split: the share held out and the seed of :func:`stratified_split`.
+RECIPE_VAL_FRACTION: Final = 0.1
+RECIPE_SEED: Final = 0
 
 _READERS: Final = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -130,7 +143,8 @@ def _label_lookup(head: str, names: tuple[str, ...]) -> dict[str, int]:
     return lookup
 
 
-def _map_labels(values: pd.Series, head: str, names: tuple[str, ...], path: Path) -> np.ndarray:
+def map_labels(values: pd.Series, head: str, names: tuple[str, ...], path: Path) -> np.ndarray:
+    """Class ids of ``values`` (names, aliases or data-set ids); :class:`DataError` if unknown."""
     lookup = _label_lookup(head, names)
     keys = values.map(lambda v: str(v).strip().lower().removesuffix(".0"))
     mapped = keys.map(lookup)
@@ -164,7 +178,7 @@ def load_labeled(
         logger.warning("%s: dropping %s rows with empty text", path, int((~keep).sum()))
     if not keep.any():
         raise DataError(f"{path}: every {text_column!r} value is empty")
-    labels = _map_labels(frame.loc[keep, label_column], head, names, path)
+    labels = map_labels(frame.loc[keep, label_column], head, names, path)
     return LabeledSet(head, texts[keep].tolist(), labels, names)
 
 

@@ -10,6 +10,7 @@ __all__ = [
     "ModelDirError",
     "ModelError",
     "ProviderError",
+    "RegistryError",
     "TrainingError",
 ]
 
@@ -36,3 +37,7 @@ class ExportError(ModelError):
 
 class TrainingError(ModelError):
     """Training cannot proceed (bad hyper-parameters, a head without data)."""
+
+
+class RegistryError(ModelError):
+    """A model registry operation is refused (unknown version, failing report, no history)."""

@@ -31,6 +31,8 @@ class TopicNames(BaseModel):
     deadletter: str = "finsentinel.deadletter"
     #: :class:`~stream.contracts.schemas.StoryBreadth` updates from the crawlers.
     breadth: str = "finsentinel.breadth"
+    #: A candidate model's output while it runs in shadow (``FINSENTINEL_SCORER_SHADOW_MODEL_DIR``).
+    scored_shadow: str = "finsentinel.scored.shadow"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -42,6 +44,7 @@ class TopicNames(BaseModel):
             alerts=f"{prefix}.alerts",
             deadletter=f"{prefix}.deadletter",
             breadth=f"{prefix}.breadth",
+            scored_shadow=f"{prefix}.scored.shadow",
         )
 
     @classmethod
@@ -73,4 +76,5 @@ class TopicNames(BaseModel):
             self.alerts,
             self.deadletter,
             self.breadth,
+            self.scored_shadow,
         )

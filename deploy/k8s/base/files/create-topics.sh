@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One-shot topic creation for FinSentinel (compose service `kafka-init`).
 #
-# Creates the six topics named in stream/contracts/topics.py (TopicNames.from_env) with
+# Creates the seven topics named in stream/contracts/topics.py (TopicNames.from_env) with
 # their partitions and retention, and brings existing topics to the same policy,
 # so the job is safe to re-run and to run after the services (Kubernetes gives no
 # order). Retention: raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d, story
-# breadth updates 30 d.
+# breadth updates 30 d, a candidate model's shadow output 7 d.
 # Partitions bound the parallelism: at most one scorer per raw-topic partition
 # does work, so 12 partitions allow scaling to 12 scorer replicas.
 #
@@ -33,6 +33,7 @@ TOPICS=(
   "alerts 3 90"
   "deadletter 3 30"
   "breadth 3 30"
+  "scored.shadow 12 7"
 )
 
 for spec in "${TOPICS[@]}"; do
