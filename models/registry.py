@@ -309,15 +309,27 @@ class ModelRegistry:
         return stack
 
     def _switch(self, record: Promotion) -> None:
-        """Log ``record`` durably, then move the pointer (caller holds the lock)."""
-        log = self.root / PROMOTIONS_FILE
-        with log.open("a", encoding="utf-8") as fh:
-            fh.write(record.to_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Write the new pointer aside, log ``record`` durably, then move the pointer in.
+
+        Caller holds the lock. A failed move takes the log line back; a crash
+        between the two leaves the record without the move (``rollback`` then
+        refuses until a forced promotion names the version wanted).
+        """
         tmp = self.root / f".{ACTIVE_FILE}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(record.to_version + "\n", encoding="utf-8")
-        durable_replace(tmp, self.pointer_path)
+        try:
+            tmp.write_text(record.to_version + "\n", encoding="utf-8")
+            with (self.root / PROMOTIONS_FILE).open("a", encoding="utf-8") as fh:
+                logged = fh.tell()
+                fh.write(record.to_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                try:
+                    durable_replace(tmp, self.pointer_path)
+                except OSError:
+                    fh.truncate(logged)  # the pointer did not move: neither did the log
+                    raise
+        finally:
+            tmp.unlink(missing_ok=True)
         logger.info(
             "%s: ACTIVE %s -> %s (%s)",
             self.root, record.from_version, record.to_version, record.action,

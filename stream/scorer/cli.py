@@ -64,6 +64,7 @@ def serve(
         topics=topic_names(topic_prefix),
         allow_embedded=allow_embedded,
         stop=stop,
+        reload=True,
         input_errors=(ModelDirError,),
     )
 
@@ -74,7 +75,8 @@ def _run(job: Launch[ScorerSettings]) -> None:
 
     assert job.kafka is not None
     try:
-        ScorerService(job.settings, kafka=job.kafka, topics=job.topics).run(job.stop)
+        service = ScorerService(job.settings, kafka=job.kafka, topics=job.topics, reload=job.reload)
+        service.run(job.stop)
     except ProviderError as exc:
         raise ProviderError(f"{exc} ({REQUIRE_GPU_HINT})") from exc
 
