@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.exceptions import ModelDirError, ModelError
+from models.exceptions import ModelDirError, ModelError, RegistryError
 from models.registry import ModelRegistry
 from stream.runtime import ReloadFlag
 from stream.scorer.metrics import SwitchMetrics
@@ -79,7 +79,10 @@ class ModelSwitcher:
         if self._registry is None:
             return self._model_dir
         self._stamp = self._pointer_stamp()
-        entry = self._registry.active()
+        try:
+            entry = self._registry.active()
+        except RegistryError as exc:  # a pointer to a version that is not there: fix the input
+            raise ModelDirError(str(exc)) from exc
         if entry is None:
             raise ModelDirError(
                 f"model registry {self._registry.root} has no ACTIVE version: promote one "

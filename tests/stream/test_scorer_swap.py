@@ -283,3 +283,45 @@ def test_sighup_switches_a_running_scorer_process_to_the_promoted_version(
     assert {by_id[f"doc-{i}"] for i in range(10)} == {"tiny-0"}
     assert {by_id[f"doc-{i}"] for i in range(10, 20)} == {"tiny-1"}
     assert _switches_once(records, "tiny-0", "tiny-1") == {"tiny-0": 10, "tiny-1": 10}
+
+
+def test_without_a_registry_sighup_reloads_the_model_directory(
+    tiny_model_dir: Path, registry: CollectorRegistry
+) -> None:
+    from models.scoring import Classifier
+    from stream.runtime import ReloadFlag
+    from stream.scorer.metrics import SwitchMetrics
+    from stream.scorer.swap import ModelSwitcher
+
+    loaded: list[Path | None] = []
+
+    def load(path: Path | None) -> Classifier:
+        loaded.append(path)
+        return Classifier.load(path, provider="cpu", intra_op_threads=1)
+
+    flag = ReloadFlag()
+    switcher = ModelSwitcher(
+        load, metrics=SwitchMetrics(registry), model_dir=tiny_model_dir, reload=flag
+    )
+    assert switcher.initial() == tiny_model_dir
+    assert switcher.poll() is None and loaded == []
+    flag.set()
+    reloaded = switcher.poll()
+    assert reloaded is not None and reloaded.card.version == "tiny-0"
+    assert loaded == [tiny_model_dir] and switcher.poll() is None
+
+
+def test_a_registry_without_an_active_version_cannot_start(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    from models.exceptions import ModelDirError
+    from stream.scorer.metrics import SwitchMetrics
+    from stream.scorer.swap import ModelSwitcher
+
+    switcher = ModelSwitcher(
+        lambda p: None,  # type: ignore[arg-type,return-value]
+        metrics=SwitchMetrics(registry),
+        registry_dir=tmp_path / "empty",
+    )
+    with pytest.raises(ModelDirError, match="no ACTIVE version: promote one"):
+        switcher.initial()
