@@ -91,7 +91,7 @@ def frozen_validation(
     if not root.is_dir():
         raise DataError(f"{root}: not a directory (give the recipe's data or a training run)")
     held_out = {h: root / f"val_{h}.csv" for h in HEADS if (root / f"val_{h}.csv").is_file()}
-    if held_out:
+    if _is_run_dir(root):
         return {
             head: load_labeled(path, head, topic_labels=topic_labels)
             for head, path in held_out.items()
@@ -106,6 +106,11 @@ def frozen_validation(
         _, val_index = stratified_split(rows.labels, val_fraction, seed)
         sets[head] = rows.subset(val_index)
     return sets
+
+
+def _is_run_dir(root: Path) -> bool:
+    """Whether ``root`` holds a training run's held-out rows (``val_<head>.csv``)."""
+    return any((root / f"val_{h}.csv").is_file() for h in HEADS)
 
 
 def read_feedback_holdout(
@@ -253,6 +258,7 @@ def compare_models(
         "new": _identity(new),
         "data": {
             "validation": str(data),
+            "held_out_by": "run" if _is_run_dir(Path(data)) else "recipe split",
             "val_fraction": val_fraction,
             "seed": seed,
             "feedback": str(feedback) if feedback else None,

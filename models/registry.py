@@ -22,7 +22,8 @@ current one, replaying the log as a stack (a promotion pushes, a rollback pops).
 
 >>> import tempfile
 >>> from models.modeldir import DEFAULT_MODEL_DIR
->>> reg = ModelRegistry(Path(tempfile.mkdtemp()))
+>>> tmp = tempfile.TemporaryDirectory()
+>>> reg = ModelRegistry(Path(tmp.name))
 >>> entry = reg.register(DEFAULT_MODEL_DIR)
 >>> entry.name
 'finsentinel-minilm-0.3.0'
@@ -30,6 +31,7 @@ current one, replaying the log as a stack (a promotion pushes, a rollback pops).
 'finsentinel-minilm-0.3.0'
 >>> reg.active_name(), (reg.root / ACTIVE_FILE).read_text()
 ('finsentinel-minilm-0.3.0', 'finsentinel-minilm-0.3.0\\n')
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
