@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "alerts.backtest.cli",
     "models.cli",
     "finsentinel.feedback_cli",
+    "finsentinel.models_cli",
 )
 
 

@@ -20,10 +20,14 @@ from models.exceptions import DataError
 from models.labels import SENTIMENT_ALIASES, SENTIMENT_DATA_IDS, SENTIMENT_LABELS, TOPIC_LABELS
 
 __all__ = [
+    "RECIPE_FILES",
+    "RECIPE_SEED",
+    "RECIPE_VAL_FRACTION",
     "LabeledSet",
     "head_labels",
     "labeled_rows",
     "load_labeled",
+    "map_labels",
     "read_table",
     "stratified_split",
     "table_format",
@@ -31,6 +35,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The recipe's labeled files (``make model``, ``finsentinel models compare --data DIR``).
+RECIPE_FILES: Final[dict[str, str]] = {
+    "sentiment": "tfns_sentiment_train.csv",
+    "topic": "tfnt_topic_train.csv",
+}
+#: The recipe's validation split: the share held out and the seed of :func:`stratified_split`.
+RECIPE_VAL_FRACTION: Final = 0.1
+RECIPE_SEED: Final = 0
 
 _READERS: Final = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -137,7 +150,10 @@ def _label_lookup(head: str, names: tuple[str, ...]) -> dict[str, int]:
     return lookup
 
 
-def _map_labels(values: pd.Series, head: str, names: tuple[str, ...], source: str) -> np.ndarray:
+def map_labels(
+    values: pd.Series, head: str, names: tuple[str, ...], source: str | Path
+) -> np.ndarray:
+    """Class ids of ``values`` (names, aliases or data-set ids); :class:`DataError` if unknown."""
     lookup = _label_lookup(head, names)
     keys = values.map(lambda v: str(v).strip().lower().removesuffix(".0"))
     mapped = keys.map(lookup)
@@ -201,7 +217,7 @@ def labeled_rows(
     if skip_unlabeled:
         labels = frame[label_column].fillna("").astype(str).str.strip()
         keep &= labels.str.len() > 0
-    mapped = _map_labels(frame.loc[keep, label_column], head, names, source)
+    mapped = map_labels(frame.loc[keep, label_column], head, names, source)
     return LabeledSet(head, texts[keep].tolist(), mapped, names)
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "ModelDirError",
     "ModelError",
     "ProviderError",
+    "RegistryError",
     "TrainingError",
 ]
 
@@ -41,3 +42,7 @@ class TrainingError(ModelError):
 
 class FeedbackError(ModelError, ValueError):
     """A correction cannot be stored or read (unknown label, no text, bad file or store)."""
+
+
+class RegistryError(ModelError):
+    """A model registry operation is refused (unknown version, failing report, no history)."""

@@ -8,7 +8,8 @@ Every service (``finsentinel score|alert|crawl|archive|replay`` and the
 2. settings (explicit options beat the environment; ``KAFKA_*`` too);
 3. the Kafka connection (a throw-away broker only with ``--embedded-broker``);
 4. the topics, created when missing;
-5. the stop flag: SIGTERM/SIGINT finish the current batch;
+5. the stop flag: SIGTERM/SIGINT finish the current batch; with ``reload=True``,
+   SIGHUP sets the reload flag (the scorer then switches models between batches);
 6. the service's own run step;
 7. the exit code, the same everywhere: **0** done (also after SIGTERM/Ctrl+C),
    **2** invalid settings or input (one line), **1** the service failed at run
@@ -23,7 +24,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
@@ -43,6 +44,7 @@ __all__ = [
     "Launch",
     "LogLevelOpt",
     "LogOptions",
+    "ReloadFlag",
     "StopFlag",
     "configure_logging",
     "exit_with",
@@ -176,6 +178,46 @@ class StopFlag:
                 signal.signal(sig, previous)
 
 
+class ReloadFlag:
+    """Set by SIGHUP; a service takes it between batches and reloads (the scorer: its model).
+
+    >>> flag = ReloadFlag()
+    >>> flag.set(); flag.take(), flag.take()
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Ask for a reload at the next batch boundary."""
+        self._event.set()
+
+    def take(self) -> bool:
+        """True once per request: the request is consumed."""
+        if not self._event.is_set():
+            return False
+        self._event.clear()
+        return True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[ReloadFlag]:
+        """Route SIGHUP to this flag for the duration of a block (main thread, POSIX only)."""
+        if not hasattr(signal, "SIGHUP"):
+            yield self
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            logging.getLogger(__name__).info("received SIGHUP: reloading between two batches")
+            self.set()
+
+        before = signal.signal(signal.SIGHUP, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGHUP, before)
+
+
 @dataclass(frozen=True)
 class Launch(Generic[S]):
     """What a service's run step gets from :func:`launch`."""
@@ -185,6 +227,8 @@ class Launch(Generic[S]):
     kafka: KafkaSettings | None
     topics: TopicNames
     stop: StopFlag
+    #: Set by SIGHUP when the service was launched with ``reload=True``.
+    reload: ReloadFlag = field(default_factory=ReloadFlag)
 
 
 def _all_topics(topics: TopicNames) -> Iterable[str]:
@@ -202,6 +246,7 @@ def launch(
     kafka: bool = True,
     allow_embedded: bool = False,
     stop: StopFlag | None = None,
+    reload: bool = False,
     input_errors: tuple[type[BaseException], ...] = (),
 ) -> int:
     """Run service ``name`` through the seven steps in the module docstring; its exit code.
@@ -211,7 +256,8 @@ def launch(
     "fix your input" (exit 2, e.g. a broken model directory). ``ensure`` says
     which topics to create (None: none); ``kafka=False`` skips the connection.
     ``logs=None`` keeps the logging as configured (tests, embedding programs);
-    ``stop`` replaces the SIGTERM/SIGINT flag (the signals are then left alone).
+    ``stop`` replaces the SIGTERM/SIGINT flag (the signals are then left alone);
+    ``reload=True`` routes SIGHUP to :attr:`Launch.reload` (unless ``stop`` is given).
     """
     try:
         json_logs = _logging(logs)
@@ -232,8 +278,8 @@ def launch(
                 from stream.kafka import ensure_topics
 
                 ensure_topics(connected, ensure(names))
-            with _stop_flag(stop) as flag:
-                code = run(Launch(settings, connected, names, flag))
+            with _stop_flag(stop) as flag, _reload_flag(reload and stop is None) as again:
+                code = run(Launch(settings, connected, names, flag, again))
     except usage as exc:
         return _report(name, 2, exc, json_logs=json_logs)
     except typer.Exit:  # a run step that chose its exit code itself
@@ -277,6 +323,16 @@ def _stop_flag(stop: StopFlag | None) -> Iterator[StopFlag]:
         yield stop
         return
     with StopFlag().installed() as flag:
+        yield flag
+
+
+@contextlib.contextmanager
+def _reload_flag(install: bool) -> Iterator[ReloadFlag]:
+    flag = ReloadFlag()
+    if not install:
+        yield flag
+        return
+    with flag.installed():
         yield flag
 
 

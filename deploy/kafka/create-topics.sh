@@ -5,7 +5,8 @@
 # their partitions and retention, and brings existing topics to the same policy,
 # so the job is safe to re-run and to run after the services (Kubernetes gives no
 # order). Retention: raw 7 d, scored 30 d, alerts 90 d, dead letters 30 d, story
-# breadth updates 30 d, analyst corrections 365 d (the feedback store keeps them all).
+# breadth updates 30 d, analyst corrections 365 d (the feedback store keeps them all),
+# a candidate model's shadow output 7 d.
 # Partitions bound the parallelism: at most one scorer per raw-topic partition
 # does work, so 12 partitions allow scaling to 12 scorer replicas.
 #
@@ -34,6 +35,7 @@ TOPICS=(
   "deadletter 3 30"
   "breadth 3 30"
   "feedback 3 365"
+  "scored.shadow 12 7"
 )
 
 for spec in "${TOPICS[@]}"; do

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from models.data import RECIPE_FILES, RECIPE_SEED, RECIPE_VAL_FRACTION
+
 __all__ = ["SHIPPED_CONFIG", "main"]
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,8 @@ SHIPPED_CONFIG: Final[dict[str, Any]] = {
     "label_smoothing": 0.05,
     "class_weight_power": 0.5,
     "dropout": 0.1,
-    "val_fraction": 0.1,
-    "seed": 0,
+    "val_fraction": RECIPE_VAL_FRACTION,
+    "seed": RECIPE_SEED,
     "patience": 2,
     # One torch thread: bit-for-bit repeatable runs (and no OpenMP contention).
     "threads": 1,
@@ -51,10 +53,7 @@ STUDENT_OVERRIDES: Final[dict[str, Any]] = {
     "pseudo_label_threshold": 0.8,
 }
 SHIPPED_VERSION: Final = "0.3.0"
-DATA_FILES: Final = {
-    "sentiment": "tfns_sentiment_train.csv",
-    "topic": "tfnt_topic_train.csv",
-}
+DATA_FILES: Final = RECIPE_FILES
 _GITIGNORE: Final = (
     "# Build outputs of `make model`: only the int8 variant is shipped.\n"
     "model.onnx\nmodel.fp16.onnx\n"

@@ -33,6 +33,8 @@ class TopicNames(BaseModel):
     breadth: str = "finsentinel.breadth"
     #: :class:`~stream.contracts.schemas.FeedbackRecord` corrections by analysts, keyed by doc id.
     feedback: str = "finsentinel.feedback"
+    #: A candidate model's output while it runs in shadow (``FINSENTINEL_SCORER_SHADOW_MODEL_DIR``).
+    scored_shadow: str = "finsentinel.scored.shadow"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -45,6 +47,7 @@ class TopicNames(BaseModel):
             deadletter=f"{prefix}.deadletter",
             breadth=f"{prefix}.breadth",
             feedback=f"{prefix}.feedback",
+            scored_shadow=f"{prefix}.scored.shadow",
         )
 
     @classmethod
@@ -77,4 +80,5 @@ class TopicNames(BaseModel):
             self.deadletter,
             self.breadth,
             self.feedback,
+            self.scored_shadow,
         )

@@ -3,11 +3,12 @@
 Options override ``FINSENTINEL_SCORER_*`` environment variables; Kafka comes
 from ``KAFKA_*``. Without ``KAFKA_BOOTSTRAP_SERVERS`` the scorer refuses to start
 unless ``--embedded-broker`` asks for a throw-away in-memory broker (local
-trials only). Launched by :func:`stream.runtime.launch`, so the exit codes are
+trials only). SIGHUP switches models between two batches (``docs/models.md``).
+Launched by :func:`stream.runtime.launch`, so the exit codes are
 those of every service: 0 after SIGTERM/Ctrl+C (current batch finished and
-committed), 2 for invalid settings (no bootstrap servers included) or a bad
-model directory, 1 when the service cannot run (GPU required but unusable,
-broker unreachable, metrics port taken).
+committed), 2 for invalid settings (no bootstrap servers included), a bad
+model directory or a registry without an ACTIVE version, 1 when the service
+cannot run (GPU required but unusable, broker unreachable, metrics port taken).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def serve(
         topics=topic_names(topic_prefix),
         allow_embedded=allow_embedded,
         stop=stop,
+        reload=True,
         input_errors=(ModelDirError,),
     )
 
@@ -74,7 +76,8 @@ def _run(job: Launch[ScorerSettings]) -> None:
 
     assert job.kafka is not None
     try:
-        ScorerService(job.settings, kafka=job.kafka, topics=job.topics).run(job.stop)
+        service = ScorerService(job.settings, kafka=job.kafka, topics=job.topics, reload=job.reload)
+        service.run(job.stop)
     except ProviderError as exc:
         raise ProviderError(f"{exc} ({REQUIRE_GPU_HINT})") from exc
 
@@ -83,6 +86,19 @@ def score(
     ctx: typer.Context,
     model_dir: Annotated[
         Path | None, typer.Option(help="Model directory (default: the shipped model).")
+    ] = None,
+    registry_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model registry: score with its ACTIVE version and switch when it changes "
+            "(or on SIGHUP). Instead of --model-dir."
+        ),
+    ] = None,
+    shadow_model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A candidate model scored in shadow (output to the scored.shadow topic)."
+        ),
     ] = None,
     provider: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     device_id: Annotated[int | None, typer.Option(help="CUDA device.")] = None,
@@ -108,6 +124,8 @@ def score(
     """Score raw news and comments from Kafka and produce scored documents."""
     overrides = {
         "model_dir": model_dir,
+        "registry_dir": registry_dir,
+        "shadow_model_dir": shadow_model_dir,
         "provider": provider,
         "device_id": device_id,
         "require_gpu": require_gpu,

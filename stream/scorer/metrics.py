@@ -24,7 +24,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from stream.contracts.schemas import SENTIMENT_LABELS
 from stream.deadletters import DeadLetterCounter
 
-__all__ = ["FALLBACK_REASONS", "ScorerMetrics", "fallback_reason_class", "is_fallback"]
+__all__ = [
+    "FALLBACK_REASONS",
+    "MODEL_HEADS",
+    "SWITCH_OUTCOMES",
+    "ScorerMetrics",
+    "ShadowMetrics",
+    "SwitchMetrics",
+    "fallback_reason_class",
+    "is_fallback",
+]
 
 #: Bounded classes of "why CUDA was not used" (the label of the fallback gauge).
 #: ``no_gpu_device``: the machine has no NVIDIA device at all (only with ``provider=cuda``
@@ -36,6 +45,11 @@ FALLBACK_REASONS: Final = (
     "no_gpu_device",
     "other",
 )
+
+#: The model's heads (the ``head`` label of the shadow disagreement counter).
+MODEL_HEADS: Final = ("sentiment", "topic")
+#: Outcomes of a model switch: ``switched`` to the new model, or ``failed`` (old one kept).
+SWITCH_OUTCOMES: Final = ("switched", "failed")
 
 _BATCH_SIZE_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 # Batched inference: a few ms for a tiny batch on a GPU, seconds for a big CPU batch.
@@ -211,3 +225,67 @@ class ScorerMetrics:
         for topic in topics:
             for sentiment in SENTIMENT_LABELS:
                 self.scored.labels(topic=topic, sentiment=sentiment)
+
+
+# --- Model lifecycle: shadow scoring and the model switch (stream/scorer/shadow.py, swap.py).
+
+
+class ShadowMetrics:
+    """``finsentinel_scorer_shadow_*``: a candidate model scored next to the live one.
+
+    The disagreement rate of a head is ``rate(..._disagreements_total{head}) /
+    rate(..._documents_total)``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        ns, sub = "finsentinel", "scorer"
+        self.documents = Counter(
+            "shadow_documents",
+            "Documents scored by both the live and the shadow model.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        self.disagreements = Counter(
+            "shadow_disagreements",
+            "Documents on which the shadow model's label differs from the live one, by head.",
+            ["head"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for head in MODEL_HEADS:
+            self.disagreements.labels(head=head)
+        self.failures = Counter(
+            "shadow_failures",
+            "Shadow batches not scored or not produced, by stage (live output unaffected).",
+            ["stage"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for stage in ("score", "produce"):
+            self.failures.labels(stage=stage)
+        self.model = Info(
+            "shadow_model",
+            "The candidate model scored in shadow.",
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+
+
+class SwitchMetrics:
+    """``finsentinel_scorer_model_switches_total{outcome}``: SIGHUP and registry switches."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.switches = Counter(
+            "model_switches",
+            "Model switches between batches, by outcome (failed: the old model keeps scoring).",
+            ["outcome"],
+            namespace="finsentinel",
+            subsystem="scorer",
+            registry=registry,
+        )
+        for outcome in SWITCH_OUTCOMES:
+            self.switches.labels(outcome=outcome)

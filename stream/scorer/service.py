@@ -3,7 +3,9 @@
 Delivery is at-least-once: a batch's offsets are committed only after the
 broker acknowledged every record produced for it, so a crash between produce
 and commit means the batch is scored again (downstream deduplicates by
-document id), never lost. See ``docs/scaling.md``.
+document id), never lost. See ``docs/scaling.md``. Between batches the scorer
+may switch models (:mod:`stream.scorer.swap`); a candidate may score in shadow
+(:mod:`stream.scorer.shadow`). See ``docs/models.md``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -28,13 +31,21 @@ from stream.contracts.topics import TopicNames
 from stream.deadletters import SAFE_ORIGINAL_BYTES
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
-from stream.runtime import StopFlag
+from stream.runtime import ReloadFlag, StopFlag
 from stream.scorer.batch import BatchScorer, Outcome
 from stream.scorer.batching import BatchCollector
 from stream.scorer.delivery import DeliveryError, commit_offsets, deliver
-from stream.scorer.metrics import ScorerMetrics, fallback_reason_class, is_fallback
+from stream.scorer.metrics import (
+    ScorerMetrics,
+    ShadowMetrics,
+    SwitchMetrics,
+    fallback_reason_class,
+    is_fallback,
+)
 from stream.scorer.rebalance import AssignmentTracker
 from stream.scorer.settings import ScorerSettings
+from stream.scorer.shadow import ShadowScorer
+from stream.scorer.swap import ModelSwitcher
 
 if TYPE_CHECKING:
     from models.scoring import Classifier
@@ -79,6 +90,7 @@ class ScorerService:
         registry: CollectorRegistry | None = None,
         classifier: Classifier | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        reload: ReloadFlag | None = None,
     ) -> None:
         self.settings = settings
         self.kafka = kafka
@@ -92,6 +104,16 @@ class ScorerService:
         self._stats = ScorerStats()
         self._next_offset: dict[TopicPartition, int] = {}
         self._running = False
+        self._switcher = ModelSwitcher(
+            self._open,
+            metrics=SwitchMetrics(self.registry),
+            model_dir=settings.model_dir,
+            registry_dir=settings.registry_dir,
+            poll_s=settings.registry_poll_s,
+            reload=reload,
+        )
+        self.shadow: ShadowScorer | None = None
+        self._rewound = False  # a batch was rewound for re-delivery: no switch until it is out
 
     @property
     def stats(self) -> ScorerStats:
@@ -141,19 +163,41 @@ class ScorerService:
         :class:`~models.exceptions.ModelDirError` for a bad model directory.
         """
         if self.classifier is None:
-            from models.scoring import Classifier
-
-            s = self.settings
-            self.classifier = Classifier.load(
-                s.model_dir,
-                provider=s.provider,
-                device_id=s.device_id,
-                require_gpu=s.require_gpu,
-                intra_op_threads=s.intra_op_threads,
-                max_batch_tokens=s.max_batch_tokens,
-            )
+            self.classifier = self._open(self._switcher.initial())
         self._announce(self.classifier)
+        s = self.settings
+        if s.shadow_model_dir is not None and self.shadow is None:
+            self.shadow = ShadowScorer(
+                self._batch_scorer(self._open(s.shadow_model_dir)),
+                topic=self.topics.scored_shadow,
+                metrics=ShadowMetrics(self.registry),
+                produce_timeout_s=s.produce_timeout_s,
+            )
         return self.classifier
+
+    def _open(self, model_dir: Path | None) -> Classifier:
+        """Load a model directory with this scorer's provider settings."""
+        from models.scoring import Classifier
+
+        s = self.settings
+        return Classifier.load(
+            model_dir,
+            provider=s.provider,
+            device_id=s.device_id,
+            require_gpu=s.require_gpu,
+            intra_op_threads=s.intra_op_threads,
+            max_batch_tokens=s.max_batch_tokens,
+        )
+
+    def _batch_scorer(self, classifier: Classifier) -> BatchScorer:
+        s = self.settings
+        return BatchScorer(
+            classifier,
+            clock=self._clock,
+            inference_batch_size=s.inference_batch_size,
+            max_document_tokens=s.max_document_tokens,
+            max_original_bytes=s.deadletter_max_original_bytes,
+        )
 
     def _announce(self, classifier: Classifier) -> None:
         s, card = self.settings, classifier.card
@@ -192,13 +236,7 @@ class ScorerService:
 
     def _consume(self, classifier: Classifier, stop: StopFlag) -> None:
         s = self.settings
-        scorer = BatchScorer(
-            classifier,
-            clock=self._clock,
-            inference_batch_size=s.inference_batch_size,
-            max_document_tokens=s.max_document_tokens,
-            max_original_bytes=s.deadletter_max_original_bytes,
-        )
+        scorer = self._batch_scorer(classifier)
         producer = make_producer(self.kafka)
         try:
             consumer = make_consumer(
@@ -244,6 +282,18 @@ class ScorerService:
             if batch:
                 self._process(consumer, producer, scorer, batch, stop)
             self._update_lag(consumer)
+            scorer = self._switch(scorer)
+
+    def _switch(self, scorer: BatchScorer) -> BatchScorer:
+        """The scorer of the next batch: a new model's when a switch is due and it loaded."""
+        if self._rewound:
+            return scorer
+        classifier = self._switcher.poll()
+        if classifier is None:
+            return scorer
+        self.classifier = classifier
+        self._announce(classifier)
+        return self._batch_scorer(classifier)
 
     def _process(
         self,
@@ -274,6 +324,8 @@ class ScorerService:
             return
         self._record(delivered)
         self._commit_batch(consumer, batch)
+        if self.shadow is not None:
+            self.shadow.run(producer, delivered)
 
     def _deliver(self, producer: KafkaProducer, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Produce and await ``outcomes`` (tests override it to simulate broker failures)."""
@@ -324,6 +376,7 @@ class ScorerService:
             elif outcome.dead is not None:
                 self.metrics.dead_letters.inc(outcome.dead.reason)
                 dead += 1
+        self._rewound = False
         st = self._stats
         self._stats = replace(
             st, scored=st.scored + scored, dead_lettered=st.dead_lettered + dead,
@@ -362,6 +415,7 @@ class ScorerService:
         """Rewind to the batch's first records and try again after a pause."""
         logger.warning("batch of %s not delivered, re-reading it: %s", len(batch), error)
         self.metrics.batches.labels(outcome="retried").inc()
+        self._rewound = True
         self._stats = replace(self._stats, retries=self._stats.retries + 1)
         owned = consumer.assignment()
         first: dict[TopicPartition, int] = {}

@@ -27,6 +27,14 @@ class ScorerSettings(ServiceSettings):
 
     #: Model directory; empty means the shipped ``models/default``.
     model_dir: Path | None = None
+    #: A model registry (:mod:`models.registry`): score with its ACTIVE version and switch
+    #: models when the pointer moves (checked between batches). Excludes ``model_dir``.
+    registry_dir: Path | None = None
+    #: Seconds between two checks of the registry's ACTIVE pointer; 0: only on SIGHUP.
+    registry_poll_s: float = Field(default=5.0, ge=0)
+    #: A candidate model directory scored in shadow next to the live model: its output
+    #: goes to the ``scored.shadow`` topic and its disagreement is exported.
+    shadow_model_dir: Path | None = None
     #: ``auto`` uses CUDA when a usable GPU is present, else CPU.
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     device_id: int = Field(default=0, ge=0)
@@ -65,6 +73,11 @@ class ScorerSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _check_rules(self) -> ScorerSettings:
+        if self.model_dir is not None and self.registry_dir is not None:
+            raise ConfigError(
+                "model_dir and registry_dir both name the model to score: unset "
+                "FINSENTINEL_SCORER_MODEL_DIR to follow the registry's ACTIVE version"
+            )
         if self.require_gpu and self.provider == "cpu":
             raise ConfigError(
                 "require_gpu=true contradicts provider=cpu: set FINSENTINEL_SCORER_PROVIDER "

@@ -248,6 +248,7 @@ def test_topic_script_creates_and_converges(tmp_path: Path, prefix: str | None) 
         names.deadletter: (3, 30),
         names.breadth: (3, 30),
         names.feedback: (3, 365),
+        names.scored_shadow: (12, 7),
     }
     created = {
         re.search(r"--topic (\S+)", c).group(1): c  # type: ignore[union-attr]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -255,3 +257,18 @@ def test_retired_per_service_logging_variables_are_named_in_a_warning(
         assert launch("x", lambda: None, lambda job: 0, logs=LogOptions(), kafka=False) == 0
     configure_logging("INFO")
     assert any("FINSENTINEL_INGEST_JSON_LOGS is no longer read" in m for m in caplog.messages)
+
+
+def test_sighup_sets_the_reload_flag_only_while_the_service_runs() -> None:
+    before = signal.getsignal(signal.SIGHUP)
+    seen: list[bool] = []
+
+    def run(job: Launch[None]) -> int:
+        seen.append(job.reload.take())
+        os.kill(os.getpid(), signal.SIGHUP)  # handled: the default action would end the process
+        seen.extend([job.reload.take(), job.reload.take()])
+        return 0
+
+    assert launch("scorer", lambda: None, run, logs=None, kafka=False, reload=True) == 0
+    assert seen == [False, True, False]
+    assert signal.getsignal(signal.SIGHUP) is before

@@ -62,3 +62,8 @@ def test_require_gpu_contradicts_cpu() -> None:
 )  # fmt: skip
 def test_fallback_reasons_map_to_a_fixed_label_set(message: str, expected: str) -> None:
     assert fallback_reason_class(message) == expected
+
+
+def test_a_model_dir_and_a_registry_are_not_both_the_model() -> None:
+    with pytest.raises(ValidationError, match="unset FINSENTINEL_SCORER_MODEL_DIR"):
+        ScorerSettings(model_dir="models/default", registry_dir="registry")
