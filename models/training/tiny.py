@@ -8,6 +8,7 @@ Its predictions are meaningless.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -17,6 +18,7 @@ from transformers import BertConfig
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.training.network import MultiTaskModel, from_config
 from models.training.package import CardInfo, write_model_dir
+from models.training.reference import add_reference
 
 __all__ = [
     "PARITY_TEXTS",
@@ -62,8 +64,14 @@ def tiny_network(seed: int = 0, n_topic: int = len(TOPIC_LABELS)) -> MultiTaskMo
     return model.eval()
 
 
-def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
-    """Build a valid model directory (fp32 + int8) in ``out_dir``; returns it."""
+def build_tiny_model(
+    out_dir: Path, *, seed: int = 0, reference_texts: Sequence[str] | None = PARITY_TEXTS
+) -> Path:
+    """Build a valid model directory (fp32 + int8) in ``out_dir``; returns it.
+
+    Its drift reference profile is the model's output on ``reference_texts``
+    (``None``: a model without a reference).
+    """
     model = tiny_network(seed)
     info = CardInfo(
         name="finsentinel-tiny",
@@ -75,7 +83,7 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
         training_data="none: random weights, for tests only",
         notes="Random weights; predictions are meaningless. Built by models.training.tiny.",
     )
-    return write_model_dir(
+    out = write_model_dir(
         model,
         base_tokenizer_path(),
         Path(out_dir),
@@ -84,6 +92,11 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
         variants=("fp32", "int8"),
         min_agreement=0.9,
     )
+    if reference_texts is not None:
+        add_reference(
+            out, reference_texts, source="texts given to build_tiny_model", intra_op_threads=1
+        )
+    return out
 
 
 def save_tiny_base_model(out_dir: Path, *, seed: int = 0) -> Path:

@@ -32,6 +32,7 @@ from stream.runtime import StopFlag
 from stream.scorer.batch import BatchScorer, Outcome
 from stream.scorer.batching import BatchCollector
 from stream.scorer.delivery import DeliveryError, commit_offsets, deliver
+from stream.scorer.drift import ScorerDrift
 from stream.scorer.metrics import ScorerMetrics, fallback_reason_class, is_fallback
 from stream.scorer.rebalance import AssignmentTracker
 from stream.scorer.settings import ScorerSettings
@@ -85,6 +86,11 @@ class ScorerService:
         self.topics = topics or TopicNames()
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ScorerMetrics(self.registry)
+        self.drift = ScorerDrift(
+            self.registry,
+            window_documents=settings.drift_window_documents,
+            confidence_floor=settings.drift_confidence_floor,
+        )
         self.classifier = classifier
         self.metrics_server: MetricsServer | None = None
         self._clock = clock
@@ -158,6 +164,7 @@ class ScorerService:
     def _announce(self, classifier: Classifier) -> None:
         s, card = self.settings, classifier.card
         self.metrics.declare_topics(card.topic_labels)
+        self.drift.attach(classifier.model_dir)
         self.metrics.model.info(
             {
                 "model_name": card.name,
@@ -198,6 +205,7 @@ class ScorerService:
             inference_batch_size=s.inference_batch_size,
             max_document_tokens=s.max_document_tokens,
             max_original_bytes=s.deadletter_max_original_bytes,
+            observe=self.drift.observe,
         )
         producer = make_producer(self.kafka)
         try:
