@@ -109,6 +109,16 @@ def add_reference(
     return loaded
 
 
+def _recipe_source() -> str:
+    from models.training.reproduce import DATA_FILES, SHIPPED_CONFIG
+
+    files = " and ".join(DATA_FILES[h] for h in HEADS)
+    return (
+        f"the recipe's held-out validation split of {files} "
+        f"(val_fraction {SHIPPED_CONFIG['val_fraction']}, seed {SHIPPED_CONFIG['seed']})"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m models.training.reference",
@@ -145,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.recipe_data is not None:
             texts = recipe_validation_texts(args.recipe_data)
-            source = "the recipe's held-out validation split (both heads' files)"
+            source = _recipe_source()
         else:
             texts = read_texts(args.data, text_column=args.text_column)
             source = ", ".join(p.name for p in args.data)
