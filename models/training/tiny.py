@@ -7,10 +7,12 @@ Its predictions are meaningless.
 
 from __future__ import annotations
 
+import random
 import shutil
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import torch
 from transformers import BertConfig
@@ -20,11 +22,16 @@ from models.training.network import MultiTaskModel, from_config
 from models.training.package import CardInfo, write_model_dir
 from models.training.reference import add_reference
 
+if TYPE_CHECKING:
+    from models.scoring import Classifier
+
 __all__ = [
     "PARITY_TEXTS",
+    "SHIFTED_WORDS",
     "base_tokenizer_path",
     "build_tiny_model",
     "save_tiny_base_model",
+    "shifted_texts",
     "tiny_network",
 ]
 
@@ -36,6 +43,13 @@ PARITY_TEXTS: Final = tuple(
     for what in ("quarterly estimates", "its dividend", "interest rates by 25 bps")
 )
 _TINY_MAX_LENGTH: Final = 64
+#: Vocabulary the parity texts never use: slang, emoji and a script the tokenizer
+#: does not know ([UNK]), for streams that drift away from the tiny model's reference.
+SHIFTED_WORDS: Final = (
+    "crypto", "moon", "bear", "bull", "rug", "ape", "stonk", "yolo", "fud", "hodl", "pump",
+    "dump", "whale", "bag", "lambo", "gm", "🚀", "💎", "ข่าวด่วน", "🔥", "🤡", "wagmi", "ngmi",
+    "degen", "perps", "airdrop",
+)  # fmt: skip
 
 
 def base_tokenizer_path() -> Path:
@@ -97,6 +111,28 @@ def build_tiny_model(
             out, reference_texts, source="texts given to build_tiny_model", intra_op_threads=1
         )
     return out
+
+
+def shifted_texts(classifier: Classifier, n: int, *, seed: int = 0) -> list[str]:
+    """``n`` texts that drift from the tiny model's reference (its parity texts).
+
+    New vocabulary (:data:`SHIFTED_WORDS`, with unknown tokens), 6-16 words where
+    the parity texts have 3-6, and only texts the model labels clearly (margin
+    0.2) with a sentiment other than the one it gives most parity texts: the
+    predicted-label mix moves too, whatever the random weights. ``ValueError``
+    when none of 600 candidates qualifies.
+    """
+    rng = random.Random(seed)
+    candidates = [" ".join(rng.choices(SHIFTED_WORDS, k=rng.randint(6, 16))) for _ in range(600)]
+    usual = Counter(p.sentiment for p in classifier.predict(list(PARITY_TEXTS))).most_common(1)
+    chosen = []
+    for text, pred in zip(candidates, classifier.predict(candidates), strict=True):
+        second = sorted(pred.sentiment_probs.values())[-2]
+        if pred.sentiment != usual[0][0] and pred.sentiment_probs[pred.sentiment] - second > 0.2:
+            chosen.append(text)
+    if not chosen:
+        raise ValueError(f"the model labels every shifted text {usual[0][0]!r}")
+    return [chosen[i % len(chosen)] for i in range(n)]
 
 
 def save_tiny_base_model(out_dir: Path, *, seed: int = 0) -> Path:

@@ -210,17 +210,10 @@ def test_tiny_model_ships_a_reference(tiny_model_dir: Path) -> None:
     assert ref.heads["topic"].labels == model_dir.card.topic_labels
 
 
-def _copy_without_reference(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    card = json.loads((dst / CARD_FILE).read_text())
-    card.pop("reference", None)
-    (dst / CARD_FILE).write_text(json.dumps(card))
-    (dst / REFERENCE_FILE).unlink()
-    return dst
-
-
-def test_save_reference_keeps_every_other_file(tiny_model_dir: Path, tmp_path: Path) -> None:
-    target = _copy_without_reference(tiny_model_dir, tmp_path / "m")
+def test_save_reference_keeps_every_other_file(
+    tiny_model_dir_without_reference: Path, tmp_path: Path
+) -> None:
+    target = Path(shutil.copytree(tiny_model_dir_without_reference, tmp_path / "m"))
     before = load_model_dir(target)
     assert before.card.reference is None and load_reference(before) is None
     assert "reference" not in json.loads((target / CARD_FILE).read_text())
@@ -235,8 +228,10 @@ def test_save_reference_keeps_every_other_file(tiny_model_dir: Path, tmp_path: P
     assert all(sha256_file(target / name) == h for name, h in hashes.items())
 
 
-def test_reference_that_disagrees_with_the_card(tiny_model_dir: Path, tmp_path: Path) -> None:
-    target = _copy_without_reference(tiny_model_dir, tmp_path / "m")
+def test_reference_that_disagrees_with_the_card(
+    tiny_model_dir_without_reference: Path, tmp_path: Path
+) -> None:
+    target = Path(shutil.copytree(tiny_model_dir_without_reference, tmp_path / "m"))
     ref = profile(_stream(np.random.default_rng(5), 30), LABELS)  # four topics, not the card's
     with pytest.raises(ModelDirError, match="topic labels differ"):
         save_reference(target, ref)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,22 +10,16 @@ import pytest
 
 from models.data import load_labeled, stratified_split
 from models.drift import load_reference
-from models.modeldir import CARD_FILE, REFERENCE_FILE, load_model_dir
+from models.modeldir import load_model_dir
 from models.training.reference import main, recipe_validation_texts
 from models.training.reproduce import DATA_FILES
 from tests.models.conftest import toy_sentiment, toy_topic
 
 
 @pytest.fixture
-def bare_model(tiny_model_dir: Path, tmp_path: Path) -> Path:
-    """The tiny model without its reference."""
-    target = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, target)
-    card = json.loads((target / CARD_FILE).read_text())
-    del card["reference"]
-    (target / CARD_FILE).write_text(json.dumps(card))
-    (target / REFERENCE_FILE).unlink()
-    return target
+def bare_model(tiny_model_dir_without_reference: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny model without its reference."""
+    return Path(shutil.copytree(tiny_model_dir_without_reference, tmp_path / "model"))
 
 
 def test_reference_from_a_text_file(bare_model: Path, tmp_path: Path) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +12,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.drift import load_reference
-from models.modeldir import CARD_FILE, REFERENCE_FILE
-from models.training.tiny import PARITY_TEXTS
+from models.training.tiny import PARITY_TEXTS, shifted_texts
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings
 from stream.scorer.service import ScorerService
 from stream.scorer.settings import ScorerSettings
-
-#: New vocabulary: slang, emoji and a script the tokenizer does not know.
-_SHIFTED_WORDS = [
-    "crypto", "moon", "bear", "bull", "rug", "ape", "stonk", "yolo", "fud", "hodl", "pump",
-    "dump", "whale", "bag", "lambo", "gm", "🚀", "💎", "ข่าวด่วน", "🔥", "🤡", "wagmi", "ngmi",
-    "degen", "perps", "airdrop",
-]  # fmt: skip
-
-
-def _settings(group_id: str, **overrides: Any) -> ScorerSettings:
-    values: dict[str, Any] = {
-        "group_id": group_id,
-        "metrics_port": 0,
-        "batch_max_wait_ms": 50,
-        "idle_poll_ms": 100,
-        "intra_op_threads": 1,
-        **overrides,
-    }
-    return ScorerSettings(**values)
 
 
 def _scrape(service: ScorerService) -> dict[tuple[str, str], float]:
@@ -61,20 +38,6 @@ def _scrape(service: ScorerService) -> dict[tuple[str, str], float]:
     }
 
 
-def _shifted_texts(classifier: Any, majority: str, n: int) -> list[str]:
-    """``n`` shifted texts, longer than the reference's, that the model labels clearly
-    (a margin of 0.2) as anything but the reference's majority sentiment."""
-    rng = random.Random(0)
-    candidates = [" ".join(rng.choices(_SHIFTED_WORDS, k=rng.randint(6, 16))) for _ in range(600)]
-    chosen = []
-    for text, pred in zip(candidates, classifier.predict(candidates), strict=True):
-        second = sorted(pred.sentiment_probs.values())[-2]
-        if pred.sentiment != majority and pred.sentiment_probs[pred.sentiment] - second > 0.2:
-            chosen.append(text)
-    assert chosen, f"the tiny model labels every shifted text {majority!r}"
-    return [chosen[i % len(chosen)] for i in range(n)]
-
-
 @pytest.mark.integration
 def test_a_shifted_stream_raises_the_drift_metrics(
     kafka_settings: KafkaSettings,
@@ -89,7 +52,7 @@ def test_a_shifted_stream_raises_the_drift_metrics(
     assert reference is not None and reference.n_documents == len(PARITY_TEXTS)
     window = len(PARITY_TEXTS)
     service = ScorerService(
-        _settings(group_id, drift_window_documents=window),
+        kit.scorer_settings(group_id, drift_window_documents=window),
         kafka=kafka_settings,
         topics=topics,
         registry=registry,
@@ -117,14 +80,11 @@ def test_a_shifted_stream_raises_the_drift_metrics(
     assert before["finsentinel_scorer_text_length_psi", ""] == pytest.approx(0.0)
     assert before["finsentinel_scorer_unknown_token_ratio", ""] == reference.unknown_token_ratio
 
-    # Phase 2: new vocabulary, unknown tokens, long texts, and a sentiment the model
-    # gave to few reference texts: the window now holds only these.
-    shares = reference.heads["sentiment"].distribution
-    majority = reference.heads["sentiment"].labels[shares.index(max(shares))]
-    shifted_texts = _shifted_texts(tiny_classifier, majority, window)
+    # Phase 2: new vocabulary, unknown tokens, longer texts, and sentiments other than
+    # the one the model gave most reference texts: the window now holds only these.
     shifted = [
         kit.raw_doc(1000 + i, kind="comment").model_copy(update={"title": "", "body": t})
-        for i, t in enumerate(shifted_texts)
+        for i, t in enumerate(shifted_texts(tiny_classifier, window))
     ]
     kit.send_docs(kafka_settings, topics, shifted)
     assert kit.wait_for(lambda: service.stats.scored == 2 * window)
@@ -145,22 +105,17 @@ def test_a_shifted_stream_raises_the_drift_metrics(
 
 
 def test_a_model_without_reference_exports_no_drift_metrics(
-    tiny_model_dir: Path,
-    tmp_path: Path,
+    tiny_model_dir_without_reference: Path,
     registry: CollectorRegistry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from models.scoring import Classifier
 
-    bare = tmp_path / "bare"
-    shutil.copytree(tiny_model_dir, bare)
-    card = json.loads((bare / CARD_FILE).read_text())
-    del card["reference"]
-    (bare / CARD_FILE).write_text(json.dumps(card))
-    (bare / REFERENCE_FILE).unlink()
-    classifier = Classifier.load(bare, provider="cpu", intra_op_threads=1)
+    classifier = Classifier.load(
+        tiny_model_dir_without_reference, provider="cpu", intra_op_threads=1
+    )
     service = ScorerService(
-        _settings("unused"),
+        ScorerSettings(metrics_port=0),
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),
         registry=registry,
         classifier=classifier,
