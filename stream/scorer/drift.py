@@ -117,6 +117,10 @@ class ScorerDrift:
                     "(add one with `python -m models.training.reference --model DIR --data FILE`)",
                     model_dir.path,
                 )
+        return self.use(reference)
+
+    def use(self, reference: Reference | None) -> bool:
+        """Compare from now on with ``reference`` (``None``: stop); the window starts empty."""
         window = None if reference is None else self._new_window(reference)
         with self._lock:
             self._window = window
