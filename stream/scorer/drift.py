@@ -18,7 +18,8 @@ has no ``reference.json``, which is logged once at INFO):
   share (when the floors agree) and unknown-token ratio, for the dashboards.
 
 The window statistics appear once the window holds a document; the alerting
-rules (deploy/prometheus/rules/alerts.yml) also wait for 200.
+rules (deploy/prometheus/rules/alerts.yml) also wait for 200. The window is a
+statistic, not a ledger: a batch re-read after a delivery failure is counted again.
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
