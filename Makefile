@@ -71,6 +71,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/alerts_eval.py
 	$(PY) bench/alerts_quality.py
 	$(PY) bench/backtest_scale.py
+	$(PY) bench/drift_window.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -12,6 +12,9 @@ Each scored document also says whether the model could read it
 (:func:`models.lang.check_text`): ``detected_language``, and
 ``unsupported_reason`` (``language`` or ``no_text``) next to the model's output,
 which is kept; consumers leave unsupported documents out of sentiment.
+
+An optional ``observe`` callback gets each batch's successful predictions (the
+scorer's drift monitor, :mod:`stream.scorer.drift`).
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ class DocumentScorer:
         inference_batch_size: int = 64,
         max_document_tokens: int = 16_384,
         languages: tuple[str, ...] = MODEL_LANGUAGES,
+        observe: Callable[[Sequence[Prediction]], None] | None = None,
     ) -> None:
         self.classifier = classifier
+        self._observe = observe
         self.languages = languages
         load_detector()  # once per process, at start-up rather than on the first batch
         self._clock = clock
@@ -84,8 +89,11 @@ class DocumentScorer:
         except Exception:  # ORT raises bare RuntimeErrors; isolate the poison document below
             logger.exception("scoring a batch of %s failed; retrying one by one", len(encoded))
             results.update(self._one_by_one(encoded))
+            predictions = [p for p in results.values() if not isinstance(p, SchemaError)]
         else:
             results.update({i: p for (i, _), p in zip(encoded, predictions, strict=True)})
+        if self._observe is not None:
+            self._observe(predictions)
         return results
 
     def _tokenize(

@@ -49,6 +49,8 @@ class EncodedText:
     chunks: tuple[tuple[int, ...], ...]
     #: Tokens of the text, without special tokens.
     n_tokens: int
+    #: How many of them are the tokenizer's unknown token (drift monitoring reads it).
+    n_unknown: int = 0
 
     @property
     def n_chunks(self) -> int:
@@ -101,6 +103,8 @@ class TextEncoder:
         self.max_length = max_length
         self.cls_id, self.sep_id = self._special_ids(tokenizer)
         self.pad_id = 0
+        #: Id of the unknown token (``[UNK]``, ``<unk>``); ``None`` if the vocabulary has none.
+        self.unk_id = self._unknown_id(tokenizer)
 
     @classmethod
     def from_file(cls, path: Path | str, max_length: int) -> TextEncoder:
@@ -114,6 +118,14 @@ class TextEncoder:
             if cls_id is not None and sep_id is not None:
                 return cls_id, sep_id
         raise ValueError("tokenizer has neither [CLS]/[SEP] nor <s>/</s> tokens")
+
+    @staticmethod
+    def _unknown_id(tokenizer: Tokenizer) -> int | None:
+        token = getattr(tokenizer.model, "unk_token", None)
+        for candidate in (token, "[UNK]", "<unk>"):
+            if isinstance(candidate, str) and tokenizer.token_to_id(candidate) is not None:
+                return tokenizer.token_to_id(candidate)
+        return None
 
     def encode(self, texts: Sequence[str]) -> list[EncodedText]:
         """Tokenize and window ``texts``; raises ``ValueError`` on an empty or blank text."""
@@ -131,7 +143,8 @@ class TextEncoder:
             else:
                 spans = split_windows(enc.tokens, enc.word_ids, window)
             chunks = tuple((self.cls_id, *ids[s.start : s.stop], self.sep_id) for s in spans)
-            out.append(EncodedText(chunks=chunks, n_tokens=len(ids)))
+            unknown = ids.count(self.unk_id) if self.unk_id is not None else 0
+            out.append(EncodedText(chunks=chunks, n_tokens=len(ids), n_unknown=unknown))
         return out
 
     def encode_truncated(self, texts: Sequence[str]) -> list[tuple[int, ...]]:

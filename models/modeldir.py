@@ -6,7 +6,9 @@ A model directory holds:
   metrics, parity results, and the sha256 of every file it lists);
 * ``tokenizer.json`` -- a Hugging Face fast-tokenizer file;
 * ONNX variants: ``model.int8.onnx`` (the CPU default), optionally
-  ``model.onnx`` (fp32) and ``model.fp16.onnx`` (for CUDA).
+  ``model.onnx`` (fp32) and ``model.fp16.onnx`` (for CUDA);
+* optionally ``reference.json`` -- the drift-monitoring reference profile
+  (:class:`models.drift.Reference`), listed in the card's ``reference`` field.
 
 Every ONNX variant takes ``input_ids``, ``attention_mask`` and
 ``token_type_ids`` (int64, ``[batch, sequence]``, both axes dynamic) and returns
@@ -37,6 +39,7 @@ __all__ = [
     "FORMAT_VERSION",
     "INPUT_NAMES",
     "OUTPUT_NAMES",
+    "REFERENCE_FILE",
     "TOKENIZER_FILE",
     "VARIANT_FILES",
     "FileEntry",
@@ -51,6 +54,8 @@ __all__ = [
 FORMAT_VERSION: Final = 1
 CARD_FILE: Final = "model_card.json"
 TOKENIZER_FILE: Final = "tokenizer.json"
+#: The drift reference profile (optional; see :mod:`models.drift`).
+REFERENCE_FILE: Final = "reference.json"
 #: ONNX file name of each variant.
 VARIANT_FILES: Final[dict[str, str]] = {
     "int8": "model.int8.onnx",
@@ -96,6 +101,8 @@ class ModelCard(BaseModel):
     parity: dict[str, Any] = {}
     training_data: str = ""
     notes: str = ""
+    #: The drift reference profile (``reference.json``); absent: no drift monitoring.
+    reference: FileEntry | None = None
 
     @field_validator("sentiment_labels")
     @classmethod
@@ -155,6 +162,11 @@ class ModelDir:
             )
         return self.path / self.card.files[variant].path
 
+    @property
+    def reference_path(self) -> Path | None:
+        """The drift reference profile the card lists, or ``None``."""
+        return None if self.card.reference is None else self.path / self.card.reference.path
+
     def has_variant(self, variant: str) -> bool:
         """Whether the card lists ``variant`` and its file exists."""
         return variant in self.card.files and (self.path / self.card.files[variant].path).is_file()
@@ -178,7 +190,9 @@ def file_entry(directory: Path, name: str) -> FileEntry:
 def write_card(directory: Path, card: ModelCard) -> Path:
     """Write ``card`` as ``model_card.json`` in ``directory``; returns the path."""
     path = directory / CARD_FILE
-    path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    # A card without a reference is written as before the field existed.
+    omit = {"reference"} if card.reference is None else None
+    path.write_text(card.model_dump_json(indent=2, exclude=omit) + "\n", encoding="utf-8")
     return path
 
 
@@ -228,6 +242,8 @@ def load_model_dir(path: Path | str | None = None, *, verify_hashes: bool = True
         raise ModelDirError(f"{directory}: {TOKENIZER_FILE} is missing")
     for key, entry in card.files.items():
         _check_file(directory, key, entry, verify_hashes)
+    if card.reference is not None:
+        _check_file(directory, "reference", card.reference, verify_hashes)
     model_dir = ModelDir(path=directory, card=card)
     if not any(model_dir.has_variant(v) for v in card.variants):
         raise ModelDirError(f"{directory}: none of the ONNX files the card lists exist")

@@ -48,6 +48,8 @@ class Prediction:
     n_tokens: int
     #: Windows the text was split into (1 unless longer than ``max_length``).
     n_chunks: int
+    #: Of ``n_tokens``, how many are the tokenizer's unknown token.
+    n_unknown_tokens: int = 0
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -269,4 +271,5 @@ class Classifier:
             sentiment_score=score,
             n_tokens=text.n_tokens,
             n_chunks=text.n_chunks,
+            n_unknown_tokens=text.n_unknown,
         )

@@ -5,7 +5,8 @@
 * ``kafka_settings``: :class:`KafkaSettings` pointing at it.
 * ``topics``: a fresh :class:`TopicNames` prefix per test, topics created.
 * ``group_id``: a fresh consumer group per test.
-* ``tiny_model_dir``: a tiny randomly initialised model directory (real ONNX).
+* ``tiny_model_dir``: a tiny randomly initialised model directory (real ONNX), with a
+  drift reference; ``tiny_model_dir_without_reference``: the same without one.
 * ``registry``: a fresh Prometheus registry.
 """
 
@@ -77,6 +78,28 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from models.training.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_without_reference(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny model as a directory from before drift references: no reference.json.
+
+    Shared by the session: tests that change it work on a copy.
+    """
+    import json
+    import shutil
+
+    from models.modeldir import CARD_FILE, REFERENCE_FILE
+
+    target = tmp_path_factory.mktemp("tiny_model_bare") / "model"
+    shutil.copytree(tiny_model_dir, target)
+    card = json.loads((target / CARD_FILE).read_text())
+    del card["reference"]
+    (target / CARD_FILE).write_text(json.dumps(card, indent=2))
+    (target / REFERENCE_FILE).unlink()
+    return target
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,9 @@
 
 Fits a temperature per head on the run's validation logits, exports fp32,
 int8 and fp16 with parity checks, evaluates the exported model on the run's
-held-out validation rows, and records everything in the card.
+held-out validation rows, and records everything in the card. The exported
+model's outputs on those rows become its drift reference profile
+(``reference.json``, :mod:`models.drift`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from models.labels import HEADS, TOPIC_LABELS
 from models.modeldir import load_model_dir, write_card
 from models.training.network import load_checkpoint
 from models.training.package import CardInfo, write_model_dir
+from models.training.reference import add_reference
 from models.training.tiny import PARITY_TEXTS
 
 __all__ = ["export_run", "fit_temperatures"]
@@ -82,6 +85,16 @@ def _parity_texts(run_dir: Path) -> tuple[list[str], dict[str, list[int]]]:
     if not texts:
         return list(PARITY_TEXTS), {}
     return texts, domains
+
+
+def _validation_texts(run_dir: Path) -> list[str]:
+    """Every head's held-out validation texts, duplicates dropped."""
+    texts: list[str] = []
+    for head in HEADS:
+        path = run_dir / f"val_{head}.csv"
+        if path.is_file():
+            texts.extend(pd.read_csv(path)["text"].dropna().astype(str))
+    return list(dict.fromkeys(texts))
 
 
 def _base_model_name(path: str) -> str:
@@ -222,4 +235,9 @@ def export_run(
     }
     card = load_model_dir(out_dir).card.model_copy(update={"metrics": metrics})
     write_card(out_dir, card)
+    texts = _validation_texts(run_dir)
+    if texts:
+        add_reference(out_dir, texts, source=f"held-out validation rows of run {run_dir.name}")
+    else:
+        logger.warning("%s: no validation rows; exported without a drift reference", run_dir)
     return out_dir

@@ -23,7 +23,7 @@ from stream.contracts.errors import SchemaError
 from stream.contracts.schemas import DeadLetter, RawDocument, ScoredDocument, decode, message_key
 
 if TYPE_CHECKING:
-    from models.scoring import Classifier
+    from models.scoring import Classifier, Prediction
 
 __all__ = ["BatchResult", "BatchScorer", "Outcome"]
 
@@ -82,6 +82,7 @@ class BatchScorer:
         inference_batch_size: int = 64,
         max_document_tokens: int = 16_384,
         max_original_bytes: int = 700_000,
+        observe: Callable[[Sequence[Prediction]], None] | None = None,
     ) -> None:
         self.classifier = classifier
         self._clock = clock
@@ -91,6 +92,7 @@ class BatchScorer:
             clock=clock,
             inference_batch_size=inference_batch_size,
             max_document_tokens=max_document_tokens,
+            observe=observe,
         )
 
     def score_documents(self, docs: Sequence[RawDocument]) -> list[ScoredDocument | SchemaError]:

@@ -35,6 +35,7 @@ from stream.runtime import ReloadFlag, StopFlag
 from stream.scorer.batch import BatchScorer, Outcome
 from stream.scorer.batching import BatchCollector
 from stream.scorer.delivery import DeliveryError, commit_offsets, deliver
+from stream.scorer.drift import ScorerDrift
 from stream.scorer.metrics import (
     ScorerMetrics,
     ShadowMetrics,
@@ -97,6 +98,11 @@ class ScorerService:
         self.topics = topics or TopicNames()
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ScorerMetrics(self.registry)
+        self.drift = ScorerDrift(
+            self.registry,
+            window_documents=settings.drift_window_documents,
+            confidence_floor=settings.drift_confidence_floor,
+        )
         self.classifier = classifier
         self.metrics_server: MetricsServer | None = None
         self._clock = clock
@@ -168,7 +174,7 @@ class ScorerService:
         s = self.settings
         if s.shadow_model_dir is not None and self.shadow is None:
             self.shadow = ShadowScorer(
-                self._batch_scorer(self._open(s.shadow_model_dir)),
+                self._batch_scorer(self._open(s.shadow_model_dir), live=False),
                 topic=self.topics.scored_shadow,
                 metrics=ShadowMetrics(self.registry),
                 produce_timeout_s=s.produce_timeout_s,
@@ -189,7 +195,8 @@ class ScorerService:
             max_batch_tokens=s.max_batch_tokens,
         )
 
-    def _batch_scorer(self, classifier: Classifier) -> BatchScorer:
+    def _batch_scorer(self, classifier: Classifier, *, live: bool) -> BatchScorer:
+        """A batch scorer for ``classifier``; only the live one feeds the drift window."""
         s = self.settings
         return BatchScorer(
             classifier,
@@ -197,11 +204,13 @@ class ScorerService:
             inference_batch_size=s.inference_batch_size,
             max_document_tokens=s.max_document_tokens,
             max_original_bytes=s.deadletter_max_original_bytes,
+            observe=self.drift.observe if live else None,
         )
 
     def _announce(self, classifier: Classifier) -> None:
         s, card = self.settings, classifier.card
         self.metrics.declare_topics(card.topic_labels)
+        self.drift.attach(classifier.model_dir)
         self.metrics.model.info(
             {
                 "model_name": card.name,
@@ -236,7 +245,7 @@ class ScorerService:
 
     def _consume(self, classifier: Classifier, stop: StopFlag) -> None:
         s = self.settings
-        scorer = self._batch_scorer(classifier)
+        scorer = self._batch_scorer(classifier, live=True)
         producer = make_producer(self.kafka)
         try:
             consumer = make_consumer(
@@ -293,7 +302,7 @@ class ScorerService:
             return scorer
         self.classifier = classifier
         self._announce(classifier)
-        return self._batch_scorer(classifier)
+        return self._batch_scorer(classifier, live=True)
 
     def _process(
         self,

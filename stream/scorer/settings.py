@@ -67,6 +67,11 @@ class ScorerSettings(ServiceSettings):
     retry_backoff_ms: int = Field(default=1_000, ge=0)
     #: Dead letters keep at most this many bytes of the original (it stays in the raw topic).
     deadletter_max_original_bytes: int = Field(default=DEFAULT_MAX_ORIGINAL_BYTES, ge=1_024)
+    #: Scored documents in the drift-monitoring window (:mod:`stream.scorer.drift`).
+    drift_window_documents: int = Field(default=1_000, ge=10, le=1_000_000)
+    #: A top-class probability under this is a low-confidence prediction; empty: the
+    #: floor of the model's reference profile (0.5 unless it was made with another).
+    drift_confidence_floor: float | None = Field(default=None, gt=0, lt=1)
     metrics_host: str = "127.0.0.1"
     #: 0 picks any free port.
     metrics_port: int = Field(default=9101, ge=0, le=65_535)

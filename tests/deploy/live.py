@@ -65,9 +65,14 @@ DEADLETTER_STAGE = {
 
 
 def scrape_config(
-    metrics_target: str, *, prometheus_target: str, alertmanager_target: str | None
+    metrics_target: str,
+    *,
+    prometheus_target: str,
+    alertmanager_target: str | None,
+    rule_files: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """The shipped config with every target pointed at the test's processes."""
+    """The shipped config with every target pointed at the test's processes (and the
+    shipped rules files, unless ``rule_files`` replaces them)."""
     shipped = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     jobs = {spec.prometheus_job: spec for spec in SERVICES}
     config: dict[str, Any] = {
@@ -77,7 +82,7 @@ def scrape_config(
             "scrape_timeout": "1s",
             "evaluation_interval": "1s",
         },
-        "rule_files": [str(p) for p in RULE_FILES],
+        "rule_files": [str(p) for p in (RULE_FILES if rule_files is None else rule_files)],
         "scrape_configs": [],
     }
     for job in shipped["scrape_configs"]:
@@ -146,7 +151,14 @@ class Process:
 class Prometheus:
     """Debian's Prometheus 2.x on a free port with a temporary TSDB."""
 
-    def __init__(self, workdir: Path, metrics_target: str, *, alertmanager: str | None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        metrics_target: str,
+        *,
+        alertmanager: str | None,
+        rule_files: list[Path] | None = None,
+    ) -> None:
         binary = shutil.which("prometheus")
         assert binary is not None
         self.port = free_port()
@@ -155,6 +167,7 @@ class Prometheus:
             metrics_target,
             prometheus_target=f"127.0.0.1:{self.port}",
             alertmanager_target=alertmanager,
+            rule_files=rule_files,
         )
         self.config_path = workdir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -234,15 +247,34 @@ class Alertmanager:
         self.process.stop()
 
 
+def rules_without_wait(rules: Path, out: Path, group: str) -> Path:
+    """A copy of a rules file whose ``group`` fires at once: its rules' ``for:`` set to 0s.
+
+    Expressions and thresholds stay as shipped; a test cannot wait the real 30 minutes.
+    """
+    doc = yaml.safe_load(rules.read_text())
+    found = [g for g in doc["groups"] if g["name"] == group]
+    assert found, f"{rules.name} has no group {group}"
+    for rule in found[0]["rules"]:
+        rule["for"] = "0s"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
 @contextlib.contextmanager
-def monitoring(workdir: Path, metrics_target: str) -> Iterator[Prometheus]:
+def monitoring(
+    workdir: Path, metrics_target: str, *, rule_files: list[Path] | None = None
+) -> Iterator[Prometheus]:
     """Alertmanager (when installed) and Prometheus scraping ``metrics_target``."""
     alertmanager = None
     if shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"):
         alertmanager = Alertmanager(workdir)
     try:
         prometheus = Prometheus(
-            workdir, metrics_target, alertmanager=alertmanager.target if alertmanager else None
+            workdir,
+            metrics_target,
+            alertmanager=alertmanager.target if alertmanager else None,
+            rule_files=rule_files,
         )
         try:
             yield prometheus

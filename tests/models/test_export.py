@@ -57,3 +57,17 @@ def test_in_domain_gate_fails_loudly(toy_run: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ExportError, match="int8 argmax agrees with fp32"):
         export_run(toy_run, tmp_path / "m", variants=("fp32", "int8"), min_agreement=1.01)
+
+
+def test_export_writes_the_drift_reference(toy_model: Path, toy_run: Path) -> None:
+    """The exported model's outputs on the run's held-out rows, listed in the card."""
+    import pandas as pd
+
+    from models.drift import load_reference
+
+    model_dir = load_model_dir(toy_model)
+    reference = load_reference(model_dir)
+    assert reference is not None and model_dir.card.reference is not None
+    texts = pd.concat([pd.read_csv(toy_run / f"val_{h}.csv") for h in ("sentiment", "topic")])
+    assert reference.n_documents == texts["text"].nunique()
+    assert toy_run.name in reference.source

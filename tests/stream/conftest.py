@@ -17,6 +17,7 @@ from stream.contracts.schemas import RawDocument, encode, message_key
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
 from stream.runtime import StopFlag
+from stream.scorer.settings import ScorerSettings
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -126,10 +127,24 @@ def running() -> Iterator[Callable[[Any], Running]]:
         run.thread.join(timeout=60)
 
 
+def scorer_settings(group_id: str, **overrides: Any) -> ScorerSettings:
+    """Scorer settings for tests: any free metrics port, short waits, one ONNX thread."""
+    values: dict[str, Any] = {
+        "group_id": group_id,
+        "metrics_port": 0,
+        "batch_max_wait_ms": 50,
+        "idle_poll_ms": 100,
+        "intra_op_threads": 1,
+        **overrides,
+    }
+    return ScorerSettings(**values)
+
+
 class Kit:
     """The helpers above, handed to tests as one fixture (conftest is not importable)."""
 
     T0 = T0
+    scorer_settings = staticmethod(scorer_settings)
     raw_doc = staticmethod(raw_doc)
     send = staticmethod(send)
     send_docs = staticmethod(send_docs)
