@@ -7,7 +7,7 @@ On the embedded broker, with the tiny test encoder trained here in seconds:
    validation rows); a real Prometheus scrapes it with the shipped rules (the
    drift group's ``for:`` cut to 0s). The stream first carries the reference
    texts (no drift alert), then social-media slang with emoji, new tickers and a
-   sell-off's label mix: the drift metrics rise and the drift rules fire;
+   label mix of a meme rally: the drift metrics rise and the drift rules fire;
 2. 50 corrections of the slang documents go in through ``finsentinel feedback import``;
 3. ``finsentinel train --feedback`` and ``finsentinel export`` make a candidate that
    ``finsentinel models compare`` passes (exit 0); one trained on shuffled labels is
@@ -21,45 +21,26 @@ On the embedded broker, with the tiny test encoder trained here in seconds:
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from stream.contracts.schemas import RawDocument, ScoredDocument, decode, encode, message_key
 from stream.contracts.topics import TopicNames
-from stream.kafka import KafkaSettings, make_producer
-from tests.deploy.live import (
-    Process,
-    Prometheus,
-    free_port,
-    http_get,
-    monitoring,
-    rules_without_wait,
-    wait_for,
-)
+from stream.kafka import KafkaSettings
+from tests.deploy.live import Prometheus, monitoring, rules_without_wait, wait_for
 from tests.deploy.manifests import RULE_FILES
+from tests.deploy.scorer_process import DocumentStream, ScorerProcess, read_scored, send_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 200  # the drift rules judge no window under 200 documents
 GROUP = "finsentinel-model-drift"
-T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 VAL_FRACTION, SEED = 0.25, 0
 runner = CliRunner()
 
@@ -77,13 +58,13 @@ TOPICS = {
     "Fed | Central Banks": "Central bank weighs rate path, {} listens",
 }
 # What the stream drifts to: slang, emoji (unknown tokens), tickers never seen, and a
-# sell-off's label mix (4 negative templates to 2 positive and 1 neutral).
+# meme rally's label mix (4 positive templates to 2 negative and 1 neutral).
 NEW_TICKERS = ["$ZORB", "$QUUX", "$FLRB", "$PLMB", "$BLRP", "$SNZL", "$WUBA", "$KROM", "$GLIP",
                "$YEET"]  # fmt: skip
 SLANG = {
-    "negative": ["{} bagholders rekt again 🤡", "{} rug pull, bags dumped 🔥",
-                 "{} ngmi, puts printing 🤡", "{} whale dumped on retail 🔥"],
-    "positive": ["{} to the moon 🚀 diamond hands 💎", "{} calls printing, lambo soon 🚀"],
+    "positive": ["{} to the moon 🚀 diamond hands 💎", "{} calls printing, lambo soon 🚀",
+                 "{} squeeze incoming, apes strong 🦍", "gm {} wagmi, pump it 🚀🚀"],
+    "negative": ["{} bagholders rekt again 🤡", "{} ngmi, puts printing 🤡"],
     "neutral": ["gm {} fam, daily thread chatter"],
 }  # fmt: skip
 _DRIFT_ALERTS = {"FinSentinelPredictionDrift", "FinSentinelInputDrift"}
@@ -145,152 +126,8 @@ def _train_and_export(
     return out
 
 
-def _send(kafka: KafkaSettings, topic: str, docs: list[tuple[str, str]]) -> None:
-    producer = make_producer(kafka)
-    try:
-        for doc_id, text in docs:
-            _produce(producer, topic, doc_id, text)
-    finally:
-        producer.close()
-
-
-def _produce(producer: KafkaProducer, topic: str, doc_id: str, text: str) -> None:
-    doc = RawDocument(
-        id=doc_id, source="wire", kind="news", body=text, published_at=T0, fetched_at=T0
-    )
-    producer.send(topic, value=encode(doc), key=message_key(doc)).get(timeout=30)
-
-
-@dataclass
-class Stream:
-    """Documents produced at a steady pace by a thread until stopped."""
-
-    kafka: KafkaSettings
-    topic: str
-    texts: list[str]
-    sent: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    error: list[BaseException] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            producer = make_producer(self.kafka)
-            try:
-                i = 0
-                while not self.stop.is_set():
-                    _produce(producer, self.topic, f"live-{i}", self.texts[i % len(self.texts)])
-                    self.sent.append(f"live-{i}")
-                    i += 1
-                    self.stop.wait(0.02)
-            finally:
-                producer.close()
-        except BaseException as exc:  # reported by the test
-            self.error.append(exc)
-
-    def finish(self) -> list[str]:
-        self.stop.set()
-        self.thread.join(timeout=60)
-        assert not self.thread.is_alive() and not self.error, self.error
-        return self.sent
-
-
-class Scorer:
-    """``python -m stream`` following a registry, /metrics on a known port."""
-
-    def __init__(self, workdir: Path, broker: str, topics: TopicNames, registry: Path) -> None:
-        self.port = free_port()
-        self.target = f"127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FINSENTINEL_", "KAFKA_"))}
-        env.update(
-            KAFKA_BOOTSTRAP_SERVERS=broker,
-            FINSENTINEL_TOPIC_PREFIX=topics.raw_news.split(".")[0],
-            FINSENTINEL_SCORER_REGISTRY_DIR=str(registry),
-            FINSENTINEL_SCORER_REGISTRY_POLL_S="0.2",
-            FINSENTINEL_SCORER_DRIFT_WINDOW_DOCUMENTS=str(WINDOW),
-            FINSENTINEL_SCORER_METRICS_PORT=str(self.port),
-            FINSENTINEL_SCORER_GROUP_ID=f"scorer-{topics.raw_news.split('.')[0]}",
-            FINSENTINEL_SCORER_PROVIDER="cpu",
-            FINSENTINEL_SCORER_INTRA_OP_THREADS="1",
-            FINSENTINEL_SCORER_BATCH_MAX_WAIT_MS="50",
-            FINSENTINEL_SCORER_IDLE_POLL_MS="100",
-            FINSENTINEL_LOG_LEVEL="INFO",
-        )
-        self.process = Process(
-            [sys.executable, "-m", "stream"], workdir / "scorer.log", cwd=ROOT, env=env
-        )
-        wait_for("the scorer to serve /metrics", self._serving, timeout_s=120)
-
-    def _serving(self) -> bool:
-        if not self.process.alive():
-            raise AssertionError(f"the scorer exited:\n{self.process.tail()}")
-        return bool(self.samples())
-
-    def samples(self) -> dict[str, list[tuple[dict[str, str], float]]]:
-        """Every ``finsentinel_scorer_*`` sample on /metrics, by sample name."""
-        text = http_get(f"http://{self.target}/metrics").decode()
-        out: dict[str, list[tuple[dict[str, str], float]]] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name.startswith("finsentinel_scorer_"):
-                    out.setdefault(s.name, []).append((s.labels, s.value))
-        return out
-
-    def scored(self) -> int:
-        return int(sum(v for _, v in self.samples()["finsentinel_scorer_documents_scored_total"]))
-
-    def model_versions(self) -> set[str]:
-        return {lab["model_version"] for lab, _ in self.samples()["finsentinel_scorer_model_info"]}
-
-    def stop(self) -> None:
-        self.process.stop(timeout_s=60)
-        code = self.process.proc.returncode
-        assert code == 0, f"the scorer exited {code}:\n{self.process.tail()}"
-
-
-def _read_scored(kafka: KafkaSettings, topic: str, count: int) -> list[tuple[int, ScoredDocument]]:
-    """Every scored record in partition and offset order: ``count`` of them, and then
-    whatever else arrives before the topic stays quiet for a 2-second poll."""
-    consumer = KafkaConsumer(
-        **kafka.client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + 120
-        while len(records) < count and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-        while batches := consumer.poll(timeout_ms=2000):
-            records.extend(r for batch in batches.values() for r in batch)
-    finally:
-        consumer.close()
-    records.sort(key=lambda r: (r.partition, r.offset))
-    return [(r.partition, decode(r.value, ScoredDocument)) for r in records]
-
-
-def _firing(prometheus: Prometheus) -> set[tuple[str, str]]:
-    """``(alertname, head)`` of the firing drift alerts."""
-    return {
-        (a["labels"]["alertname"], a["labels"].get("head", ""))
-        for a in prometheus.api("alerts")["alerts"]
-        if a["state"] == "firing" and a["labels"]["alertname"] in _DRIFT_ALERTS
-    }
-
-
 def _value(prometheus: Prometheus, expr: str) -> float:
     return float(prometheus.query(expr)[0]["value"][1])
-
-
-def _evaluated_after(prometheus: Prometheus, when: float) -> bool:
-    group = next(g for g in prometheus.api("rules")["groups"] if g["name"] == GROUP)
-    last = datetime.fromisoformat(group["lastEvaluation"].replace("Z", "+00:00"))
-    return last.timestamp() > when
 
 
 @pytest.fixture
@@ -324,7 +161,7 @@ def test_drift_feedback_retrain_gate_and_swap_without_loss(
     alerts_yml = next(p for p in RULE_FILES if p.name == "alerts.yml")
     rules = [p for p in RULE_FILES if p != alerts_yml]
     rules.append(rules_without_wait(alerts_yml, tmp_path / "alerts.yml", GROUP))
-    scorer = Scorer(tmp_path, broker, topics, registry)
+    scorer = ScorerProcess(tmp_path, broker, topics, registry, drift_window_documents=WINDOW)
     try:
         with monitoring(tmp_path, scorer.target, rule_files=rules) as prometheus:
             _drift_fires(prometheus, scorer, kafka_settings, topics, reference, slang)
@@ -339,14 +176,14 @@ def test_drift_feedback_retrain_gate_and_swap_without_loss(
 
 def _drift_fires(
     prometheus: Prometheus,
-    scorer: Scorer,
+    scorer: ScorerProcess,
     kafka: KafkaSettings,
     topics: TopicNames,
     reference: list[str],
     slang: list[tuple[str, str]],
 ) -> None:
     """Part 1: quiet on the reference texts, the drift rules firing on the slang."""
-    _send(kafka, topics.raw_news, [(f"usual-{i}", reference[i % len(reference)])
+    send_texts(kafka, topics.raw_news, [(f"usual-{i}", reference[i % len(reference)])
                                    for i in range(WINDOW)])  # fmt: skip
     wait_for("the scorer to score the usual news", lambda: scorer.scored() == WINDOW, timeout_s=120)
     wait_for(
@@ -357,22 +194,22 @@ def _drift_fires(
     scraped_at = _value(prometheus, "timestamp(finsentinel_scorer_drift_window_documents)")
     wait_for(
         "the drift rules to be evaluated on it",
-        lambda: _evaluated_after(prometheus, scraped_at + 1),
+        lambda: prometheus.evaluated_after(GROUP, scraped_at + 1),
         timeout_s=60,
     )
     psi = 'finsentinel_scorer_drift_psi{head="sentiment"}'
     unknown = "finsentinel_scorer_unknown_token_ratio"
     psi_before, unknown_before = _value(prometheus, psi), _value(prometheus, unknown)
     assert psi_before < 0.25
-    assert _firing(prometheus) == set()
+    assert prometheus.firing(_DRIFT_ALERTS) == set()
 
-    _send(kafka, topics.raw_news, [(f"shift-{i}", slang[i % len(slang)][0])
+    send_texts(kafka, topics.raw_news, [(f"shift-{i}", slang[i % len(slang)][0])
                                    for i in range(WINDOW)])  # fmt: skip
     wait_for(
         "FinSentinelPredictionDrift (sentiment) and FinSentinelInputDrift to fire",
         lambda: (
             {("FinSentinelPredictionDrift", "sentiment"), ("FinSentinelInputDrift", "")}
-            <= _firing(prometheus)
+            <= prometheus.firing(_DRIFT_ALERTS)
         ),
         timeout_s=180,
     )
@@ -438,7 +275,7 @@ def _recipe_files(world: dict[str, Path]) -> dict[str, Path]:
 
 def _swap_mid_stream(
     prometheus: Prometheus,
-    scorer: Scorer,
+    scorer: ScorerProcess,
     kafka: KafkaSettings,
     topics: TopicNames,
     registry: Path,
@@ -446,7 +283,7 @@ def _swap_mid_stream(
     texts: list[str],
 ) -> None:
     """Part 4: promote while documents keep coming; count the output by document id."""
-    stream = Stream(kafka, topics.raw_news, texts)
+    stream = DocumentStream(kafka, topics.raw_news, texts)
     wait_for("the stream to flow", lambda: scorer.scored() >= 2 * WINDOW + 10, timeout_s=120)
     out = _cli("models", "promote", str(registry), str(candidate),
                "--report", str(candidate.parent / "better.json"))  # fmt: skip
@@ -465,7 +302,7 @@ def _swap_mid_stream(
         timeout_s=60,
     )  # fmt: skip
 
-    scored = _read_scored(kafka, topics.scored, total)
+    scored = read_scored(kafka, topics.scored, total)
     expected = [f"usual-{i}" for i in range(WINDOW)] + [f"shift-{i}" for i in range(WINDOW)]
     ids = Counter(doc.id for _, doc in scored)
     assert ids == Counter(expected + live), "a document lost or scored twice"
