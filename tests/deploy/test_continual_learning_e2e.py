@@ -116,7 +116,7 @@ def _train_and_export(
         "--run-dir", str(run), "--base-model", str(base), "--epochs", "8", "--batch-size", "16",
         "--learning-rate", "5e-3", "--max-length", "32", "--val-fraction", str(VAL_FRACTION),
         "--seed", str(SEED), "--patience", "8",
-        *(["--feedback", str(feedback)] if feedback else []),
+        *(["--feedback", str(feedback), "--feedback-weight", "4"] if feedback else []),
     )  # fmt: skip
     out = tmp / f"model-{version}"
     _cli(
