@@ -183,8 +183,8 @@ def _drift_fires(
     slang: list[tuple[str, str]],
 ) -> None:
     """Part 1: quiet on the reference texts, the drift rules firing on the slang."""
-    send_texts(kafka, topics.raw_news, [(f"usual-{i}", reference[i % len(reference)])
-                                   for i in range(WINDOW)])  # fmt: skip
+    usual = [(f"usual-{i}", reference[i % len(reference)]) for i in range(WINDOW)]
+    send_texts(kafka, topics.raw_news, usual)
     wait_for("the scorer to score the usual news", lambda: scorer.scored() == WINDOW, timeout_s=120)
     wait_for(
         "a full drift window in Prometheus",
@@ -203,8 +203,8 @@ def _drift_fires(
     assert psi_before < 0.25
     assert prometheus.firing(_DRIFT_ALERTS) == set()
 
-    send_texts(kafka, topics.raw_news, [(f"shift-{i}", slang[i % len(slang)][0])
-                                   for i in range(WINDOW)])  # fmt: skip
+    shifted = [(f"shift-{i}", slang[i % len(slang)][0]) for i in range(WINDOW)]
+    send_texts(kafka, topics.raw_news, shifted)
     wait_for(
         "FinSentinelPredictionDrift (sentiment) and FinSentinelInputDrift to fire",
         lambda: (
@@ -308,6 +308,7 @@ def _swap_mid_stream(
     assert ids == Counter(expected + live), "a document lost or scored twice"
     version = {doc.id: doc.model_version for _, doc in scored}
     assert {version[i] for i in expected} == {"v1"}
+    assert "v1" in {version[i] for i in live}  # the stream flowed before the promotion
     assert {version[i] for i in live[switched_at:]} == {"v2"}
     by_partition: dict[int, list[str]] = {}
     for partition, doc in scored:
