@@ -21,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,20 @@ class Prometheus:
         if data["resultType"] in ("scalar", "string"):
             return [{"metric": {}, "value": data["result"]}]
         return list(data["result"])
+
+    def firing(self, alertnames: set[str]) -> set[tuple[str, str]]:
+        """``(alertname, head)`` of the firing alerts named in ``alertnames``."""
+        return {
+            (a["labels"]["alertname"], a["labels"].get("head", ""))
+            for a in self.api("alerts")["alerts"]
+            if a["state"] == "firing" and a["labels"]["alertname"] in alertnames
+        }
+
+    def evaluated_after(self, group: str, when: float) -> bool:
+        """True once the rules ``group`` was last evaluated after ``when`` (Unix seconds)."""
+        found = next(g for g in self.api("rules")["groups"] if g["name"] == group)
+        last = datetime.fromisoformat(found["lastEvaluation"].replace("Z", "+00:00"))
+        return last.timestamp() > when
 
     def stop(self) -> None:
         self.process.stop()

@@ -23,7 +23,7 @@ from stream.contracts.schemas import RawDocument, encode, message_key
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
 from stream.runtime import StopFlag
-from tests.deploy.live import Prometheus, monitoring, rules_without_wait, wait_for
+from tests.deploy.live import monitoring, rules_without_wait, wait_for
 from tests.deploy.manifests import RULE_FILES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -89,21 +89,6 @@ def scorer(
     assert not errors, errors
 
 
-def _drift_alerts(prometheus: Prometheus) -> set[tuple[str, str]]:
-    """``(alertname, head)`` of the firing drift alerts."""
-    return {
-        (a["labels"]["alertname"], a["labels"].get("head", ""))
-        for a in prometheus.api("alerts")["alerts"]
-        if a["state"] == "firing" and a["labels"]["alertname"] in _DRIFT_ALERTS
-    }
-
-
-def _evaluated_after(prometheus: Prometheus, when: float) -> bool:
-    group = next(g for g in prometheus.api("rules")["groups"] if g["name"] == GROUP)
-    last = datetime.fromisoformat(group["lastEvaluation"].replace("Z", "+00:00"))
-    return last.timestamp() > when
-
-
 def test_drift_rules_fire_on_a_drifting_stream(
     scorer: Any, kafka_settings: KafkaSettings, topics: TopicNames, tmp_path: Path
 ) -> None:
@@ -131,12 +116,12 @@ def test_drift_rules_fire_on_a_drifting_stream(
         scraped_at = float(full[0]["value"][1])
         wait_for(
             "the drift rules to be evaluated on it",
-            lambda: _evaluated_after(prometheus, scraped_at + 1),
+            lambda: prometheus.evaluated_after(GROUP, scraped_at + 1),
             timeout_s=60,
         )
         psi = prometheus.query('finsentinel_scorer_drift_psi{head="sentiment"}')
         assert float(psi[0]["value"][1]) < 0.25
-        assert _drift_alerts(prometheus) == set()
+        assert prometheus.firing(_DRIFT_ALERTS) == set()
 
         # A stream that drifts: new words, unknown tokens, longer texts, another label mix.
         _send(kafka_settings, topics, shifted_texts(scorer.classifier, WINDOW), WINDOW)
@@ -147,7 +132,7 @@ def test_drift_rules_fire_on_a_drifting_stream(
                     ("FinSentinelPredictionDrift", "sentiment"),
                     ("FinSentinelInputDrift", ""),
                 }
-                <= _drift_alerts(prometheus)
+                <= prometheus.firing(_DRIFT_ALERTS)
             ),
             timeout_s=120,
         )
