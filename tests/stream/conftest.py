@@ -17,7 +17,7 @@ from stream.contracts.schemas import RawDocument, encode, message_key
 from stream.contracts.topics import TopicNames
 from stream.kafka import KafkaSettings, make_producer
 from stream.runtime import StopFlag
-from stream.scorer.settings import ScorerSettings
+from tests.stream.settings_kit import scorer_settings
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -125,19 +125,6 @@ def running() -> Iterator[Callable[[Any], Running]]:
     for run in started:
         run.flag.set()
         run.thread.join(timeout=60)
-
-
-def scorer_settings(group_id: str, **overrides: Any) -> ScorerSettings:
-    """Scorer settings for tests: any free metrics port, short waits, one ONNX thread."""
-    values: dict[str, Any] = {
-        "group_id": group_id,
-        "metrics_port": 0,
-        "batch_max_wait_ms": 50,
-        "idle_poll_ms": 100,
-        "intra_op_threads": 1,
-        **overrides,
-    }
-    return ScorerSettings(**values)
 
 
 class Kit:

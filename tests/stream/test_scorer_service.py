@@ -21,21 +21,9 @@ from stream.kafka import KafkaSettings
 from stream.scorer.delivery import DeliveryError
 from stream.scorer.metrics import FALLBACK_REASONS
 from stream.scorer.service import ScorerService
-from stream.scorer.settings import ScorerSettings
+from tests.stream.settings_kit import scorer_settings
 
 pytestmark = pytest.mark.integration
-
-
-def _settings(group_id: str, **overrides: Any) -> ScorerSettings:
-    values: dict[str, Any] = {
-        "group_id": group_id,
-        "metrics_port": 0,
-        "batch_max_wait_ms": 50,
-        "idle_poll_ms": 100,
-        "intra_op_threads": 1,
-        **overrides,
-    }
-    return ScorerSettings(**values)
 
 
 def _committed(settings: KafkaSettings, group_id: str, topics: TopicNames) -> int:
@@ -80,7 +68,7 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
     kit.send(kafka_settings, [(topics.raw_comments, b"bad", v) for v in bad])
 
     service = ScorerService(
-        _settings(group_id, batch_max_size=8),
+        scorer_settings(group_id, batch_max_size=8),
         kafka=kafka_settings,
         topics=topics,
         registry=registry,
@@ -174,7 +162,7 @@ def test_a_crash_between_produce_and_commit_means_rescoring_not_loss(
     running: Any,
 ) -> None:
     kit.send_docs(kafka_settings, topics, [kit.raw_doc(i) for i in range(20)])
-    settings = _settings(group_id, batch_max_size=64, batch_max_wait_ms=1_000)
+    settings = scorer_settings(group_id, batch_max_size=64, batch_max_wait_ms=1_000)
     crashing = CrashAfterProduce(
         settings, kafka=kafka_settings, topics=topics, classifier=tiny_classifier
     )
@@ -223,7 +211,7 @@ def test_an_unacknowledged_batch_is_reread_and_not_committed_until_delivered(
 ) -> None:
     kit.send_docs(kafka_settings, topics, [kit.raw_doc(i) for i in range(12)])
     service = FlakyBroker(
-        _settings(group_id, retry_backoff_ms=0, batch_max_wait_ms=500),
+        scorer_settings(group_id, retry_backoff_ms=0, batch_max_wait_ms=500),
         kafka=kafka_settings,
         topics=topics,
         registry=registry,
@@ -258,7 +246,7 @@ def test_two_scorers_in_one_group_share_partitions_and_lose_nothing(
         kit.raw_doc(i, ticker=f"T{i % 20}", kind=("news", "comment")[i % 2]) for i in range(180)
     ]
     kit.send_docs(kafka_settings, topics, docs[:60])
-    settings = _settings(group_id, batch_max_size=5)
+    settings = scorer_settings(group_id, batch_max_size=5)
     one = ScorerService(settings, kafka=kafka_settings, topics=topics, classifier=tiny_classifier)
     two = ScorerService(settings, kafka=kafka_settings, topics=topics, classifier=tiny_classifier)
     run_one = running(one)
@@ -297,7 +285,7 @@ def test_healthz_is_not_ready_until_model_loaded_and_partitions_assigned(
     running: Any,
 ) -> None:
     service = GatedLoad(
-        _settings(group_id, model_dir=tiny_model_dir, provider="cpu"),
+        scorer_settings(group_id, model_dir=tiny_model_dir, provider="cpu"),
         kafka=kafka_settings,
         topics=topics,
     )
@@ -320,7 +308,7 @@ def test_cuda_request_falls_back_to_cpu_loudly(
     tiny_model_dir: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = ScorerService(
-        _settings("unused", model_dir=tiny_model_dir, provider="cuda"),
+        scorer_settings("unused", model_dir=tiny_model_dir, provider="cuda"),
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
         registry=registry,
     )
@@ -351,7 +339,7 @@ def test_auto_on_a_machine_without_gpu_is_not_a_fallback(
     if gpu_device_present():
         pytest.skip("this machine has an NVIDIA device: auto is expected to use it")
     service = ScorerService(
-        _settings("unused", model_dir=tiny_model_dir, provider="auto"),
+        scorer_settings("unused", model_dir=tiny_model_dir, provider="auto"),
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
         registry=registry,
     )
@@ -371,7 +359,7 @@ def test_auto_on_a_machine_without_gpu_is_not_a_fallback(
 
 def test_require_gpu_refuses_to_start_without_one(tiny_model_dir: Path) -> None:
     service = ScorerService(
-        _settings("unused", model_dir=tiny_model_dir, provider="cuda", require_gpu=True),
+        scorer_settings("unused", model_dir=tiny_model_dir, provider="cuda", require_gpu=True),
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
     )
     try:
