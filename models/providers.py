@@ -59,7 +59,10 @@ def cpu_session_options(intra_op_threads: int | None = None) -> ort.SessionOptio
     """Session options for CPU: threads from the cores we may use, spinning off.
 
     Spinning threads make several sessions in one process (and other processes
-    on a small machine) slow each other down.
+    on a small machine) slow each other down. ``session.disable_quant_qdq`` lets
+    constant folding turn the int8 variant's ``DequantizeLinear`` weights into fp32
+    once, at load (models/training/weightonly.py); with it on, ORT would keep them
+    for QDQ fusion and dequantize on every call.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads or _available_cores()
@@ -67,6 +70,7 @@ def cpu_session_options(intra_op_threads: int | None = None) -> ort.SessionOptio
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
     options.log_severity_level = 3
     return options
 

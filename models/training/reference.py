@@ -23,7 +23,14 @@ from models.exceptions import DataError, ModelError
 from models.labels import HEADS
 from models.modeldir import ModelDir
 
-__all__ = ["add_reference", "compute_reference", "main", "read_texts", "recipe_validation_texts"]
+__all__ = [
+    "add_reference",
+    "compute_reference",
+    "main",
+    "read_texts",
+    "recipe_source",
+    "recipe_validation_texts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +116,7 @@ def add_reference(
     return loaded
 
 
-def _recipe_source() -> str:
+def recipe_source() -> str:
     from models.training.reproduce import DATA_FILES, SHIPPED_CONFIG
 
     files = " and ".join(DATA_FILES[h] for h in HEADS)
@@ -155,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.recipe_data is not None:
             texts = recipe_validation_texts(args.recipe_data)
-            source = _recipe_source()
+            source = recipe_source()
         else:
             texts = read_texts(args.data, text_column=args.text_column)
             source = ", ".join(p.name for p in args.data)

@@ -52,7 +52,8 @@ STUDENT_OVERRIDES: Final[dict[str, Any]] = {
     "pseudo_label_heads": ("sentiment",),
     "pseudo_label_threshold": 0.8,
 }
-SHIPPED_VERSION: Final = "0.3.0"
+#: What `make model` labels its build (0.3.1: weight-only int8; see models/training/weightonly.py).
+SHIPPED_VERSION: Final = "0.3.1"
 DATA_FILES: Final = RECIPE_FILES
 _GITIGNORE: Final = (
     "# Build outputs of `make model`: only the int8 variant is shipped.\n"
