@@ -8,6 +8,8 @@
   ``ACTIVE`` pointer; running scorers with ``FINSENTINEL_SCORER_REGISTRY_DIR``
   switch to it between two batches;
 * ``rollback REGISTRY``: back to the version active before the current one;
+* ``calibrate MODEL_DIR --data DATA``: re-fit the card's temperatures, chosen by
+  out-of-fold ECE, with reliability tables (:mod:`models.recalibrate`);
 * ``list REGISTRY``: the versions, the active one marked, and the last promotions.
 
 Bad input (a broken model directory, a failing report, an unknown version)
@@ -39,6 +41,15 @@ models_app = typer.Typer(
     rich_markup_mode=None,
 )
 _stdout = Console(soft_wrap=True)
+#: ``--data`` of the commands that score the frozen validation split.
+ValidationData = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="The recipe's data directory (its validation split is recomputed as training "
+        "makes it) or a training run directory (its val_<head>.csv).",
+    ),
+]
 _stderr = Console(stderr=True, soft_wrap=True)
 
 
@@ -105,13 +116,7 @@ def _compare_table(report: dict[str, Any]) -> Table:
 def compare(
     old: Annotated[Path, typer.Argument(help="The model directory in use now.")],
     new: Annotated[Path, typer.Argument(help="The candidate model directory.")],
-    data: Annotated[
-        Path,
-        typer.Option(
-            help="The recipe's data directory (its validation split is recomputed as training "
-            "makes it) or a training run directory (its val_<head>.csv)."
-        ),
-    ],
+    data: ValidationData,
     feedback: Annotated[
         Path | None,
         typer.Option(help="Feedback export (CSV/JSONL); its split=holdout rows are scored."),
@@ -148,6 +153,28 @@ def compare(
             _stdout.print(f"report written to {report}", highlight=False)
     if not result["promotable"]:
         raise typer.Exit(NOT_PROMOTABLE_EXIT)
+
+
+@models_app.command("calibrate")
+def calibrate(
+    model_dir: Annotated[Path, typer.Argument(help="The model directory (its card is updated).")],
+    data: ValidationData,
+    variant: Annotated[
+        str | None, typer.Option(help="int8, fp32 or fp16 [default: the CPU default, int8].")
+    ] = None,
+) -> None:
+    """Re-fit each head's temperature on the validation rows, chosen by out-of-fold ECE."""
+    with _user_errors():
+        from models.recalibrate import recalibrate
+
+        reports = recalibrate(model_dir, data, variant=variant)
+        table = Table(title=f"calibration of {model_dir}")
+        for column in ("head", "method", "temperature", "out-of-fold ECE: none / nll / ece"):
+            table.add_column(column)
+        for head, report in reports.items():
+            eces = " / ".join(f"{c['out_of_fold_ece']:.3f}" for c in report["candidates"].values())
+            table.add_row(head, report["method"], f"{report['temperature']:.4f}", eces)
+        _stdout.print(table)
 
 
 @models_app.command("register")

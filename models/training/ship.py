@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.calibration import fit_temperature, nll
+from models.calibration import choose_temperature
 from models.checklist import card_entry, evaluate_suite
 from models.evaluate import evaluate_file
 from models.exceptions import ModelDirError
@@ -46,7 +46,8 @@ def _checkpoint_dir(run: Path) -> tuple[Path, Path]:
 
 
 def fit_temperatures(checkpoint: Path) -> tuple[dict[str, float], dict[str, Any]]:
-    """Per-head temperatures from ``val_logits.npz``; 1.0 for a head without data."""
+    """Per-head temperatures from ``val_logits.npz`` (chosen by held-out ECE:
+    :func:`models.calibration.choose_temperature`); 1.0 for a head without data."""
     temperature = {"sentiment": 1.0, "topic": 1.0}
     report: dict[str, Any] = {}
     path = checkpoint / "val_logits.npz"
@@ -57,10 +58,8 @@ def fit_temperatures(checkpoint: Path) -> tuple[dict[str, float], dict[str, Any]
         for head in HEADS:
             if f"{head}_logits" not in arrays:
                 continue
-            logits, labels = arrays[f"{head}_logits"], arrays[f"{head}_labels"]
-            t = fit_temperature(logits, labels)
+            t, report[head] = choose_temperature(arrays[f"{head}_logits"], arrays[f"{head}_labels"])
             temperature[head] = round(t, 4)
-            report[head] = {"nll_before": nll(logits, labels), "nll_after": nll(logits, labels, t)}
     return temperature, report
 
 
