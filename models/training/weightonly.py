@@ -12,8 +12,10 @@ own: batched and one-by-one agree to ~1e-7.
 Layout: every MatMul and fused Attention weight is an int8 initializer feeding a
 ``DequantizeLinear`` (per output column, or per block of :data:`BLOCK` rows of
 each column where the input width divides into blocks), reshaped back to
-``[K, N]`` when block-wise. The embedding tables stay in
-``QEmbedLayerNormalization`` (int8 tables, looked up per token). ONNX Runtime
+``[K, N]`` when block-wise. Fused embeddings go into ``QEmbedLayerNormalization``
+(int8 tables, looked up per token); an embedding table the BERT optimizer could
+not fuse (MPNet: relative positions) is an int8 ``Gather`` table the same way, one
+scale per token. ONNX Runtime
 folds the dequantization into fp32 weights once, when the session is created
 (:func:`models.providers.cpu_session_options` sets ``session.disable_quant_qdq``
 so its constant folding does not keep the ``DequantizeLinear`` nodes for QDQ
@@ -177,13 +179,25 @@ def weight_only_from_fp32(fp32_path: Path, out: Path) -> Path:
         g = _Graph(onnx.load(str(embed)))
     nodes: list[onnx.NodeProto] = []
     for i, node in enumerate(g.graph.node):
-        slot = 1 if node.op_type in ("MatMul", "Attention") else None
+        slot = {"MatMul": 1, "Attention": 1, "Gather": 0}.get(node.op_type)
         if slot is None or node.input[slot] not in g.inits or g.array(node.input[slot]).ndim != 2:
             nodes.append(node)
             continue
-        q, scales = _quantize(g.array(node.input[slot]).astype(np.float32))
-        chain, weight = g.dequantized_weight(f"wo{i}", q, scales)
-        node.input[slot] = weight
+        weight = g.array(node.input[slot]).astype(np.float32)
+        if node.op_type == "Gather":
+            # An embedding table left unfused (e.g. MPNet's): one scale per row (per token),
+            # quantized as the transposed matrix and transposed back (folded at load).
+            q, scales = _quantize(np.ascontiguousarray(weight.T))
+            chain, transposed = g.dequantized_weight(f"wo{i}", q, scales)
+            chain.append(
+                helper.make_node(
+                    "Transpose", [transposed], [f"wo{i}_table"], perm=[1, 0], name=f"wo{i}_tt"
+                )
+            )
+            node.input[slot] = f"wo{i}_table"
+        else:
+            q, scales = _quantize(weight)
+            chain, node.input[slot] = g.dequantized_weight(f"wo{i}", q, scales)
         nodes.extend([*chain, node])
     onnx.save(g.finish(nodes), str(out))
     return out

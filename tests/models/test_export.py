@@ -71,3 +71,43 @@ def test_export_writes_the_drift_reference(toy_model: Path, toy_run: Path) -> No
     texts = pd.concat([pd.read_csv(toy_run / f"val_{h}.csv") for h in ("sentiment", "topic")])
     assert reference.n_documents == texts["text"].nunique()
     assert toy_run.name in reference.source
+
+
+def test_an_mpnet_encoder_loads_through_the_same_classifier(tmp_path: Path) -> None:
+    """The "accurate" variant's architecture (the 110M teacher is an MPNet): the same ONNX
+    signature (token_type_ids declared though MPNet reads none), all three files, the same
+    Classifier and CLI as the shipped MiniLM."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from finsentinel.cli import app
+    from models.labels import TOPIC_LABELS
+    from models.training.package import CardInfo, write_model_dir
+    from models.training.tiny import PARITY_TEXTS, base_tokenizer_path, tiny_network
+
+    info = CardInfo("tiny-mpnet", "t-1", "random tiny MPNet", 32, TOPIC_LABELS)
+    model_dir = write_model_dir(
+        tiny_network(architecture="mpnet"),
+        base_tokenizer_path(),
+        tmp_path / "mpnet",
+        info,
+        PARITY_TEXTS,
+        min_agreement=0.9,
+    )
+    card = load_model_dir(model_dir).card
+    assert set(card.files) == {"tokenizer", "fp32", "int8", "fp16"}
+    texts = ["Zorg shares soar on record profit", "Zorg declares quarterly dividend"]
+    labels = {}
+    for variant in ("fp32", "int8", "fp16"):
+        clf = Classifier.load(model_dir, provider="cpu", variant=variant)
+        labels[variant] = [(p.sentiment, p.topic) for p in clf.predict(texts)]
+    assert labels["int8"] == labels["fp32"] == labels["fp16"]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        ["classify", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"),
+         "--model", str(model_dir), "--provider", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert [(s, t) for s, t in zip(out["sentiment"], out["topic"], strict=True)] == labels["int8"]
