@@ -124,7 +124,8 @@ class _Threads:
 def inprocess_pipeline(
     workdir: Path, kafka: KafkaSettings, model_dir: Path
 ) -> Iterator[tuple[str, list[BaseException]]]:
-    """Crawler (one pass over the bundled corpus), scorer, alerts, archive in threads.
+    """Crawler (one pass over the bundled corpus), scorer (with a shadow model), alerts,
+    archive in threads.
 
     Yields the metrics endpoint ``host:port`` and the list that collects errors
     raised by the service threads.
@@ -144,6 +145,8 @@ def inprocess_pipeline(
     scorer = ScorerService(
         ScorerSettings(
             model_dir=model_dir,
+            # The same model in shadow: the shadow panel and rule read its (zero) disagreement.
+            shadow_model_dir=model_dir,
             provider="cpu",
             intra_op_threads=1,
             metrics_port=0,

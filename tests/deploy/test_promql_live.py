@@ -12,7 +12,7 @@ pipeline by design; for those the test asserts that every series they read exist
 Two pipelines are checked (``FINSENTINEL_TEST_PIPELINE=demo|inprocess`` picks
 one): ``finsentinel demo --keep-running``, as users run it, and the services
 started in threads here (``tests/deploy/pipelines.py``) with every option the
-dashboards use: the archive sink and a watch-list of tickers. Expressions that
+dashboards use: the archive sink, a watch-list of tickers and a shadow model. Expressions that
 read only a service or option the pipeline does not run return nothing there;
 the other pipeline checks them.
 """
@@ -71,6 +71,8 @@ ABSENT_WHILE_NONE_OPEN = {
 
 #: Per-ticker series exist only for a configured watch-list; the demo may have none.
 _WATCH_LIST = 'kind="ticker"'
+#: Shadow-scoring series exist only when a shadow model is configured (not in the demo).
+_SHADOW = "finsentinel_scorer_shadow_"
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 #: ``finsentinel_deadletters_total{stage="..."}``: the stage names its service.
@@ -89,6 +91,8 @@ class Live:
     record_services: dict[str, set[str]]
     #: Whether the alerts service exports watch-list tickers (per-ticker series).
     watch_list: bool
+    #: Whether the scorer scores a shadow model (``finsentinel_scorer_shadow_*`` series).
+    shadow: bool
 
 
 def _model_dir(request: pytest.FixtureRequest) -> Path:
@@ -194,7 +198,8 @@ def live(
             watch_list = bool(
                 prometheus.query('count(finsentinel_alerts_series_documents{kind="ticker"})')
             )
-            yield Live(prometheus, services, records, watch_list)
+            shadow = bool(prometheus.query(f"count({_SHADOW}documents_total)"))
+            yield Live(prometheus, services, records, watch_list, shadow)
         assert not errors, f"a service thread failed: {errors!r}"
 
 
@@ -268,6 +273,8 @@ def _check_returns_data(live: Live, query: Query, expr: str) -> None:
     allowed = [why for key, why in ALLOWED_EMPTY.items() if key in query.origin]
     if _WATCH_LIST in query.expr and not live.watch_list:
         allowed.append("the pipeline has no watch-list (FINSENTINEL_ALERTS_WATCH_TICKERS)")
+    if _SHADOW in query.expr and not live.shadow:
+        allowed.append("the pipeline scores no shadow model (FINSENTINEL_SCORER_SHADOW_MODEL_DIR)")
     needed = _services_of(query.expr, live)
     if not allowed and needed and not needed & live.services:
         allowed = [f"reads only {sorted(needed)}, which this pipeline does not run"]
@@ -281,6 +288,8 @@ def _check_series_exist(live: Live, query: Query, services: set[str]) -> None:
             s.name for s in SERVICES if name.startswith(s.metric_prefix)
         }
         if (owners and not owners & services) or name in ABSENT_WHILE_NONE_OPEN:
+            continue
+        if name.startswith(_SHADOW) and not live.shadow:
             continue
         assert live.prometheus.query(f"count({name})"), f"{query.origin}: no series {name}"
 
