@@ -32,17 +32,12 @@ from stream.deadletters import SAFE_ORIGINAL_BYTES
 from stream.http import MetricsServer
 from stream.kafka import KafkaSettings, make_consumer, make_producer
 from stream.runtime import ReloadFlag, StopFlag
+from stream.scorer.announce import announce
 from stream.scorer.batch import BatchScorer, Outcome
 from stream.scorer.batching import BatchCollector
 from stream.scorer.delivery import DeliveryError, commit_offsets, deliver
 from stream.scorer.drift import ScorerDrift
-from stream.scorer.metrics import (
-    ScorerMetrics,
-    ShadowMetrics,
-    SwitchMetrics,
-    fallback_reason_class,
-    is_fallback,
-)
+from stream.scorer.metrics import ScorerMetrics, ShadowMetrics, SwitchMetrics
 from stream.scorer.rebalance import AssignmentTracker
 from stream.scorer.settings import ScorerSettings
 from stream.scorer.shadow import ShadowScorer
@@ -170,7 +165,7 @@ class ScorerService:
         """
         if self.classifier is None:
             self.classifier = self._open(self._switcher.initial())
-        self._announce(self.classifier)
+        announce(self.classifier, self.settings, self.metrics, self.drift)
         s = self.settings
         if s.shadow_model_dir is not None and self.shadow is None:
             self.shadow = ShadowScorer(
@@ -206,42 +201,6 @@ class ScorerService:
             max_original_bytes=s.deadletter_max_original_bytes,
             observe=self.drift.observe if live else None,
         )
-
-    def _announce(self, classifier: Classifier) -> None:
-        s, card = self.settings, classifier.card
-        self.metrics.declare_topics(card.topic_labels)
-        self.drift.attach(classifier.model_dir)
-        self.metrics.model.info(
-            {
-                "model_name": card.name,
-                "model_version": card.version,
-                "provider": classifier.provider,
-                "variant": classifier.variant,
-                "device_id": str(s.device_id),
-                "io_binding": str(classifier.io_binding).lower(),
-                "batch_max_size": str(s.batch_max_size),
-                "batch_max_wait_ms": str(s.batch_max_wait_ms),
-                "inference_batch_size": str(s.inference_batch_size),
-                "max_batch_tokens": str(classifier.max_batch_tokens),
-            }
-        )
-        reason = classifier.fallback_reason
-        from models.providers import gpu_device_present
-
-        if is_fallback(s.provider, reason, gpu_present=gpu_device_present()):
-            assert reason is not None
-            self.metrics.fallback.labels(reason=fallback_reason_class(reason)).set(1)
-            log = logger.warning if s.provider == "cuda" else logger.info
-            log("scorer asked for %s but runs on CPU: %s", s.provider, reason)
-        elif reason is not None and s.provider == "auto":
-            logger.info("no GPU on this machine: provider auto scores on CPU (%s)", reason)
-        logger.info(
-            "scorer model %s %s on %s (%s variant, I/O binding %s); "
-            "batches of up to %s records or %s ms, %s windows per inference call",
-            card.name, card.version, classifier.provider, classifier.variant,
-            "on" if classifier.io_binding else "off",
-            s.batch_max_size, s.batch_max_wait_ms, s.inference_batch_size,
-        )  # fmt: skip
 
     def _consume(self, classifier: Classifier, stop: StopFlag) -> None:
         s = self.settings
@@ -301,7 +260,7 @@ class ScorerService:
         if classifier is None:
             return scorer
         self.classifier = classifier
-        self._announce(classifier)
+        announce(classifier, self.settings, self.metrics, self.drift)
         return self._batch_scorer(classifier, live=True)
 
     def _process(
