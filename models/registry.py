@@ -5,7 +5,7 @@ The layout of a registry directory::
 
     REGISTRY/
     ├── versions/
-    │   ├── finsentinel-minilm-0.3.0/    a model directory (models/modeldir.py), copied in
+    │   ├── finsentinel-minilm-0.3.1/    a model directory (models/modeldir.py), copied in
     │   └── finsentinel-minilm-0.4.0/    and verified against its card's sha256s
     ├── ACTIVE                           one line: the name of the active version
     ├── promotions.jsonl                 one JSON object per promotion or rollback
@@ -21,16 +21,17 @@ pointer moves. Rolling back moves the pointer to the version active before the
 current one, replaying the log as a stack (a promotion pushes, a rollback pops).
 
 >>> import tempfile
->>> from models.modeldir import DEFAULT_MODEL_DIR
+>>> from models.modeldir import DEFAULT_MODEL_DIR, load_model_dir
 >>> tmp = tempfile.TemporaryDirectory()
 >>> reg = ModelRegistry(Path(tmp.name))
->>> entry = reg.register(DEFAULT_MODEL_DIR)
->>> entry.name
-'finsentinel-minilm-0.3.0'
->>> reg.promote(entry.name, report=None, force_reason="first model").to_version
-'finsentinel-minilm-0.3.0'
->>> reg.active_name(), (reg.root / ACTIVE_FILE).read_text()
-('finsentinel-minilm-0.3.0', 'finsentinel-minilm-0.3.0\\n')
+>>> card = load_model_dir(DEFAULT_MODEL_DIR).card
+>>> entry = reg.register(DEFAULT_MODEL_DIR)  # named name-version: finsentinel-minilm-0.3.1
+>>> entry.name == f"{card.name}-{card.version}"
+True
+>>> reg.promote(entry.name, report=None, force_reason="first model").to_version == entry.name
+True
+>>> reg.active_name() == entry.name, (reg.root / ACTIVE_FILE).read_text() == entry.name + "\\n"
+(True, True)
 >>> tmp.cleanup()
 """
 
