@@ -121,9 +121,24 @@ def _csv_records(data: bytes, start: int) -> Iterator[Record]:
         if start == 0:
             yield Rejected("undecodable", f"CSV file is not UTF-8: {exc}", data[:_MAX_RAW])
         return
-    for row in islice(csv.DictReader(io.StringIO(text)), start, None):
-        clean = {k.strip(): v for k, v in row.items() if k}
-        yield row_candidate(clean, json.dumps(clean).encode()[:_MAX_RAW])
+    # newline="": the csv module reads line ends itself (a lone "\r" ends a row too).
+    rows = csv.DictReader(io.StringIO(text, newline=""))
+    index = 0  # records so far, rejects included, so a resumed pass skips the same ones
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a NUL or a stray quote: this row only, read on
+            if index >= start:
+                detail = f"CSV record {index + 1}: {exc}"
+                yield Rejected("schema_violation", detail, detail.encode()[:_MAX_RAW])
+            index += 1
+            continue
+        if index >= start:
+            clean = {k.strip(): v for k, v in row.items() if k}
+            yield row_candidate(clean, json.dumps(clean).encode()[:_MAX_RAW])
+        index += 1
 
 
 def _feed_records(data: bytes, path: Path, start: int) -> Iterator[Record]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.config import FilesSpec
@@ -83,6 +83,7 @@ def test_feed_parsing_and_decoding_raise_only_ingest_errors(data: bytes, ctype: 
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.binary(max_size=2_000), st.sampled_from([".jsonl", ".csv", ".rss", ".atom", ".xml"]))
+@example(b"\r\x00", ".csv")  # found by this test in a fresh-clone run: csv.Error escaped
 def test_any_file_reads_as_records(tmp_path: Path, data: bytes, suffix: str) -> None:
     path = tmp_path / f"f{suffix}"
     path.write_bytes(data)
@@ -176,3 +177,21 @@ def test_run_once_over_a_hostile_folder_dead_letters_every_reject(
     assert src.produced + sum(src.duplicates.values()) + sum(src.rejected.values()) >= jsonl_lines
     assert by_reason["malformed_json"] >= 1 and by_reason["schema_violation"] >= 1
     assert not any("<script" in (d.title + d.body).lower() for d in raw)  # markup stripped
+
+
+def test_a_broken_csv_row_is_rejected_and_the_rows_after_it_are_read(tmp_path: Path) -> None:
+    from ingest.sources.base import Candidate, Rejected
+
+    path = tmp_path / "rows.csv"
+    too_long = "x" * 200_000  # over the csv module's field limit
+    path.write_text(f"title,body\rBank run at Acme,\r{too_long},b\rAcme recovers,ok\r")
+    records = list(read_records(path))
+    assert [type(r).__name__ for r in records] == ["Candidate", "Rejected", "Candidate"]
+    rejected = records[1]
+    assert isinstance(rejected, Rejected) and rejected.reason == "schema_violation"
+    assert "CSV record 2" in rejected.detail
+    last = records[2]
+    assert isinstance(last, Candidate) and last.title == "Acme recovers"
+    # A resumed pass counts the reject as a record: it starts after it.
+    resumed = list(read_records(path, start=2))
+    assert [r.title for r in resumed if isinstance(r, Candidate)] == ["Acme recovers"]
