@@ -111,8 +111,9 @@ def train(
     teacher: Annotated[
         Path | None,
         typer.Option(
-            help="Self-training: a checkpoint (a run's best/) whose confident sentiment "
-            "predictions on the topic texts become extra sentiment training rows."
+            help="Self-training: a checkpoint (a run's best/), or a soft-label file made "
+            "for this split, whose confident sentiment predictions on the topic texts become "
+            "extra sentiment training rows."
         ),
     ] = None,
     pseudo_label_threshold: Annotated[
@@ -166,6 +167,10 @@ def train(
             "training rows; its held-out third is never trained on.",
         ),
     ] = False,
+    extra_weight: Annotated[
+        float | None,
+        _hp("extra_weight", "Loss weight of an --extra-data or --checklist row.", min=0.0),
+    ] = None,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -206,6 +211,7 @@ def train(
             "freeze_layers": freeze_layers,
             "extra_data": tuple(str(p.resolve()) for p in extra_data) if extra_data else None,
             "checklist": checklist or None,
+            "extra_weight": extra_weight,
         }
         # Options left out take TrainConfig's defaults: they are declared there only.
         given["base_model"] = str(base_model or default_base_model())

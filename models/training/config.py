@@ -58,6 +58,8 @@ class TrainConfig(BaseModel):
     extra_data: tuple[str, ...] = ()
     #: Add the behavioural suite's train split (:mod:`models.checklist`) to the training rows.
     checklist: bool = False
+    #: Loss weight of the ``extra_data`` and ``checklist`` rows (1 for every other row).
+    extra_weight: Annotated[float, Field(gt=0, le=100)] = 1.0
     #: Distillation: a soft-label file (:mod:`models.training.softlabels`) whose
     #: teacher logits become soft targets for both heads of the training rows.
     soft_labels: str | None = None

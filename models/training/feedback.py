@@ -88,11 +88,16 @@ def feedback_rows(
 
 
 def add_feedback(
-    splits: dict[str, Any], path: Path, weight: float
+    splits: dict[str, Any],
+    path: Path,
+    weight: float,
+    base_weights: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     """``splits`` with the corrections appended to training, each head's row weights, summaries.
 
     Training rows whose text is a hold-out correction's are dropped first.
+    ``base_weights`` (head -> one weight per current training row; 1 where a head
+    is missing) are carried over for the rows that stay.
     """
     corrections = load_corrections(path)
     extra = feedback_rows(corrections, splits, weight, path)
@@ -105,8 +110,12 @@ def add_feedback(
             base = base.subset(np.flatnonzero(keep))
         rows = extra[head].rows
         out[head] = replace(split, train=base.concat(rows))
-        weights[head] = np.concatenate(
-            [np.ones(len(base), dtype=np.float32), np.full(len(rows), weight, dtype=np.float32)]
+        before = (base_weights or {}).get(head)
+        kept = (
+            np.ones(len(base), dtype=np.float32)
+            if before is None
+            else np.asarray(before, dtype=np.float32)[keep]
         )
+        weights[head] = np.concatenate([kept, np.full(len(rows), weight, dtype=np.float32)])
         summaries[head] = {**extra[head].summary, "holdout_texts_dropped": int((~keep).sum())}
     return out, weights, summaries

@@ -28,7 +28,7 @@ from models.labels import HEADS, SENTIMENT_LABELS, TOPIC_LABELS
 from models.modeldir import sha256_file
 from models.training.batches import HeadData
 from models.training.config import TrainConfig
-from models.training.extra import ExtraRows, add_extra_rows
+from models.training.extra import ExtraRows, add_extra_rows, extra_row_weights
 from models.training.feedback import add_feedback
 from models.training.loop import EpochResult, ProgressHook, Trainer
 from models.training.network import freeze_lower, from_pretrained
@@ -120,7 +120,11 @@ def _write_run_files(
             "train_rows": len(split.train) - _added_rows(head, pseudo, feedback) - extra.rows(head),
             "validation_rows": len(split.validation),
             **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
-            **({"extra_data": extra.summary(head)} if extra.rows(head) else {}),
+            **(
+                {"extra_data": extra.summary(head), "extra_weight": config.extra_weight}
+                if extra.rows(head)
+                else {}
+            ),
             **({"soft_labels": soft[head]} if head in soft else {}),
             **({"feedback": feedback[head]} if head in feedback else {}),
         }
@@ -159,13 +163,7 @@ def _soft_targets(
     target, whatever the file holds; validation rows are never looked up.
     """
     labels = SoftLabels.load(path)
-    split = labels.meta.get("split", {})
-    if split != {"val_fraction": config.val_fraction, "seed": config.seed}:
-        raise TrainingError(
-            f"{path} was made for the split {split}; this run holds out "
-            f"val_fraction={config.val_fraction}, seed={config.seed}: make the soft labels "
-            "with the same --val-fraction and --seed"
-        )
+    labels.check_split(path, config.val_fraction, config.seed)
     held_out = {t for s in splits.values() for t in s.validation.texts}
     targets, summary = {}, {}
     for head, data in splits.items():
@@ -212,6 +210,10 @@ def run_training(
     splits = split_files(files, config, text_column=text_column, label_column=label_column)
     pseudo = {}
     if config.teacher is not None:
+        if Path(config.teacher).is_file():
+            SoftLabels.load(Path(config.teacher)).check_split(
+                Path(config.teacher), config.val_fraction, config.seed
+            )
         pseudo = pseudo_label(
             Path(config.teacher),
             splits,
@@ -223,11 +225,11 @@ def run_training(
     # After pseudo-labeling, so the teacher never labels the extra rows' other head; before
     # the feedback, whose loss weights are aligned with the final training rows.
     splits, extra_rows = add_extra_rows(splits, config.extra_data, config.checklist)
-    weights: dict[str, np.ndarray] = {}
+    weights = extra_row_weights(splits, extra_rows, config.extra_weight)
     feedback: dict[str, dict[str, Any]] = {}
     if config.feedback is not None:
         splits, weights, feedback = add_feedback(
-            splits, Path(config.feedback), config.feedback_weight
+            splits, Path(config.feedback), config.feedback_weight, weights
         )
     soft_targets, soft_summary = (
         _soft_targets(Path(config.soft_labels), config, splits)

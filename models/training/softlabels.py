@@ -106,6 +106,16 @@ class SoftLabels:
             raise TrainingError(f"{path}: soft-label format {meta.get('format')} unsupported")
         return labels
 
+    def check_split(self, path: Path, val_fraction: float, seed: int) -> None:
+        """:class:`TrainingError` unless the file was made for this train/validation split."""
+        split = self.meta.get("split", {})
+        if split != {"val_fraction": val_fraction, "seed": seed}:
+            raise TrainingError(
+                f"{path} was made for the split {split}; this run holds out "
+                f"val_fraction={val_fraction}, seed={seed}: make the soft labels "
+                "with the same --val-fraction and --seed"
+            )
+
     def lookup(self, head: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Both heads' float32 logits for ``texts`` of ``head``'s file; NaN rows: no target."""
         index = {int(k): i for i, k in enumerate(self.keys)}

@@ -121,3 +121,28 @@ def test_train_command_passes_checklist_and_extra_data(
     result = CliRunner().invoke(app, [*args, "--extra-data", str(data)])
     assert result.exit_code == 2 and "captured" in result.output
     assert seen[0].checklist is True and seen[0].extra_data == (str(data.resolve()),)
+
+
+def test_extra_rows_weigh_extra_weight_and_feedback_keeps_those_weights(tmp_path: Path) -> None:
+    from models.training.extra import extra_row_weights
+    from models.training.feedback import add_feedback
+
+    path = tmp_path / "extra.csv"
+    pd.DataFrame({"text": ["e1", "e2"], "sentiment": ["positive", "negative"]}).to_csv(path)
+    out, extra = add_extra_rows(_splits("x"), (str(path),), checklist=False)
+    weights = extra_row_weights(out, extra, 3.0)
+    assert weights["sentiment"].tolist() == [1.0, 1.0, 3.0, 3.0]
+    assert "topic" not in weights  # nothing added there: equal weights
+    assert extra_row_weights(out, extra, 1.0) == {}
+
+    from models.feedback import split_of
+
+    holdout_id = next(f"doc-{i}" for i in range(1000) if split_of(f"doc-{i}") == "holdout")
+    store = tmp_path / "feedback.csv"
+    pd.DataFrame(
+        [{"doc_id": holdout_id, "text": "a", "sentiment": "neutral", "created_at": "2026-01-01"}]
+    ).to_csv(store, index=False)
+    after, after_weights, _ = add_feedback(out, store, 2.0, weights)
+    # the hold-out text "a" leaves training; the extra rows keep their weight
+    assert after["sentiment"].train.texts == ["b", "e1", "e2"]
+    assert after_weights["sentiment"].tolist() == [1.0, 3.0, 3.0]

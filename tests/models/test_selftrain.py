@@ -123,3 +123,41 @@ def test_reproduce_trains_teacher_then_student_and_ships_the_student(
     card = json.loads((out / "model_card.json").read_text())
     assert "labeled by a teacher model" in json.dumps(card)
     assert (out / "model.int8.onnx").is_file()
+
+
+def test_a_soft_label_file_is_a_teacher_without_running_one(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    from models.training.softlabels import label_training_texts
+
+    config = _config(tiny_base_model)
+    splits = split_files(toy_data, config)
+    soft = tmp_path / "soft.npz"
+    split_meta = {"split": {"val_fraction": config.val_fraction, "seed": config.seed}}
+    label_training_texts(toy_run / "best", splits, soft, meta=split_meta)
+    from_model = pseudo_label(toy_run / "best", splits, ("sentiment",), 0.4, 32)["sentiment"]
+    from_file = pseudo_label(soft, splits, ("sentiment",), 0.4, 32)["sentiment"]
+    # the file's logits are the teacher's (fp16 on disk): the same confident rows, in file order
+    model_rows = dict(zip(from_model.rows.texts, from_model.rows.labels.tolist(), strict=True))
+    file_rows = dict(zip(from_file.rows.texts, from_file.rows.labels.tolist(), strict=True))
+    assert file_rows == model_rows
+    assert from_file.candidates == len(splits["topic"].train)
+
+    config = _config(tiny_base_model, teacher=str(soft), pseudo_label_threshold=0.4, epochs=1)
+    run_training(config, toy_data, tmp_path / "r")
+    data = json.loads((tmp_path / "r" / "data.json").read_text())
+    assert data["sentiment"]["pseudo_labels"]["kept"] == len(file_rows)
+
+
+def test_a_soft_label_file_for_another_split_is_refused(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    from models.training.softlabels import label_training_texts
+
+    splits = split_files(toy_data, _config(tiny_base_model))
+    soft = tmp_path / "soft.npz"
+    label_training_texts(
+        toy_run / "best", splits, soft, meta={"split": {"val_fraction": 0.1, "seed": 0}}
+    )
+    with pytest.raises(TrainingError, match="made for the split"):
+        run_training(_config(tiny_base_model, teacher=str(soft)), toy_data, tmp_path / "r")
