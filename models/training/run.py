@@ -160,7 +160,10 @@ def _soft_targets(
     """Each head's training rows' teacher logits, and counts for ``data.json``.
 
     A training text that is also a validation text (of either head) gets no
-    target, whatever the file holds; validation rows are never looked up.
+    target, whatever the file holds; validation rows are never looked up. When
+    the file records the teacher's calibration temperatures, its logits are
+    calibrated first, so ``distill_temperature`` softens a calibrated teacher
+    (an under-confident one at T 2 gives near-uniform targets that teach little).
     """
     labels = SoftLabels.load(path)
     labels.check_split(path, config.val_fraction, config.seed)
@@ -169,14 +172,16 @@ def _soft_targets(
     for head, data in splits.items():
         found = labels.lookup(head, data.train.texts)
         overlap = np.array([t in held_out for t in data.train.texts], dtype=bool)
-        for logits in found.values():
+        for name, logits in found.items():
             logits[overlap] = np.nan
+            logits /= labels.temperature(name) or 1.0
         targets[head] = found
         with_target = int((~np.isnan(found["sentiment"]).any(axis=1)).sum())
         summary[head] = {
             "file": str(path),
             "teacher": labels.meta.get("teacher_base_model") or labels.meta.get("teacher"),
             "temperature": config.distill_temperature,
+            "teacher_calibration": {h: labels.temperature(h) for h in HEADS},
             "alpha": config.distill_alpha,
             "train_rows_with_targets": with_target,
             "train_rows": len(data.train),

@@ -98,10 +98,19 @@ def pseudo_label_from_file(
 
     The file holds logits for training texts only (its ``meta.split`` is checked by
     the caller against the run's split); a text it has no row for is not a candidate.
+    The logits are divided by the teacher's calibration temperature recorded in the
+    file (:meth:`SoftLabels.temperature`) before the threshold applies.
     """
     labels = SoftLabels.load(path)
     out = {}
     for head in heads:
+        temperature = labels.temperature(head)
+        if temperature is None:
+            logger.warning(
+                "%s records no %s temperature: thresholding the teacher's raw probabilities",
+                path,
+                head,
+            )
         if head not in splits:
             raise TrainingError(f"self-training {head}: no labeled {head} file to extend")
         texts: list[str] = []
@@ -116,9 +125,9 @@ def pseudo_label_from_file(
         if not texts:
             raise TrainingError(f"self-training {head}: {path} labels none of the other texts")
         logger.info("soft labels %s label %s texts for the %s head", path, len(texts), head)
-        out[head] = _confident(
-            path, head, texts, np.concatenate(found), splits[head].train.label_names, threshold
-        )
+        logits = np.concatenate(found) / (temperature or 1.0)
+        names = splits[head].train.label_names
+        out[head] = _confident(path, head, texts, logits, names, threshold)
     return out
 
 

@@ -106,6 +106,15 @@ class SoftLabels:
             raise TrainingError(f"{path}: soft-label format {meta.get('format')} unsupported")
         return labels
 
+    def temperature(self, head: str) -> float | None:
+        """The teacher's calibration temperature for ``head`` (``meta.temperature``), if known.
+
+        Soft targets use the raw logits (distillation has its own temperature);
+        hard pseudo-labels threshold *probabilities*, which need the teacher calibrated.
+        """
+        value = self.meta.get("temperature", {}).get(head)
+        return None if value is None else float(value)
+
     def check_split(self, path: Path, val_fraction: float, seed: int) -> None:
         """:class:`TrainingError` unless the file was made for this train/validation split."""
         split = self.meta.get("split", {})
@@ -172,6 +181,9 @@ def label_training_texts(
     from models.training.network import load_checkpoint
 
     model, heads = load_checkpoint(teacher)
+    temperatures = teacher_temperatures(teacher)
+    if temperatures:
+        meta = {**meta, "temperature": temperatures}
     if int8:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     encoder = TextEncoder.from_file(teacher / "tokenizer.json", int(heads["max_length"]))
@@ -210,6 +222,27 @@ def label_training_texts(
             logger.warning("time budget reached: %s of %s texts labeled", done, len(pool))
             break
     return labels
+
+
+def teacher_temperatures(teacher: Path) -> dict[str, float]:
+    """Per head, the temperature that minimises log-loss on the teacher's validation logits.
+
+    Read from the checkpoint's ``val_logits.npz`` (written with every ``best/``);
+    empty when there is none. A briefly trained large teacher is under-confident
+    (the one-epoch MPNet teacher needs T ~0.44), so its raw softmax never reaches
+    a pseudo-label threshold of 0.8.
+    """
+    from models.calibration import fit_temperature
+
+    path = teacher / "val_logits.npz"
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {
+            head: round(fit_temperature(data[f"{head}_logits"], data[f"{head}_labels"]), 4)
+            for head in HEADS
+            if f"{head}_logits" in data.files and len(data[f"{head}_labels"])
+        }
 
 
 def label_files(

@@ -11,6 +11,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from models.calibration import fit_temperature
 from models.data import LabeledSet
 from models.exceptions import TrainingError
 from models.training.config import TrainConfig
@@ -131,6 +132,11 @@ def test_teacher_labels_both_heads_on_training_texts_only(
         assert saved.count(head, split.train.texts) == n_train[head]
         assert saved.count(head, split.validation.texts) == 0  # never a validation row
     np.testing.assert_allclose(labels.topic, saved.topic.astype(np.float32), atol=1e-2, rtol=1e-2)
+    # the teacher's calibration, fitted on its own validation logits, travels with the file
+    val = np.load(toy_run / "best" / "val_logits.npz")
+    for head in ("sentiment", "topic"):
+        expected = fit_temperature(val[f"{head}_logits"], val[f"{head}_labels"])
+        assert saved.temperature(head) == pytest.approx(expected, abs=1e-4)
 
     # a student distilled from that file records what it was taught with
     student = _config(
@@ -141,6 +147,9 @@ def test_teacher_labels_both_heads_on_training_texts_only(
     for head in ("sentiment", "topic"):
         soft = data[head]["soft_labels"]
         assert soft["temperature"] == 3.0 and soft["alpha"] == 0.25
+        assert soft["teacher_calibration"] == {
+            h: saved.temperature(h) for h in ("sentiment", "topic")
+        }
         assert soft["train_rows_with_targets"] == soft["train_rows"] == n_train[head]
         assert soft["validation_rows_in_file"] == 0
 

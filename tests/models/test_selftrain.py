@@ -128,16 +128,21 @@ def test_reproduce_trains_teacher_then_student_and_ships_the_student(
 def test_a_soft_label_file_is_a_teacher_without_running_one(
     toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
 ) -> None:
+    from dataclasses import replace
+
     from models.training.softlabels import label_training_texts
 
     config = _config(tiny_base_model)
     splits = split_files(toy_data, config)
     soft = tmp_path / "soft.npz"
     split_meta = {"split": {"val_fraction": config.val_fraction, "seed": config.seed}}
-    label_training_texts(toy_run / "best", splits, soft, meta=split_meta)
+    labels = label_training_texts(toy_run / "best", splits, soft, meta=split_meta)
+    # without a recorded calibration the file's raw logits are thresholded, as a checkpoint's are
+    uncalibrated = {k: v for k, v in labels.meta.items() if k != "temperature"}
+    replace(labels, meta=uncalibrated).save(soft)
     from_model = pseudo_label(toy_run / "best", splits, ("sentiment",), 0.4, 32)["sentiment"]
     from_file = pseudo_label(soft, splits, ("sentiment",), 0.4, 32)["sentiment"]
-    # the file's logits are the teacher's (fp16 on disk): the same confident rows, in file order
+    # the file's logits are the teacher's (fp16 on disk): the same confident rows
     model_rows = dict(zip(from_model.rows.texts, from_model.rows.labels.tolist(), strict=True))
     file_rows = dict(zip(from_file.rows.texts, from_file.rows.labels.tolist(), strict=True))
     assert file_rows == model_rows
@@ -161,3 +166,38 @@ def test_a_soft_label_file_for_another_split_is_refused(
     )
     with pytest.raises(TrainingError, match="made for the split"):
         run_training(_config(tiny_base_model, teacher=str(soft)), toy_data, tmp_path / "r")
+
+
+def test_pseudo_labels_from_a_file_use_the_teachers_calibration(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from models.training.softlabels import SoftLabels, label_training_texts
+
+    config = _config(tiny_base_model)
+    splits = split_files(toy_data, config)
+    split_meta = {"split": {"val_fraction": config.val_fraction, "seed": config.seed}}
+    raw = label_training_texts(toy_run / "best", splits, tmp_path / "raw.npz", meta=split_meta)
+    logits = raw.lookup("topic", splits["topic"].train.texts)["sentiment"]
+
+    def kept(temperature: float | None) -> list[str]:
+        meta = {k: v for k, v in raw.meta.items() if k != "temperature"}
+        if temperature is not None:
+            meta["temperature"] = {"sentiment": temperature}
+        path = tmp_path / f"t{temperature}.npz"
+        replace(raw, meta=meta).save(path)
+        return pseudo_label(path, splits, ("sentiment",), 0.6, 32)["sentiment"].rows.texts
+
+    def expected(temperature: float) -> list[str]:
+        z = logits / temperature
+        probs = np.exp(z - z.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        texts = splits["topic"].train.texts
+        return [t for t, p in zip(texts, probs.max(axis=1), strict=True) if p >= 0.6]
+
+    assert kept(None) == expected(1.0)  # no calibration recorded: raw probabilities
+    sharp = kept(0.2)
+    assert sharp == expected(0.2)
+    assert len(sharp) > len(kept(None))  # an under-confident teacher, calibrated, labels more
+    assert SoftLabels.load(tmp_path / "t0.2.npz").temperature("topic") is None
