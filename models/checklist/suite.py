@@ -13,6 +13,11 @@ is the held-out test set. A row's side therefore depends only on its id and
 on the ids of its own event type: rows of other types, the file's order and
 the texts never move it.
 
+``training_headlines.jsonl`` (same schema, ids ``<event_type>-tNN``) holds
+1,056 more headlines written for training only (24 per event type, in the
+same five capabilities); it shares no text with this suite (a test checks)
+and is used with ``finsentinel train --extra-data``; its own split is meaningless.
+
 >>> suite = load_suite()
 >>> len(suite.rows) >= 450, len(suite.event_types) >= 32
 (True, True)
@@ -65,7 +70,8 @@ class Headline(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+-[0-9]{2,}$")]
+    #: ``<event_type>-NN``; ``<event_type>-tNN`` in ``training_headlines.jsonl``.
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+-t?[0-9]{2,}$")]
     text: Annotated[str, Field(min_length=1, max_length=300)]
     event_type: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
     sentiment: Sentiment

@@ -238,3 +238,18 @@ def test_command_with_a_bad_model_dir_exits_2(
 def test_shipped_model_gets_the_held_out_third_right() -> None:
     report = evaluate_suite(None, split="test")
     assert report["sentiment_accuracy"] >= TARGET_ACCURACY, format_report(report)
+
+
+def test_the_training_headlines_are_valid_and_never_a_suite_text(suite: Suite) -> None:
+    """``training_headlines.jsonl`` (written for training only) shares no text with the suite."""
+    path = suite.path.with_name("training_headlines.jsonl")
+    extra = load_suite(path)  # the same row schema and checks (duplicates, labels)
+
+    def norm(text: str) -> str:
+        return re.sub(r"\s+", " ", text).strip().casefold()
+
+    suite_texts = {norm(r.text) for r in suite.select("all")}
+    assert not [r.text for r in extra.select("all") if norm(r.text) in suite_texts]
+    types = Counter(r.event_type for r in extra.select("all"))
+    assert set(types) == {r.event_type for r in suite.select("all")}
+    assert min(types.values()) >= 20
