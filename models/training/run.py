@@ -32,7 +32,12 @@ from models.training.extra import ExtraRows, add_extra_rows, extra_row_weights
 from models.training.feedback import add_feedback
 from models.training.loop import EpochResult, ProgressHook, Trainer
 from models.training.network import freeze_lower, from_pretrained
-from models.training.selftrain import PseudoLabels, extend_train, pseudo_label
+from models.training.selftrain import (
+    PseudoLabels,
+    extend_train,
+    pseudo_label,
+    pseudo_label_from_file,
+)
 from models.training.softlabels import SoftLabels
 
 __all__ = ["SplitData", "TrainResult", "default_base_model", "run_training", "split_files"]
@@ -215,17 +220,21 @@ def run_training(
     splits = split_files(files, config, text_column=text_column, label_column=label_column)
     pseudo = {}
     if config.teacher is not None:
-        if Path(config.teacher).is_file():
-            SoftLabels.load(Path(config.teacher)).check_split(
-                Path(config.teacher), config.val_fraction, config.seed
+        teacher = Path(config.teacher)
+        if teacher.is_file():  # a soft-label file: loaded once, checked, then thresholded
+            labels = SoftLabels.load(teacher)
+            labels.check_split(teacher, config.val_fraction, config.seed)
+            pseudo = pseudo_label_from_file(
+                labels, splits, config.pseudo_label_heads, config.pseudo_label_threshold
             )
-        pseudo = pseudo_label(
-            Path(config.teacher),
-            splits,
-            config.pseudo_label_heads,
-            config.pseudo_label_threshold,
-            config.max_length,
-        )
+        else:
+            pseudo = pseudo_label(
+                teacher,
+                splits,
+                config.pseudo_label_heads,
+                config.pseudo_label_threshold,
+                config.max_length,
+            )
         splits = extend_train(splits, pseudo)
     # After pseudo-labeling, so the teacher never labels the extra rows' other head; before
     # the feedback, whose loss weights are aligned with the final training rows.

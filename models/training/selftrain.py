@@ -92,16 +92,22 @@ def pseudo_label(
 
 
 def pseudo_label_from_file(
-    path: Path, splits: Mapping[str, _Split], heads: tuple[str, ...], threshold: float
+    source: Path | SoftLabels,
+    splits: Mapping[str, _Split],
+    heads: tuple[str, ...],
+    threshold: float,
 ) -> dict[str, PseudoLabels]:
-    """:func:`pseudo_label` with a soft-label file's saved logits as the teacher.
+    """:func:`pseudo_label` with a soft-label file's saved logits (path or loaded) as teacher.
 
     The file holds logits for training texts only (its ``meta.split`` is checked by
     the caller against the run's split); a text it has no row for is not a candidate.
     The logits are divided by the teacher's calibration temperature recorded in the
     file (:meth:`SoftLabels.temperature`) before the threshold applies.
     """
-    labels = SoftLabels.load(path)
+    if isinstance(source, SoftLabels):  # already loaded (and split-checked) by the caller
+        labels, path = source, f"soft labels of {source.meta.get('teacher', 'a teacher')}"
+    else:
+        labels, path = SoftLabels.load(source), str(source)
     out = {}
     for head in heads:
         temperature = labels.temperature(head)
@@ -132,7 +138,7 @@ def pseudo_label_from_file(
 
 
 def _confident(
-    teacher: Path,
+    teacher: Path | str,
     head: str,
     texts: list[str],
     logits: np.ndarray,

@@ -14,6 +14,9 @@ texts):
   ``seed``), the data files' sha256, how many texts were offered and labeled.
 
 ``python -m models.training.softlabels --teacher RUN/best --data DIR --out FILE``.
+``--model DIR`` labels with an exported model directory instead (ONNX, no torch:
+e.g. the shipped default, for another round of self-training); its logits are the
+log of its uncalibrated probabilities and its card's temperatures go with them.
 Texts are scored in a seeded random order and the file is rewritten after each
 chunk, so a run stopped by ``--max-minutes`` leaves an unbiased partial file
 (``meta["complete"]`` says which); rows without a target train on hard labels only.
@@ -38,7 +41,15 @@ from models.data import LabeledSet
 from models.exceptions import TrainingError
 from models.labels import HEADS
 
-__all__ = ["SoftLabels", "candidates", "label_files", "label_training_texts", "main", "text_key"]
+__all__ = [
+    "SoftLabels",
+    "candidates",
+    "label_files",
+    "label_training_texts",
+    "label_with_model_dir",
+    "main",
+    "text_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +235,57 @@ def label_training_texts(
     return labels
 
 
+def label_with_model_dir(
+    model_dir: Path,
+    splits: Mapping[str, _Split],
+    out: Path,
+    *,
+    meta: Mapping[str, Any],
+    batch_size: int = 64,
+    threads: int | None = None,
+) -> SoftLabels:
+    """Score both heads on the training texts of ``splits`` with an exported model; save to ``out``.
+
+    The stored logits are ``log p`` of the model's uncalibrated probabilities
+    (windows of a long text averaged as the scorer does), so ``softmax`` of them
+    gives those probabilities back; the card's temperatures are recorded as the
+    calibration. Validation rows are never scored (:func:`candidates`).
+    """
+    from models.scoring import Classifier
+
+    classifier = Classifier.load(model_dir, provider="cpu", intra_op_threads=threads)
+    card = classifier.card
+    pool = candidates(splits)
+    raw = {head: 1.0 for head in HEADS}
+    sent, topic = classifier.probabilities(
+        classifier.tokenize([text for _, text in pool]), batch_size=batch_size, temperature=raw
+    )
+    counts = {h: sum(1 for x, _ in pool if x == h) for h in splits}
+    info = {
+        **meta,
+        "format": FORMAT_VERSION,
+        "teacher": f"{card.name} {card.version} (exported model directory {model_dir})",
+        "teacher_metrics": card.metrics.get("validation"),
+        "teacher_base_model": Path(str(card.base_model)).name,
+        "teacher_variant": classifier.variant,
+        "max_length": card.max_length,
+        "temperature": {head: float(card.temperature[head]) for head in HEADS},
+        "candidates": counts,
+        "labeled": counts,
+        "complete": True,
+    }
+    tiny = 1e-12  # log(0) is -inf; log(1e-12) = -27.6 is still exact enough in float16
+    labels = SoftLabels(
+        np.array([text_key(h, text) for h, text in pool], dtype=np.uint64),
+        np.log(np.maximum(sent, tiny)),
+        np.log(np.maximum(topic, tiny)),
+        info,
+    )
+    labels.save(out)
+    logger.info("%s texts labeled by %s", len(pool), info["teacher"])
+    return labels
+
+
 def teacher_temperatures(teacher: Path) -> dict[str, float]:
     """Per head, the temperature that minimises log-loss on the teacher's validation logits.
 
@@ -254,8 +316,13 @@ def label_files(
     seed: int = 0,
     int8: bool = False,
     max_minutes: float | None = None,
+    exported: bool = False,
+    threads: int | None = None,
 ) -> SoftLabels:
-    """Split ``files`` as a student run with ``val_fraction``/``seed`` would, and label."""
+    """Split ``files`` as a student run with ``val_fraction``/``seed`` would, and label.
+
+    ``teacher`` is a checkpoint (a run's ``best/``), or with ``exported`` a model directory.
+    """
     from models.modeldir import sha256_file
     from models.training.config import TrainConfig
     from models.training.run import split_files
@@ -265,14 +332,11 @@ def label_files(
         "split": {"val_fraction": val_fraction, "seed": seed},
         "data_sha256": {head: sha256_file(path) for head, path in files.items()},
     }
+    splits = split_files(files, config)
+    if exported:
+        return label_with_model_dir(teacher, splits, out, meta=meta, threads=threads)
     return label_training_texts(
-        teacher,
-        split_files(files, config),
-        out,
-        meta=meta,
-        int8=int8,
-        max_minutes=max_minutes,
-        seed=seed,
+        teacher, splits, out, meta=meta, int8=int8, max_minutes=max_minutes, seed=seed
     )
 
 
@@ -282,7 +346,11 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--teacher", type=Path, required=True, help="A run's best/ checkpoint.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--teacher", type=Path, help="A run's best/ checkpoint.")
+    source.add_argument(
+        "--model", type=Path, help="An exported model directory (e.g. models/default) instead."
+    )
     parser.add_argument("--data", type=Path, required=True, help="Directory with the data files.")
     parser.add_argument("--out", type=Path, required=True, help="The .npz to write.")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="The student's split.")
@@ -307,13 +375,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = {head: args.data / DATA_FILES[head] for head in HEADS}
     try:
         labels = label_files(
-            args.teacher,
+            args.teacher or args.model,
             files,
             args.out,
             val_fraction=args.val_fraction,
             seed=args.seed,
             int8=args.int8,
             max_minutes=args.max_minutes,
+            exported=args.model is not None,
+            threads=args.threads,
         )
     except ModelError as exc:
         logger.error("%s", exc)

@@ -31,6 +31,16 @@ def _config(base: Path, **given: object) -> TrainConfig:
     return TrainConfig(**{**values, **given})  # type: ignore[arg-type]
 
 
+def _data_dir(toy_data: dict[str, Path], data: Path) -> Path:
+    """The toy files under the names ``--data DIR`` expects (``DATA_FILES``)."""
+    from models.training.reproduce import DATA_FILES
+
+    data.mkdir()
+    pd.read_csv(toy_data["sentiment"]).to_csv(data / DATA_FILES["sentiment"], index=False)
+    pd.read_json(toy_data["topic"], lines=True).to_csv(data / DATA_FILES["topic"], index=False)
+    return data
+
+
 def test_pseudo_labels_are_the_teachers_confident_predictions(
     toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path
 ) -> None:
@@ -101,12 +111,7 @@ def test_reproduce_trains_teacher_then_student_and_ships_the_student(
     from models.training import reproduce
     from models.training import run as train
 
-    data = tmp_path / "data"
-    data.mkdir()
-    pd.read_csv(toy_data["sentiment"]).to_csv(data / reproduce.DATA_FILES["sentiment"], index=False)
-    pd.read_json(toy_data["topic"], lines=True).to_csv(
-        data / reproduce.DATA_FILES["topic"], index=False
-    )
+    data = _data_dir(toy_data, tmp_path / "data")
     monkeypatch.setattr(train, "default_base_model", lambda: str(tiny_base_model))
     quick = {"max_length": 32, "batch_size": 16, "learning_rate": 5e-3, "val_fraction": 0.25}
     monkeypatch.setattr(reproduce, "SHIPPED_CONFIG", {**reproduce.SHIPPED_CONFIG, **quick})
@@ -201,3 +206,63 @@ def test_pseudo_labels_from_a_file_use_the_teachers_calibration(
     assert sharp == expected(0.2)
     assert len(sharp) > len(kept(None))  # an under-confident teacher, calibrated, labels more
     assert SoftLabels.load(tmp_path / "t0.2.npz").temperature("topic") is None
+
+
+def test_an_exported_model_directory_labels_training_texts_like_the_scorer(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    """``--model DIR``: the shipped ONNX model as the teacher of the next round (no torch)."""
+    from models.scoring import Classifier, softmax
+    from models.training.ship import export_run
+    from models.training.softlabels import SoftLabels, label_with_model_dir
+
+    model_dir = export_run(
+        toy_run, tmp_path / "model", version="toy-1", variants=("fp32",), min_agreement=0.9
+    )
+    config = _config(tiny_base_model)
+    splits = split_files(toy_data, config)
+    split_meta = {"split": {"val_fraction": config.val_fraction, "seed": config.seed}}
+    label_with_model_dir(model_dir, splits, tmp_path / "soft.npz", meta=split_meta)
+    saved = SoftLabels.load(tmp_path / "soft.npz")
+
+    classifier = Classifier.load(model_dir, provider="cpu")
+    assert saved.meta["temperature"] == classifier.card.temperature
+    assert saved.meta["complete"] and "toy-1" in saved.meta["teacher"]
+    for head, split in splits.items():
+        assert saved.count(head, split.train.texts) == len(split.train)
+        assert saved.count(head, split.validation.texts) == 0  # never a validation row
+    # softmax(logits / card temperature) is what the scorer reports for those texts
+    texts = splits["topic"].train.texts
+    sent, topic = classifier.probabilities(classifier.tokenize(texts))
+    stored = saved.lookup("topic", texts)
+    np.testing.assert_allclose(
+        softmax(stored["sentiment"], saved.temperature("sentiment")), sent, atol=5e-3
+    )
+    np.testing.assert_allclose(
+        softmax(stored["topic"], saved.temperature("topic")), topic, atol=5e-3
+    )
+
+    # and it teaches like any soft-label file: confident rows become pseudo-labels
+    kept = pseudo_label(tmp_path / "soft.npz", splits, ("sentiment",), 0.5, 32)["sentiment"]
+    confidence = dict(zip(texts, sent.max(axis=1), strict=True))
+    sure = {t for t, p in confidence.items() if p >= 0.505}  # float16 logits: a margin
+    maybe = {t for t, p in confidence.items() if p >= 0.495}
+    assert sure <= set(kept.rows.texts) <= maybe and sure
+
+
+def test_softlabels_cli_labels_with_a_model_directory(
+    toy_run: Path, toy_data: dict[str, Path], tmp_path: Path
+) -> None:
+    from models.training import softlabels
+    from models.training.ship import export_run
+
+    data = _data_dir(toy_data, tmp_path / "data")
+    model_dir = export_run(toy_run, tmp_path / "m", version="toy-2", variants=("fp32",))
+    out = tmp_path / "soft.npz"
+    args = ["--model", str(model_dir), "--data", str(data), "--out", str(out)]
+    assert softlabels.main([*args, "--val-fraction", "0.25", "--threads", "1"]) == 0
+    saved = softlabels.SoftLabels.load(out)
+    assert saved.meta["split"] == {"val_fraction": 0.25, "seed": 0}
+    assert "toy-2" in saved.meta["teacher"] and saved.meta["complete"]
+    with pytest.raises(SystemExit):  # a checkpoint or a model directory, not both
+        softlabels.main([*args, "--teacher", str(toy_run / "best")])
