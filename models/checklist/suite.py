@@ -45,6 +45,7 @@ __all__ = [
     "SPLITS",
     "SUITE_FILE",
     "TEST_FRACTION",
+    "TRAINING_HEADLINES",
     "Headline",
     "Suite",
     "SuiteRow",
@@ -54,6 +55,8 @@ __all__ = [
 
 #: The headlines written for the suite (shipped with the package).
 SUITE_FILE: Final = Path(__file__).with_name("headlines.jsonl")
+#: More headlines written for training only (none is a suite text; `make model` uses them).
+TRAINING_HEADLINES: Final = Path(__file__).with_name("training_headlines.jsonl")
 #: Share of each event type's rows held out as the test set.
 TEST_FRACTION: Final = 1 / 3
 SPLITS: Final = ("train", "test")

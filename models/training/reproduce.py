@@ -2,15 +2,23 @@
 
 ``python -m models.training.reproduce --data DIR --out DIR``.
 
-Two stages on the two public data files in ``--data``, with the
-hyper-parameters recorded in :data:`SHIPPED_CONFIG`: a teacher run, then the
-shipped student (:data:`STUDENT_OVERRIDES`), which also trains its sentiment
-head on the topic file's training headlines that the teacher labels
-confidently (:mod:`models.training.selftrain`). Then calibration, fp32/int8/fp16 export
-with parity checks, evaluation on the held-out validation split and the card.
-Run it with ``nice``: about two hours on an idle CPU core (one torch thread, for
-repeatability; teacher 5 epochs of ~10 minutes, student 4 of ~14, export and
-checks ~3-5 minutes each). ``--teacher DIR`` reuses a teacher checkpoint.
+The shipped student (:data:`SHIPPED_CONFIG` + :data:`STUDENT_OVERRIDES`) is
+the MiniLM encoder trained on the two public data files in ``--data``, plus:
+
+* its sentiment head on the topic file's training headlines that a teacher
+  labels with probability >= 0.8 (:mod:`models.training.selftrain`). The teacher
+  is :data:`SHIPPED_TEACHER`, the previous release's logits on every training
+  text, committed (``python -m models.training.softlabels --model DIR``);
+  ``--train-teacher`` trains a stage-1 MiniLM teacher first instead (how 0.3.0
+  was built), ``--teacher DIR|FILE`` takes another checkpoint or soft-label file;
+* the behavioural headline suite's train split and ``training_headlines.jsonl``
+  (:mod:`models.checklist`), at loss weight ``extra_weight``.
+
+Then calibration, fp32/int8/fp16 export with parity checks, evaluation on the
+held-out validation split, the headline suite's held-out third and the card.
+Run it with ``nice``: about 80 minutes on an idle CPU core (one torch thread, for
+repeatability; 4 epochs of ~19 minutes, export and checks ~5 minutes; a stage-1
+teacher adds 5 epochs of ~10 minutes).
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from models.checklist.suite import TRAINING_HEADLINES
 from models.data import RECIPE_FILES, RECIPE_SEED, RECIPE_VAL_FRACTION
 
-__all__ = ["SHIPPED_CONFIG", "main"]
+__all__ = ["SHIPPED_CONFIG", "SHIPPED_TEACHER", "STUDENT_OVERRIDES", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +53,23 @@ SHIPPED_CONFIG: Final[dict[str, Any]] = {
     # One torch thread: bit-for-bit repeatable runs (and no OpenMP contention).
     "threads": 1,
 }
-#: Stage 2 (the shipped student): the same recipe from the base encoder again, with
-#: the sentiment head also trained on the topic set's training texts that the
-#: stage-1 model (the teacher) labels with probability >= the threshold.
+#: The shipped student: the same recipe from the base encoder again, with the
+#: sentiment head also trained on the topic set's training texts that the teacher
+#: labels with probability >= the threshold, and on news headlines written for the
+#: project (the suite's train split and TRAINING_HEADLINES).
 STUDENT_OVERRIDES: Final[dict[str, Any]] = {
     "epochs": 4,
     "pseudo_label_heads": ("sentiment",),
     "pseudo_label_threshold": 0.8,
+    "checklist": True,
+    "extra_data": (str(TRAINING_HEADLINES),),
+    "extra_weight": 1.0,
 }
-#: What `make model` labels its build (0.3.1: weight-only int8; see models/training/weightonly.py).
-SHIPPED_VERSION: Final = "0.3.1"
+#: The shipped student's teacher: 0.3.1's logits on every training text of the
+#: recipe's split (made by ``python -m models.training.softlabels --model``).
+SHIPPED_TEACHER: Final = Path(__file__).resolve().parents[1] / "teacher" / "labels_0.3.1.npz"
+#: What `make model` labels its build (0.4.0: taught by 0.3.1, news headlines, weight-only int8).
+SHIPPED_VERSION: Final = "0.4.0"
 DATA_FILES: Final = RECIPE_FILES
 _GITIGNORE: Final = (
     "# Build outputs of `make model`: only the int8 variant is shipped.\n"
@@ -71,19 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default=SHIPPED_VERSION)
     parser.add_argument("--epochs", type=int, default=None, help="Override (quick runs).")
     parser.add_argument("--max-train-minutes", type=float, default=None)
-    parser.add_argument(
+    teacher = parser.add_mutually_exclusive_group()
+    teacher.add_argument(
         "--teacher",
         type=Path,
-        default=None,
-        help="Skip stage 1 and use this checkpoint (a run's best/) as the teacher.",
+        default=SHIPPED_TEACHER,
+        help="The teacher: a checkpoint (a run's best/) or a soft-label file "
+        "(default: the committed %(default)s).",
+    )
+    teacher.add_argument(
+        "--train-teacher",
+        action="store_true",
+        help="Train a stage-1 MiniLM teacher with SHIPPED_CONFIG first (as 0.3.0 was built).",
     )
     parser.add_argument(
         "--pseudo-label-threshold", type=float, default=None, help="Override (experiments)."
     )
     parser.add_argument(
-        "--checklist",
+        "--no-headlines",
         action="store_true",
-        help="Also train on the behavioural suite's train split (models/checklist).",
+        help="Train without the suite's train split and the training headlines (0.3.x data).",
     )
     return parser
 
@@ -95,9 +118,10 @@ def reproduce(
     *,
     version: str = SHIPPED_VERSION,
     overrides: dict[str, Any] | None = None,
-    teacher: Path | None = None,
+    teacher: Path | None = SHIPPED_TEACHER,
 ) -> Path:
-    """Train teacher and student, calibrate, export and card the shipped model; returns ``out``."""
+    """Train the student (and, if ``teacher`` is None, a stage-1 teacher first), calibrate,
+    export and card the shipped model; returns ``out``."""
     from models.training.config import TrainConfig
     from models.training.run import default_base_model, run_training
     from models.training.ship import export_run
@@ -110,7 +134,7 @@ def reproduce(
         teacher = run_training(
             TrainConfig(base_model=default_base_model(), **stage1), files, run_dir / "teacher"
         ).best_dir
-    logger.info("stage 2/2: student taught by %s (%s)", teacher, run_dir / "student")
+    logger.info("student taught by %s (%s)", teacher, run_dir / "student")
     stage2 = {**SHIPPED_CONFIG, **STUDENT_OVERRIDES, **given, "teacher": str(teacher.resolve())}
     result = run_training(
         TrainConfig(base_model=default_base_model(), **stage2), files, run_dir / "student"
@@ -119,7 +143,8 @@ def reproduce(
         result.run_dir,
         out,
         version=version,
-        notes="Built by `python -m models.training.reproduce` (make model).",
+        notes="Built by `python -m models.training.reproduce` (make model); "
+        f"teacher {teacher.name}.",
     )
     (out / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
     return out
@@ -138,8 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["max_train_minutes"] = args.max_train_minutes
     if args.pseudo_label_threshold is not None:
         overrides["pseudo_label_threshold"] = args.pseudo_label_threshold
-    if args.checklist:
-        overrides["checklist"] = True
+    if args.no_headlines:
+        overrides.update(checklist=False, extra_data=())
     try:
         reproduce(
             args.data,
@@ -147,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.run_dir,
             version=args.version,
             overrides=overrides,
-            teacher=args.teacher,
+            teacher=None if args.train_teacher else args.teacher,
         )
     except ModelError as exc:
         logger.error("%s", exc)

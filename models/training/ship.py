@@ -135,7 +135,7 @@ def _extra_note(summary: dict[str, Any] | None) -> str:
     if not summary:
         return ""
     return "".join(
-        f", plus {d['rows']} rows of {name} (sha256 {d['sha256'][:12]}…)"
+        f", plus {d['rows']} rows of {Path(name).name} (sha256 {d['sha256'][:12]}…)"
         for name, d in summary.items()
         if d["rows"]
     )

@@ -242,6 +242,7 @@ def label_with_model_dir(
     *,
     meta: Mapping[str, Any],
     batch_size: int = 64,
+    chunk_size: int = 2048,
     threads: int | None = None,
 ) -> SoftLabels:
     """Score both heads on the training texts of ``splits`` with an exported model; save to ``out``.
@@ -257,9 +258,17 @@ def label_with_model_dir(
     card = classifier.card
     pool = candidates(splits)
     raw = {head: 1.0 for head in HEADS}
-    sent, topic = classifier.probabilities(
-        classifier.tokenize([text for _, text in pool]), batch_size=batch_size, temperature=raw
-    )
+    sent_parts, topic_parts = [], []
+    for start in range(0, len(pool), chunk_size):
+        texts = [text for _, text in pool[start : start + chunk_size]]
+        s, t = classifier.probabilities(
+            classifier.tokenize(texts), batch_size=batch_size, temperature=raw
+        )
+        sent_parts.append(s)
+        topic_parts.append(t)
+        logger.info("labeled %s of %s texts", start + len(texts), len(pool))
+    sent = np.concatenate(sent_parts) if pool else np.zeros((0, len(card.sentiment_labels)))
+    topic = np.concatenate(topic_parts) if pool else np.zeros((0, len(card.topic_labels)))
     counts = {h: sum(1 for x, _ in pool if x == h) for h in splits}
     info = {
         **meta,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.checklist.suite import TRAINING_HEADLINES
 from models.encoding import TextEncoder
 from models.exceptions import TrainingError
 from models.training.config import TrainConfig
@@ -102,7 +103,7 @@ def test_bad_teacher_or_missing_head_is_a_clear_error(
         pseudo_label(toy_run / "best", only_sentiment, ("sentiment",), 0.9, 32)
 
 
-def test_reproduce_trains_teacher_then_student_and_ships_the_student(
+def test_reproduce_trains_a_stage1_teacher_then_the_student_with_headlines(
     toy_data: dict[str, Path],
     tiny_base_model: Path,
     tmp_path: Path,
@@ -119,15 +120,35 @@ def test_reproduce_trains_teacher_then_student_and_ships_the_student(
     run = tmp_path / "run"
     code = reproduce.main(
         ["--data", str(data), "--out", str(out), "--run-dir", str(run),
-         "--epochs", "2", "--pseudo-label-threshold", "0.34"]
+         "--epochs", "2", "--pseudo-label-threshold", "0.34", "--train-teacher"]
     )  # fmt: skip
     assert code == 0
     student = json.loads((tmp_path / "run" / "student" / "config.json").read_text())
     assert student["teacher"] == str((tmp_path / "run" / "teacher" / "best").resolve())
-    assert json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())["teacher"] is None
+    teacher = json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())
+    assert teacher["teacher"] is None and not teacher["checklist"] and not teacher["extra_data"]
+    # the student also learns the news headlines: the suite's train split and the training file
+    assert student["checklist"] and student["extra_data"] == [str(TRAINING_HEADLINES)]
     card = json.loads((out / "model_card.json").read_text())
-    assert "labeled by a teacher model" in json.dumps(card)
+    assert "labeled by a teacher model" in card["training_data"]
+    assert "rows of training_headlines.jsonl" in card["training_data"]
+    assert "rows of checklist:headlines.jsonl" in card["training_data"]
     assert (out / "model.int8.onnx").is_file()
+
+
+def test_the_committed_teacher_file_is_made_for_the_recipes_split() -> None:
+    """`make model`'s default teacher: 0.3.1's logits, made for the recipe's split."""
+    from models.data import RECIPE_SEED, RECIPE_VAL_FRACTION
+    from models.training.reproduce import SHIPPED_TEACHER
+    from models.training.softlabels import SoftLabels
+
+    labels = SoftLabels.load(SHIPPED_TEACHER)
+    labels.check_split(SHIPPED_TEACHER, RECIPE_VAL_FRACTION, RECIPE_SEED)
+    assert labels.meta["complete"] and "0.3.1" in labels.meta["teacher"]
+    assert set(labels.meta["temperature"]) == {"sentiment", "topic"}
+    assert len(labels) == sum(labels.meta["labeled"].values())
+    assert labels.sentiment.shape == (len(labels), 3) and labels.topic.shape == (len(labels), 20)
+    assert np.isfinite(labels.sentiment.astype(np.float32)).all()
 
 
 def test_a_soft_label_file_is_a_teacher_without_running_one(
@@ -222,7 +243,7 @@ def test_an_exported_model_directory_labels_training_texts_like_the_scorer(
     config = _config(tiny_base_model)
     splits = split_files(toy_data, config)
     split_meta = {"split": {"val_fraction": config.val_fraction, "seed": config.seed}}
-    label_with_model_dir(model_dir, splits, tmp_path / "soft.npz", meta=split_meta)
+    label_with_model_dir(model_dir, splits, tmp_path / "soft.npz", meta=split_meta, chunk_size=7)
     saved = SoftLabels.load(tmp_path / "soft.npz")
 
     classifier = Classifier.load(model_dir, provider="cpu")
