@@ -372,14 +372,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    import torch
-
     from models.exceptions import ModelError
     from models.training.reproduce import DATA_FILES
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.threads:
+    if args.threads and args.teacher is not None:  # --model runs on ONNX Runtime: no torch
+        import torch
+
         torch.set_num_threads(args.threads)
     files = {head: args.data / DATA_FILES[head] for head in HEADS}
     try:
