@@ -171,6 +171,15 @@ def train(
         float | None,
         _hp("extra_weight", "Loss weight of an --extra-data or --checklist row.", min=0.0),
     ] = None,
+    extra_topic_weight: Annotated[
+        float | None,
+        _hp(
+            "extra_topic_weight",
+            "Loss weight of an --extra-data or --checklist row's topic label "
+            "(None: as --extra-weight).",
+            min=0.0,
+        ),
+    ] = None,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -212,6 +221,7 @@ def train(
             "extra_data": tuple(str(p.resolve()) for p in extra_data) if extra_data else None,
             "checklist": checklist or None,
             "extra_weight": extra_weight,
+            "extra_topic_weight": extra_topic_weight,
         }
         # Options left out take TrainConfig's defaults: they are declared there only.
         given["base_model"] = str(base_model or default_base_model())

@@ -60,6 +60,10 @@ class TrainConfig(BaseModel):
     checklist: bool = False
     #: Loss weight of the ``extra_data`` and ``checklist`` rows (1 for every other row).
     extra_weight: Annotated[float, Field(gt=0, le=100)] = 1.0
+    #: Loss weight of those rows' *topic* labels; None: ``extra_weight``. Headlines
+    #: teach the sentiment head what tweets cannot, while their topic rows pull the
+    #: topic head away from tweets, so the recipe weighs the two apart.
+    extra_topic_weight: Annotated[float, Field(gt=0, le=100)] | None = None
     #: Distillation: a soft-label file (:mod:`models.training.softlabels`) whose
     #: teacher logits become soft targets for both heads of the training rows.
     soft_labels: str | None = None

@@ -10,7 +10,9 @@ the suite's test figure stays honest. The counts go into ``data.json``.
 
 Extra rows are few next to the tweets of the two public files (hundreds against
 ~18,000 sentiment rows), so ``extra_weight`` (``--extra-weight``) scales their
-loss (:func:`extra_row_weights`), as ``--feedback-weight`` does for corrections.
+loss (:func:`extra_row_weights`), as ``--feedback-weight`` does for corrections;
+``extra_topic_weight`` (``--extra-topic-weight``) gives their topic labels a
+weight of their own.
 """
 
 from __future__ import annotations
@@ -126,13 +128,15 @@ def add_extra_rows(
 
 
 def extra_row_weights(
-    splits: Mapping[str, Any], extra: ExtraRows, weight: float
+    splits: Mapping[str, Any], extra: ExtraRows, weight: float | Mapping[str, float]
 ) -> dict[str, np.ndarray]:
     """Per head, the loss weight of each training row: ``weight`` for the extra rows.
 
-    The extra rows are the last ``extra.rows(head)`` training rows (as
-    :func:`add_extra_rows` appends them); every other row weighs 1. Empty when
-    ``weight`` is 1 or nothing was added (the trainer then weighs rows equally).
+    ``weight`` is one number for every head or a ``head -> weight`` mapping (a
+    head it leaves out weighs 1). The extra rows are the last
+    ``extra.rows(head)`` training rows (as :func:`add_extra_rows` appends
+    them); every other row weighs 1. A head whose weight is 1 or that got no
+    extra rows is left out (the trainer then weighs its rows equally).
 
     >>> from models.data import LabeledSet
     >>> from types import SimpleNamespace
@@ -141,14 +145,14 @@ def extra_row_weights(
     >>> extra_row_weights({"sentiment": SimpleNamespace(train=train)}, extra, 3.0)["sentiment"]
     array([1., 1., 3.], dtype=float32)
     """
-    if weight == 1.0:
-        return {}
+    per_head = dict(weight) if isinstance(weight, Mapping) else dict.fromkeys(splits, float(weight))
     out = {}
     for head, split in splits.items():
         added = extra.rows(head)
-        if added:
+        head_weight = per_head.get(head, 1.0)
+        if added and head_weight != 1.0:
             total = len(split.train)
             row_weights = np.ones(total, dtype=np.float32)
-            row_weights[total - added :] = weight
+            row_weights[total - added :] = head_weight
             out[head] = row_weights
     return out

@@ -97,6 +97,12 @@ def split_files(
     return splits
 
 
+def _extra_weights(config: TrainConfig) -> dict[str, float]:
+    """Per head, the loss weight of the ``extra_data``/``checklist`` rows."""
+    topic = config.extra_weight if config.extra_topic_weight is None else config.extra_topic_weight
+    return {"sentiment": config.extra_weight, "topic": topic}
+
+
 def _added_rows(
     head: str, pseudo: Mapping[str, PseudoLabels], feedback: Mapping[str, dict[str, Any]]
 ) -> int:
@@ -126,7 +132,7 @@ def _write_run_files(
             "validation_rows": len(split.validation),
             **({"pseudo_labels": pseudo[head].summary()} if head in pseudo else {}),
             **(
-                {"extra_data": extra.summary(head), "extra_weight": config.extra_weight}
+                {"extra_data": extra.summary(head), "extra_weight": _extra_weights(config)[head]}
                 if extra.rows(head)
                 else {}
             ),
@@ -239,7 +245,7 @@ def run_training(
     # After pseudo-labeling, so the teacher never labels the extra rows' other head; before
     # the feedback, whose loss weights are aligned with the final training rows.
     splits, extra_rows = add_extra_rows(splits, config.extra_data, config.checklist)
-    weights = extra_row_weights(splits, extra_rows, config.extra_weight)
+    weights = extra_row_weights(splits, extra_rows, _extra_weights(config))
     feedback: dict[str, dict[str, Any]] = {}
     if config.feedback is not None:
         splits, weights, feedback = add_feedback(

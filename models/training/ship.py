@@ -131,11 +131,12 @@ def _feedback_note(summary: dict[str, Any] | None) -> str:
     )
 
 
-def _extra_note(summary: dict[str, Any] | None) -> str:
+def _extra_note(summary: dict[str, Any] | None, weight: float | None = None) -> str:
     if not summary:
         return ""
+    weighed = "" if weight in (None, 1.0) else f" at loss weight {weight:g}"
     return "".join(
-        f", plus {d['rows']} rows of {Path(name).name} (sha256 {d['sha256'][:12]}…)"
+        f", plus {d['rows']} rows of {Path(name).name} (sha256 {d['sha256'][:12]}…){weighed}"
         for name, d in summary.items()
         if d["rows"]
     )
@@ -150,7 +151,7 @@ def _training_data(run_dir: Path) -> str:
         f"{head}: {Path(d['file']).name} (sha256 {d['sha256'][:12]}…, "
         f"{d['train_rows']} train / {d['validation_rows']} held-out validation rows"
         + _pseudo_note(d.get("pseudo_labels"))
-        + _extra_note(d.get("extra_data"))
+        + _extra_note(d.get("extra_data"), d.get("extra_weight"))
         + _soft_note(d.get("soft_labels"))
         + _feedback_note(d.get("feedback"))
         + ")"

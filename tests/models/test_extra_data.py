@@ -91,10 +91,12 @@ def test_a_run_records_the_extra_rows(
         val_fraction=0.25,
         threads=1,
         checklist=True,
+        extra_topic_weight=0.25,
     )
     run_training(config, toy_data, tmp_path)
     data = json.loads((tmp_path / "data.json").read_text())
     assert data["sentiment"]["train_rows"] == 54  # people's labels of the toy file only
+    assert data["sentiment"]["extra_weight"] == 1.0 and data["topic"]["extra_weight"] == 0.25
     (entry,) = data["sentiment"]["extra_data"].values()
     assert entry["rows"] == len(load_suite().select("train"))
     assert json.loads((tmp_path / "config.json").read_text())["checklist"] is True
@@ -121,6 +123,9 @@ def test_train_command_passes_checklist_and_extra_data(
     result = CliRunner().invoke(app, [*args, "--extra-data", str(data)])
     assert result.exit_code == 2 and "captured" in result.output
     assert seen[0].checklist is True and seen[0].extra_data == (str(data.resolve()),)
+    assert seen[0].extra_topic_weight is None  # the topic labels weigh --extra-weight
+    result = CliRunner().invoke(app, [*args, "--extra-weight", "2", "--extra-topic-weight", "0.3"])
+    assert result.exit_code == 2 and (seen[1].extra_weight, seen[1].extra_topic_weight) == (2, 0.3)
 
 
 def test_extra_rows_weigh_extra_weight_and_feedback_keeps_those_weights(tmp_path: Path) -> None:
@@ -134,6 +139,13 @@ def test_extra_rows_weigh_extra_weight_and_feedback_keeps_those_weights(tmp_path
     assert weights["sentiment"].tolist() == [1.0, 1.0, 3.0, 3.0]
     assert "topic" not in weights  # nothing added there: equal weights
     assert extra_row_weights(out, extra, 1.0) == {}
+    # one weight per head: the topic head's rows weigh their own, a head left out weighs 1
+    both, both_extra = add_extra_rows(_splits("x"), (), checklist=True)
+    n_topic = both_extra.rows("topic")
+    per_head = extra_row_weights(both, both_extra, {"sentiment": 1.0, "topic": 0.25})
+    assert list(per_head) == ["topic"]
+    assert per_head["topic"].tolist() == [1.0] + [0.25] * n_topic
+    assert list(extra_row_weights(both, both_extra, {"sentiment": 2.0})) == ["sentiment"]
 
     from models.feedback import split_of
 
