@@ -21,7 +21,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from stream.contracts.schemas import SENTIMENT_LABELS
+from stream.contracts.schemas import SENTIMENT_LABELS, UNSUPPORTED_REASONS
 from stream.deadletters import DeadLetterCounter
 
 __all__ = [
@@ -141,12 +141,24 @@ class ScorerMetrics:
         )
         self.scored = Counter(
             "documents_scored",
-            "Documents scored and acknowledged, by topic and sentiment.",
+            "Documents scored and acknowledged that the model can read, by topic and "
+            "sentiment (the others count in documents_unsupported_total).",
             ["topic", "sentiment"],
             namespace=ns,
             subsystem=sub,
             registry=registry,
         )
+        self.unsupported = Counter(
+            "documents_unsupported",
+            "Documents scored and acknowledged that the model cannot read (another "
+            "language, no text), by reason: their sentiment is not counted.",
+            ["reason"],
+            namespace=ns,
+            subsystem=sub,
+            registry=registry,
+        )
+        for reason in UNSUPPORTED_REASONS:
+            self.unsupported.labels(reason=reason)
         #: ``finsentinel_deadletters_total{stage="score"}``, shared by every stage.
         self.dead_letters = DeadLetterCounter(registry, stage="score")
         self.batches = Counter(

@@ -337,7 +337,10 @@ class ScorerService:
         for outcome in delivered:
             if outcome.scored is not None:
                 doc = outcome.scored
-                self.metrics.scored.labels(topic=doc.topic, sentiment=doc.sentiment).inc()
+                if doc.unsupported_reason is None:
+                    self.metrics.scored.labels(topic=doc.topic, sentiment=doc.sentiment).inc()
+                else:  # the model's sentiment on a text it cannot read: not a sentiment
+                    self.metrics.unsupported.labels(reason=doc.unsupported_reason).inc()
                 latency = (doc.scored_at - doc.fetched_at).total_seconds()
                 self.metrics.latency.observe(max(0.0, latency))
                 scored += 1

@@ -136,7 +136,10 @@ class ScorerProcess:
         return out
 
     def scored(self) -> int:
-        return int(sum(v for _, v in self.samples()["finsentinel_scorer_documents_scored_total"]))
+        """Documents scored, whether the model could read them or not."""
+        samples = self.samples()
+        names = ("documents_scored_total", "documents_unsupported_total")
+        return int(sum(v for n in names for _, v in samples[f"finsentinel_scorer_{n}"]))
 
     def model_versions(self) -> set[str]:
         return {lab["model_version"] for lab, _ in self.samples()["finsentinel_scorer_model_info"]}

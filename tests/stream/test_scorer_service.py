@@ -62,6 +62,9 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
         kit.raw_doc(i, ticker=tickers[i % 3], kind="news" if i % 4 else "comment")
         for i in range(30)
     ]
+    german = "übertrifft die Erwartungen und hebt die Prognose für das Gesamtjahr deutlich an"
+    for i in (5, 9):  # scored and kept, but their sentiment is not the model's to give
+        docs[i] = docs[i].model_copy(update={"title": f"{tickers[i % 3]} {german}"})
     empty = kit.raw_doc(99).model_copy(update={"title": " "})
     bad = [*BAD.values(), encode(empty)]
     kit.send_docs(kafka_settings, topics, docs)
@@ -97,9 +100,13 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
     scored = kit.read_topic(kafka_settings, topics.scored, 30)
     # Order holds per key within one raw topic (news and comments are separate streams).
     per_key: dict[tuple[bytes, str], list[int]] = defaultdict(list)
+    unreadable = set()
     for record in sorted(scored, key=lambda r: (r.partition, r.offset)):
         doc = decode(record.value, ScoredDocument)
         per_key[record.key, doc.kind].append(int(doc.id.split("-")[1]))
+        if doc.unsupported_reason is not None:
+            unreadable.add((doc.id, doc.unsupported_reason))
+    assert unreadable == {("doc-5", "language"), ("doc-9", "language")}
     assert sorted(i for ids in per_key.values() for i in ids) == list(range(30))
     for (key, kind), ids in per_key.items():
         assert ids == sorted(ids), f"{key!r} {kind} out of order"
@@ -124,7 +131,9 @@ def test_scores_in_order_per_key_dead_letters_bad_input_and_counts_it(
         for t in tiny_classifier.card.topic_labels
         for s in ("negative", "neutral", "positive")
     ]
-    assert sum(by_label) == 30
+    assert sum(by_label) == 28  # the two German documents are not in the sentiment counts
+    assert value("finsentinel_scorer_documents_unsupported_total", {"reason": "language"}) == 2
+    assert value("finsentinel_scorer_documents_unsupported_total", {"reason": "no_text"}) == 0
     batches = value("finsentinel_scorer_batch_size_documents_count")
     assert batches == value("finsentinel_scorer_batches_total", {"outcome": "committed"})
     assert value("finsentinel_scorer_batch_size_documents_sum") == 36
