@@ -2,7 +2,10 @@
 
 * ``finsentinel crawl [--sources FILE]``: run the scheduled crawler service.
 * ``finsentinel crawl --once SOURCE``: one pass of one source, produced to
-  Kafka, with what it found printed as a table.
+  Kafka, with what it found printed as a table. A one-shot pass (cron, a
+  Kubernetes CronJob) has no ``/metrics`` to scrape: ``--metrics-file PATH``
+  writes its metrics in Prometheus text format for node_exporter's textfile
+  collector, with the pass's completion time and failed sources.
 * ``finsentinel sources check [--sources FILE]``: validate the sources file
   and probe each source (reachable, robots allowed, parses, N entries);
   nothing is produced.
@@ -36,6 +39,8 @@ from stream.runtime import (
 )
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from ingest.crawler import IngestReport
     from ingest.settings import IngestSettings
     from stream.runtime import Launch
@@ -77,6 +82,14 @@ def crawl(
     metrics_port: Annotated[
         int | None, typer.Option(help="Port of /metrics and /healthz (0: any).")
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --once: write the pass's metrics to this file in Prometheus text "
+            "format (for node_exporter's textfile collector), replaced atomically.",
+            dir_okay=False,
+        ),
+    ] = None,
     topic_prefix: PrefixOpt = None,
     embedded_broker: EmbeddedBrokerOpt = False,
     log_level: LogLevelOpt = None,
@@ -84,6 +97,9 @@ def crawl(
 ) -> None:
     """Crawl the configured sources into Kafka (scheduled), or one source once."""
     from ingest.exceptions import SourceConfigError
+
+    if metrics_file is not None and once is None:
+        raise _fail(2, "--metrics-file is for --once: the service serves /metrics")
 
     def load() -> tuple[IngestSettings, list[Any]]:
         from ingest.config import load_sources
@@ -96,7 +112,7 @@ def crawl(
     code = launch(
         "crawler",
         load,
-        _run_once if once else _serve,
+        (lambda job: _run_once(job, metrics_file)) if once else _serve,
         logs=LogOptions.of(ctx, log_level, json_logs),
         topics=topic_names(topic_prefix),
         allow_embedded=embedded_broker,
@@ -105,14 +121,48 @@ def crawl(
     exit_with(code)
 
 
-def _run_once(job: Launch[tuple[IngestSettings, list[Any]]]) -> int:
+def _run_once(job: Launch[tuple[IngestSettings, list[Any]]], metrics_file: Path | None) -> int:
+    from prometheus_client import CollectorRegistry
+
     from ingest.service import run_once
 
     settings, specs = job.settings
     assert job.kafka is not None
-    report = run_once(specs, kafka=job.kafka, topics=job.topics, settings=settings)
+    registry = CollectorRegistry()
+    report = run_once(
+        specs, kafka=job.kafka, topics=job.topics, settings=settings, registry=registry
+    )
     _print_report(report)
+    if metrics_file is not None:
+        _write_metrics(metrics_file, registry, [s.name for s in specs], report)
     return 1 if report.failed else 0
+
+
+def _write_metrics(
+    path: Path, registry: CollectorRegistry, sources: list[str], report: IngestReport
+) -> None:
+    """The pass's counters plus when it ended and whether each source failed."""
+    import time
+
+    from prometheus_client import Gauge, write_to_textfile
+
+    ended = Gauge(
+        "finsentinel_ingest_last_run_timestamp_seconds",
+        "When the last one-shot pass (crawl --once) ended, Unix time.",
+        registry=registry,
+    )
+    ended.set(time.time())
+    failed = Gauge(
+        "finsentinel_ingest_last_run_failed",
+        "1 when the source's last one-shot pass failed or was not fully acknowledged.",
+        ["source"],
+        registry=registry,
+    )
+    for name in sources:
+        failed.labels(source=name).set(1 if name in report.failed else 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)  # a temporary file renamed over the old one
+    logger.info("metrics of the pass written to %s", path)
 
 
 def _serve(job: Launch[tuple[IngestSettings, list[Any]]]) -> None:

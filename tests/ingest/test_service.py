@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from ingest.cli import register
@@ -169,14 +170,25 @@ def test_crawl_once_produces_and_prints_a_table(
         "FINSENTINEL_INGEST_PER_HOST_MIN_INTERVAL_S": "0",
         "FINSENTINEL_INGEST_STATE_DIR": str(tmp_path / "state"),
     }
-    result = CliRunner().invoke(
-        cli(),
-        ["crawl", "--sources", str(path), "--once", "wire", "--topic-prefix", prefix],
-        env=env,
-    )
+    metrics = tmp_path / "textfile" / "finsentinel_crawl.prom"
+    once = ["crawl", "--sources", str(path), "--once", "wire", "--topic-prefix", prefix]
+    result = CliRunner().invoke(cli(), [*once, "--metrics-file", str(metrics)], env=env)
     assert result.exit_code == 0, result.output
     assert "Nvidia shares jump" in result.output and "NVDA" in result.output
     assert len(read_topic(kafka_settings, topics.raw_news, expect=1)) == 1
+    # A one-shot pass leaves its metrics for node_exporter's textfile collector.
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for s in family.samples
+    }
+    labels = (("kind", "news"), ("source", "wire"))
+    assert samples["finsentinel_ingest_documents_produced_total", labels] == 1
+    assert samples["finsentinel_ingest_last_run_failed", (("source", "wire"),)] == 0
+    assert samples["finsentinel_ingest_last_run_timestamp_seconds", ()] > 1.7e9
+    assert [f.name for f in metrics.parent.iterdir()] == [metrics.name]  # no temporary left
+    no_once = CliRunner().invoke(cli(), ["crawl", "--metrics-file", str(metrics)], env=env)
+    assert no_once.exit_code == 2 and "--metrics-file is for --once" in no_once.output
     unknown = CliRunner().invoke(
         cli(), ["crawl", "--sources", str(path), "--once", "nope"], env=env
     )
