@@ -146,3 +146,57 @@ def test_migration_of_a_dynamic_model_is_batch_invariant(
     alone = session.run(None, row)
     for together, single in zip(batch, alone, strict=True):
         np.testing.assert_allclose(together[1], single[0], rtol=0, atol=1e-5)
+
+
+def test_migrating_a_whole_model_directory(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``python -m models.training.weightonly``: a directory shipped with dynamic int8 (as
+    0.3.0 was) comes out weight-only, loadable, with its card's version, file hash,
+    int8 validation metrics, agreement with the replaced file and drift reference new."""
+    import json
+    import shutil
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from models.data import RECIPE_FILES
+    from models.modeldir import CARD_FILE, file_entry, load_model_dir
+    from models.scoring import Classifier
+    from models.training.weightonly import main
+    from tests.models.conftest import toy_sentiment, toy_topic
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    int8 = model_dir / VARIANT_FILES["int8"]
+    quantize_dynamic(
+        str(model_dir / VARIANT_FILES["fp32"]),
+        str(int8),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )
+    card_file = model_dir / CARD_FILE  # the card as 0.3.0 shipped it: dynamic int8's hash
+    raw = json.loads(card_file.read_text())
+    raw["files"]["int8"] = file_entry(model_dir, int8.name).model_dump()
+    card_file.write_text(json.dumps({**raw, "version": "0.3.0"}, indent=2))
+    reference_before = (model_dir / "reference.json").read_bytes()
+    data = tmp_path / "data"
+    data.mkdir()
+    frames = {"sentiment": toy_sentiment(), "topic": toy_topic()}
+    for head, name in RECIPE_FILES.items():
+        frames[head].to_csv(data / name, index=False)
+
+    main(["--model", str(model_dir), "--data", str(data), "--version", "0.3.1"])
+
+    assert not _ops(onnx.load(str(int8))) & DYNAMIC_OPS
+    card = load_model_dir(model_dir).card  # the file hashes in the card match again
+    assert card.version == "0.3.1" and "0.3.1: the 0.3.0 weights" in card.notes
+    agreement = card.parity["int8_vs_0.3.0_int8_argmax_agreement"]
+    assert set(agreement) == {"sentiment", "topic"}
+    assert all(0 <= v <= 1 for v in agreement.values())
+    n_texts = card.parity["int8_vs_0.3.0_n_texts"]
+    validation = card.metrics["validation"]
+    assert n_texts == sum(validation[head]["int8"]["n"] for head in RECIPE_FILES)
+    assert (model_dir / "reference.json").read_bytes() != reference_before
+    assert json.loads((model_dir / "reference.json").read_text())
+    (scored,) = Classifier.load(model_dir, provider="cpu").predict(["Acme beats estimates"])
+    assert scored.sentiment in ("negative", "neutral", "positive")
