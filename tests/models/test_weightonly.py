@@ -51,6 +51,22 @@ def _one_matmul(path: Path, weight: np.ndarray) -> Path:
     return path
 
 
+def _dynamic_int8(fp32: Path, out: Path) -> Path:
+    """``fp32`` quantized the way 0.3.0 shipped it (quantize_dynamic: QAttention,
+    MatMulInteger)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(fp32),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )
+    return out
+
+
 def test_the_exported_int8_has_no_dynamic_quantizers(tiny_model_dir: Path, tmp_path: Path) -> None:
     model = onnx.load(str(tiny_model_dir / VARIANT_FILES["int8"]))
     ops = _ops(model)
@@ -109,17 +125,7 @@ def test_migration_of_a_dynamic_model_is_batch_invariant(
 ) -> None:
     """quantize_dynamic's layout (QAttention, MatMulInteger: what 0.3.0 shipped) becomes
     weight-only with the same int8 weight values, and stops depending on the batch."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    dynamic = tmp_path / "dynamic.onnx"
-    quantize_dynamic(
-        str(tiny_model_dir / VARIANT_FILES["fp32"]),
-        str(dynamic),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=True,
-        extra_options={"DefaultTensorType": TensorProto.FLOAT},
-    )
+    dynamic = _dynamic_int8(tiny_model_dir / VARIANT_FILES["fp32"], tmp_path / "dynamic.onnx")
     source = onnx.load(str(dynamic))
     assert {"QAttention", "MatMulInteger"} <= _ops(source)
     weights = {
@@ -155,8 +161,6 @@ def test_migrating_a_whole_model_directory(tiny_model_dir: Path, tmp_path: Path)
     import json
     import shutil
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from models.data import RECIPE_FILES
     from models.modeldir import CARD_FILE, file_entry, load_model_dir
     from models.scoring import Classifier
@@ -166,14 +170,7 @@ def test_migrating_a_whole_model_directory(tiny_model_dir: Path, tmp_path: Path)
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     int8 = model_dir / VARIANT_FILES["int8"]
-    quantize_dynamic(
-        str(model_dir / VARIANT_FILES["fp32"]),
-        str(int8),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=True,
-        extra_options={"DefaultTensorType": TensorProto.FLOAT},
-    )
+    _dynamic_int8(model_dir / VARIANT_FILES["fp32"], int8)
     card_file = model_dir / CARD_FILE  # the card as 0.3.0 shipped it: dynamic int8's hash
     raw = json.loads(card_file.read_text())
     raw["files"]["int8"] = file_entry(model_dir, int8.name).model_dump()
