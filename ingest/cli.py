@@ -39,7 +39,10 @@ from stream.runtime import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
     from ingest.crawler import IngestReport
     from ingest.settings import IngestSettings
@@ -134,35 +137,52 @@ def _run_once(job: Launch[tuple[IngestSettings, list[Any]]], metrics_file: Path 
     )
     _print_report(report)
     if metrics_file is not None:
-        _write_metrics(metrics_file, registry, [s.name for s in specs], report)
+        _write_metrics(metrics_file, registry, specs[0].name, report)
     return 1 if report.failed else 0
 
 
 def _write_metrics(
-    path: Path, registry: CollectorRegistry, sources: list[str], report: IngestReport
+    path: Path, registry: CollectorRegistry, source: str, report: IngestReport
 ) -> None:
-    """The pass's counters plus when it ended and whether each source failed."""
+    """The pass's metrics plus when it ended and whether it failed, every sample labelled
+    ``crawl_source``: one file per source in one textfile directory never collides (a
+    series without a ``source`` label, such as the dead letters, would otherwise)."""
     import time
 
-    from prometheus_client import Gauge, write_to_textfile
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-    ended = Gauge(
+    Gauge(
         "finsentinel_ingest_last_run_timestamp_seconds",
         "When the last one-shot pass (crawl --once) ended, Unix time.",
         registry=registry,
-    )
-    ended.set(time.time())
-    failed = Gauge(
+    ).set(time.time())
+    Gauge(
         "finsentinel_ingest_last_run_failed",
-        "1 when the source's last one-shot pass failed or was not fully acknowledged.",
-        ["source"],
+        "1 when the last one-shot pass failed or was not fully acknowledged.",
         registry=registry,
-    )
-    for name in sources:
-        failed.labels(source=name).set(1 if name in report.failed else 0)
+    ).set(1 if source in report.failed else 0)
+    labelled = CollectorRegistry(auto_describe=False)
+    labelled.register(_Labelled(registry, "crawl_source", source))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry)  # a temporary file renamed over the old one
+    write_to_textfile(str(path), labelled)  # a temporary file renamed over the old one
     logger.info("metrics of the pass written to %s", path)
+
+
+class _Labelled:
+    """A collector: every sample of ``registry`` with one more label."""
+
+    def __init__(self, registry: CollectorRegistry, name: str, value: str) -> None:
+        self.registry, self.name, self.value = registry, name, value
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import Metric
+
+        for family in self.registry.collect():
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            for s in family.samples:
+                labels = {**s.labels, self.name: self.value}
+                out.add_sample(s.name, labels, s.value, s.timestamp, s.exemplar)
+            yield out
 
 
 def _serve(job: Launch[tuple[IngestSettings, list[Any]]]) -> None:

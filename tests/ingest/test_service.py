@@ -182,10 +182,13 @@ def test_crawl_once_produces_and_prints_a_table(
         for family in text_string_to_metric_families(metrics.read_text())
         for s in family.samples
     }
-    labels = (("kind", "news"), ("source", "wire"))
+    # Every sample says which pass wrote it, so one file per source never collides.
+    assert {dict(labels).get("crawl_source") for _, labels in samples} == {"wire"}
+    labels = (("crawl_source", "wire"), ("kind", "news"), ("source", "wire"))
     assert samples["finsentinel_ingest_documents_produced_total", labels] == 1
-    assert samples["finsentinel_ingest_last_run_failed", (("source", "wire"),)] == 0
-    assert samples["finsentinel_ingest_last_run_timestamp_seconds", ()] > 1.7e9
+    assert samples["finsentinel_ingest_last_run_failed", (("crawl_source", "wire"),)] == 0
+    ended = samples["finsentinel_ingest_last_run_timestamp_seconds", (("crawl_source", "wire"),)]
+    assert ended > 1.7e9
     assert [f.name for f in metrics.parent.iterdir()] == [metrics.name]  # no temporary left
     no_once = CliRunner().invoke(cli(), ["crawl", "--metrics-file", str(metrics)], env=env)
     assert no_once.exit_code == 2 and "--metrics-file is for --once" in no_once.output
