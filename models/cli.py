@@ -124,7 +124,14 @@ def train(
         Path | None,
         typer.Option(
             help="Distillation: a teacher's soft-label file (python -m "
-            "models.training.softlabels); soft targets for both heads of every training row."
+            "models.training.softlabels); soft targets for every training row."
+        ),
+    ] = None,
+    distill_head: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A head the soft targets teach (repeatable; default: both). With --teacher, "
+            "only heads that get no pseudo-labels.",
         ),
     ] = None,
     distill_temperature: Annotated[
@@ -195,8 +202,11 @@ def train(
         }
         if not files:
             raise TrainingError("give --sentiment-data and/or --topic-data")
-        if teacher is not None and soft_labels is not None:
-            raise TrainingError("give --teacher (self-training) or --soft-labels, not both")
+        if teacher is not None and soft_labels is not None and not distill_head:
+            raise TrainingError(
+                "give --teacher (self-training) or --soft-labels, not both "
+                "(or --distill-head for a head without pseudo-labels)"
+            )
         given: dict[str, Any] = {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -214,6 +224,7 @@ def train(
             "soft_labels": None if soft_labels is None else str(soft_labels.resolve()),
             "distill_temperature": distill_temperature,
             "distill_alpha": distill_alpha,
+            "distill_heads": tuple(distill_head) if distill_head else None,
             "feedback": None if feedback is None else str(feedback.resolve()),
             "feedback_weight": feedback_weight,
             "freeze_embeddings": freeze_embeddings or None,
@@ -230,6 +241,8 @@ def train(
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
+            if not where:  # a rule over several options
+                raise TrainingError(err["msg"].removeprefix("Value error, ")) from exc
             raise TrainingError(f"--{where.replace('_', '-')}: {err['msg']}") from exc
         with _progress() as progress:
             task = progress.add_task("training", total=None)

@@ -65,8 +65,14 @@ class TrainConfig(BaseModel):
     #: topic head away from tweets, so the recipe weighs the two apart.
     extra_topic_weight: Annotated[float, Field(gt=0, le=100)] | None = None
     #: Distillation: a soft-label file (:mod:`models.training.softlabels`) whose
-    #: teacher logits become soft targets for both heads of the training rows.
+    #: teacher logits become soft targets for the ``distill_heads`` of the training rows.
     soft_labels: str | None = None
+    #: The heads the soft targets teach. A head taught by hard pseudo-labels
+    #: (``teacher`` + ``pseudo_label_heads``) cannot also get soft targets.
+    distill_heads: Annotated[tuple[Literal["sentiment", "topic"], ...], Field(min_length=1)] = (
+        "sentiment",
+        "topic",
+    )
     #: Softmax temperature of the soft targets (and of the student, in that term).
     distill_temperature: Annotated[float, Field(gt=0)] = 2.0
     #: Weight of the soft term; the hard cross entropy gets ``1 - distill_alpha``.
@@ -81,8 +87,12 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_teacher_kind(self) -> TrainConfig:
-        if self.teacher is not None and self.soft_labels is not None:
+        if self.teacher is None or self.soft_labels is None:
+            return self
+        both = sorted(set(self.pseudo_label_heads) & set(self.distill_heads))
+        if both:
             raise ValueError(
-                "give either teacher (hard pseudo-labels) or soft_labels (distillation), not both"
+                f"the {', '.join(both)} head would get hard pseudo-labels (teacher) and soft "
+                "targets (soft_labels): give one, or distill_heads without it"
             )
         return self

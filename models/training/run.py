@@ -181,19 +181,24 @@ def _soft_targets(
     held_out = {t for s in splits.values() for t in s.validation.texts}
     targets, summary = {}, {}
     for head, data in splits.items():
-        found = labels.lookup(head, data.train.texts)
+        found: dict[str, np.ndarray] = {
+            name: logits
+            for name, logits in labels.lookup(head, data.train.texts).items()
+            if name in config.distill_heads
+        }
         overlap = np.array([t in held_out for t in data.train.texts], dtype=bool)
         for name, logits in found.items():
             logits[overlap] = np.nan
             logits /= labels.temperature(name) or 1.0
         targets[head] = found
-        with_target = int((~np.isnan(found["sentiment"]).any(axis=1)).sum())
+        with_target = int((~np.isnan(next(iter(found.values())))).any(axis=1).sum())
         summary[head] = {
             "file": str(path),
             "teacher": labels.meta.get("teacher_base_model") or labels.meta.get("teacher"),
             "temperature": config.distill_temperature,
             "teacher_calibration": {h: labels.temperature(h) for h in HEADS},
             "alpha": config.distill_alpha,
+            "heads": list(config.distill_heads),
             "train_rows_with_targets": with_target,
             "train_rows": len(data.train),
             "validation_rows_in_file": labels.count(head, data.validation.texts),

@@ -132,6 +132,11 @@ def test_train_takes_one_kind_of_teacher(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "not both" in result.output
+    # per head: soft targets only for a head that gets no pseudo-labels
+    result = runner.invoke(app, [*args, "--distill-head", "sentiment"])
+    assert result.exit_code == 2
+    assert "sentiment head would get hard pseudo-labels" in result.output
+    assert "--:" not in result.output
 
 
 def test_train_with_a_missing_soft_label_file_exits_2(

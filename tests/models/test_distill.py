@@ -62,9 +62,39 @@ def test_a_batch_without_targets_adds_nothing_but_keeps_the_graph() -> None:
     assert student.grad is not None and float(student.grad.abs().sum()) == 0.0
 
 
-def test_config_takes_one_kind_of_teacher() -> None:
-    with pytest.raises(ValidationError, match=r"either teacher .* or soft_labels"):
+def test_config_takes_one_kind_of_teacher_per_head() -> None:
+    with pytest.raises(ValidationError, match=r"sentiment head would get hard pseudo-labels"):
         TrainConfig(base_model="x", teacher="t", soft_labels="s.npz")
+    with pytest.raises(ValidationError, match=r"distill_heads"):
+        TrainConfig(base_model="x", soft_labels="s.npz", distill_heads=())
+    # hard pseudo-labels for sentiment, soft targets for topic: one teacher kind per head
+    both = TrainConfig(base_model="x", teacher="t", soft_labels="s.npz", distill_heads=("topic",))
+    assert both.pseudo_label_heads == ("sentiment",) and both.distill_heads == ("topic",)
+
+
+def test_distill_heads_teach_only_those_heads(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    from models.training.run import _soft_targets
+
+    splits = split_files(toy_data, _config(tiny_base_model))
+    out = tmp_path / "soft.npz"
+    label_training_texts(
+        toy_run / "best", splits, out, meta={"split": {"val_fraction": 0.25, "seed": 0}}
+    )
+    config = _config(
+        tiny_base_model, teacher=str(out), soft_labels=str(out), distill_heads=("topic",)
+    )
+    targets, summary = _soft_targets(out, config, splits)
+    assert {head: list(t) for head, t in targets.items()} == {
+        "sentiment": ["topic"],  # the sentiment texts learn the teacher's topics only
+        "topic": ["topic"],
+    }
+    assert all(s["heads"] == ["topic"] for s in summary.values())
+    run_training(config, toy_data, tmp_path / "run")
+    data = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert data["sentiment"]["pseudo_labels"]["candidates"] > 0  # and pseudo-labels for sentiment
+    assert data["topic"]["soft_labels"]["heads"] == ["topic"]
 
 
 def _labeled(head: str, texts: list[str]) -> LabeledSet:
