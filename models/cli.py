@@ -202,11 +202,6 @@ def train(
         }
         if not files:
             raise TrainingError("give --sentiment-data and/or --topic-data")
-        if teacher is not None and soft_labels is not None and not distill_head:
-            raise TrainingError(
-                "give --teacher (self-training) or --soft-labels, not both "
-                "(or --distill-head for a head without pseudo-labels)"
-            )
         given: dict[str, Any] = {
             "epochs": epochs,
             "batch_size": batch_size,

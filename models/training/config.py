@@ -93,6 +93,6 @@ class TrainConfig(BaseModel):
         if both:
             raise ValueError(
                 f"the {', '.join(both)} head would get hard pseudo-labels (teacher) and soft "
-                "targets (soft_labels): give one, or distill_heads without it"
+                "targets (soft_labels), not both: give one, or distill_heads without it"
             )
         return self
