@@ -75,7 +75,8 @@ class TrainConfig(BaseModel):
     )
     #: Softmax temperature of the soft targets (and of the student, in that term).
     distill_temperature: Annotated[float, Field(gt=0)] = 2.0
-    #: Weight of the soft term; the hard cross entropy gets ``1 - distill_alpha``.
+    #: Weight of the soft term; the hard cross entropy of a row with a soft target
+    #: gets ``1 - distill_alpha`` (a row without one keeps all of it).
     distill_alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
     #: Analyst feedback: a feedback store (or its export) whose ``train``-split
     #: corrections join the training rows of the heads they label (never the

@@ -3,12 +3,16 @@
 A teacher's logits on a training text are a soft target for each head. The
 student's loss on a batch of head ``h`` (hard labels for ``h`` only) is
 
-    (1 - alpha) * CE(student_h, labels) + alpha * sum_heads T^2 * KL(p_T(teacher) || p_T(student))
+    mean_i(scale_i * CE_i(student_h, labels))
+        + alpha * sum_heads T^2 * KL(p_T(teacher) || p_T(student))
 
 where ``p_T = softmax(logits / T)``; the ``T^2`` keeps the soft term's
 gradients on the scale of the hard term's as ``T`` grows (Hinton et al.,
 2015). Rows without a teacher target (NaN logits) add nothing to the soft term,
-which is averaged over the rows that have one.
+which is averaged over the rows that have one. ``scale_i`` is ``1 - alpha`` for
+a row with a target on any head and 1 for a row with none (news headlines
+written for the project, analyst corrections): a row the teacher never saw
+keeps its whole hard loss instead of giving ``alpha`` of it away to nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Mapping
 import torch
 from torch.nn import functional as F
 
-__all__ = ["distillation_loss", "mixed_loss"]
+__all__ = ["distillation_loss", "hard_loss_scale", "soft_loss"]
 
 
 def distillation_loss(
@@ -42,17 +46,26 @@ def distillation_loss(
     return kl * temperature**2
 
 
-def mixed_loss(
-    hard_loss: torch.Tensor,
+def soft_loss(
     student: Mapping[str, torch.Tensor],
     teacher: Mapping[str, torch.Tensor],
-    *,
-    alpha: float,
     temperature: float,
 ) -> torch.Tensor:
-    """``(1 - alpha) * hard_loss + alpha * sum`` of each taught head's distillation loss."""
-    soft = sum(
+    """The sum of :func:`distillation_loss` over the heads in ``teacher``."""
+    dtype = next(iter(student.values())).dtype
+    return sum(
         (distillation_loss(student[head], logits, temperature) for head, logits in teacher.items()),
-        start=torch.zeros((), dtype=hard_loss.dtype),
+        start=torch.zeros((), dtype=dtype),
     )
-    return (1.0 - alpha) * hard_loss + alpha * soft
+
+
+def hard_loss_scale(teacher: Mapping[str, torch.Tensor], alpha: float) -> torch.Tensor:
+    """Each row's factor on its cross entropy: ``1 - alpha`` if it has a soft target, else 1.
+
+    >>> nan = float("nan")
+    >>> scale = hard_loss_scale({"topic": torch.tensor([[1.0, 0.0], [nan, nan]])}, 0.3)
+    >>> [round(x, 3) for x in scale.tolist()]
+    [0.7, 1.0]
+    """
+    taught = torch.stack([~torch.isnan(t).any(dim=-1) for t in teacher.values()]).any(dim=0)
+    return torch.where(taught, torch.tensor(1.0 - alpha), torch.tensor(1.0))

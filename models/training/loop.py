@@ -3,8 +3,8 @@
 Each batch holds rows of one head; its loss is that head's cross entropy (with
 label smoothing and mild class weights, and per-row weights where rows carry
 them: analyst corrections count more, see :func:`weighted_cross_entropy`),
-mixed with a teacher's soft targets for both heads when the rows have them
-(:mod:`models.training.distill`).
+mixed with a teacher's soft targets on the heads it teaches when the rows have
+them (:mod:`models.training.distill`).
 AdamW with linear warm-up and linear decay; validation after every epoch, the
 best epoch (mean macro-F1 of both heads) kept, early stopping after
 ``patience`` epochs without improvement.
@@ -28,7 +28,7 @@ from torch import nn
 
 from models.training.batches import Batch, HeadData, epoch_batches, to_tensors
 from models.training.config import TrainConfig
-from models.training.distill import mixed_loss
+from models.training.distill import hard_loss_scale, soft_loss
 from models.training.network import MultiTaskModel, save_checkpoint
 
 __all__ = ["EpochResult", "Trainer", "predict_logits", "weighted_cross_entropy"]
@@ -79,12 +79,16 @@ def weighted_cross_entropy(
     logits: torch.Tensor,
     labels: torch.Tensor,
     row_weights: torch.Tensor | None,
+    row_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``criterion``'s mean loss with each row counted ``row_weights`` times.
 
     A row of weight 2 counts as that row twice; all-ones weights (or ``None``)
     give ``criterion(logits, labels)`` exactly as PyTorch's mean does it: the
-    rows' losses summed over the sum of their class weights.
+    rows' losses summed over the sum of their class weights. ``row_scale``
+    multiplies each row's loss without changing how much it counts in the
+    mean's denominator (distillation's ``1 - alpha``, see
+    :func:`models.training.distill.hard_loss_scale`).
 
     >>> torch.manual_seed(0); x, y = torch.randn(3, 2), torch.tensor([0, 1, 1])
     <torch._C.Generator object at ...>
@@ -93,8 +97,10 @@ def weighted_cross_entropy(
     >>> bool(torch.isclose(twice, ce(x[[0, 0, 1, 2]], y[[0, 0, 1, 2]])))
     True
     """
-    if row_weights is None:
+    if row_weights is None and row_scale is None:
         return criterion(logits, labels)
+    if row_weights is None:
+        row_weights = torch.ones(labels.shape[0], dtype=logits.dtype)
     per_row = nn.functional.cross_entropy(
         logits,
         labels,
@@ -103,7 +109,8 @@ def weighted_cross_entropy(
         label_smoothing=criterion.label_smoothing,
     )
     class_w = criterion.weight[labels] if criterion.weight is not None else torch.ones_like(per_row)
-    return (per_row * row_weights).sum() / (class_w * row_weights).sum()
+    scaled = per_row * row_weights if row_scale is None else per_row * row_weights * row_scale
+    return scaled.sum() / (class_w * row_weights).sum()
 
 
 def _head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -176,15 +183,14 @@ class Trainer:
         self.model.train()
         sent, topic = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         logits = sent if batch.head == "sentiment" else topic
-        loss = weighted_cross_entropy(self.losses[batch.head], logits, batch.labels, batch.weights)
+        alpha = self.config.distill_alpha
+        scale = hard_loss_scale(batch.soft, alpha) if batch.soft else None
+        loss = weighted_cross_entropy(
+            self.losses[batch.head], logits, batch.labels, batch.weights, scale
+        )
         if batch.soft:
-            loss = mixed_loss(
-                loss,
-                {"sentiment": sent, "topic": topic},
-                batch.soft,
-                alpha=self.config.distill_alpha,
-                temperature=self.config.distill_temperature,
-            )
+            student = {"sentiment": sent, "topic": topic}
+            loss = loss + alpha * soft_loss(student, batch.soft, self.config.distill_temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)

@@ -15,7 +15,8 @@ from models.calibration import fit_temperature
 from models.data import LabeledSet
 from models.exceptions import TrainingError
 from models.training.config import TrainConfig
-from models.training.distill import distillation_loss, mixed_loss
+from models.training.distill import distillation_loss, hard_loss_scale, soft_loss
+from models.training.loop import weighted_cross_entropy
 from models.training.run import SplitData, run_training, split_files
 from models.training.softlabels import SoftLabels, candidates, label_training_texts, text_key
 
@@ -33,7 +34,7 @@ def _kl(teacher: list[float], student: list[float], t: float) -> float:
 def test_soft_target_loss_equals_a_hand_computation() -> None:
     student = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [0.3, 0.2, 0.1]]
     teacher = [[2.0, 0.0, 1.0], [0.5, 0.5, 2.5], [math.nan] * 3]  # row 3: no target
-    t, alpha = 2.0, 0.3
+    t = 2.0
     # T^2 * KL, averaged over the two rows that have a target
     expected_soft = t**2 * (_kl(teacher[0], student[0], t) + _kl(teacher[1], student[1], t)) / 2
     got = distillation_loss(torch.tensor(student), torch.tensor(teacher), t)
@@ -42,16 +43,44 @@ def test_soft_target_loss_equals_a_hand_computation() -> None:
     topic_student, topic_teacher = [[0.1, 0.9], [1.2, -0.3], [0.0, 0.0]], [[1.0, 0.0]] * 3
     pairs = zip(topic_teacher, topic_student, strict=True)
     expected_topic = t**2 * sum(_kl(a, b, t) for a, b in pairs) / 3
-    hard = torch.tensor(0.7)
-    mixed = mixed_loss(
-        hard,
+    soft = soft_loss(
         {"sentiment": torch.tensor(student), "topic": torch.tensor(topic_student)},
         {"sentiment": torch.tensor(teacher), "topic": torch.tensor(topic_teacher)},
-        alpha=alpha,
-        temperature=t,
+        t,
     )
-    expected = (1 - alpha) * 0.7 + alpha * (expected_soft + expected_topic)
-    assert math.isclose(float(mixed), expected, rel_tol=1e-6)
+    assert math.isclose(float(soft), expected_soft + expected_topic, rel_tol=1e-6)
+
+
+def _ce(logits: list[float], label: int) -> float:
+    return math.log(sum(math.exp(x) for x in logits)) - logits[label]
+
+
+def test_the_mixed_loss_keeps_the_whole_hard_loss_of_rows_without_a_target() -> None:
+    """A sentiment batch of three rows; the teacher labels the first two (row 3: a headline)."""
+    student = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [0.3, 0.2, 0.1]]
+    teacher = [[2.0, 0.0, 1.0], [0.5, 0.5, 2.5], [math.nan] * 3]
+    labels, t, alpha = [1, 2, 0], 2.0, 0.3
+    soft = {"sentiment": torch.tensor(teacher)}
+    scale = hard_loss_scale(soft, alpha)
+    hard = weighted_cross_entropy(
+        torch.nn.CrossEntropyLoss(), torch.tensor(student), torch.tensor(labels), None, scale
+    )
+    loss = hard + alpha * soft_loss({"sentiment": torch.tensor(student)}, soft, t)
+
+    ce = [_ce(row, y) for row, y in zip(student, labels, strict=True)]
+    kl = t**2 * (_kl(teacher[0], student[0], t) + _kl(teacher[1], student[1], t)) / 2
+    expected = ((1 - alpha) * ce[0] + (1 - alpha) * ce[1] + ce[2]) / 3 + alpha * kl
+    assert math.isclose(float(loss), expected, rel_tol=1e-6)
+    # every row taught: the classic (1 - alpha) * CE + alpha * KL
+    everyone = {"sentiment": torch.tensor(teacher[:2])}
+    hard2 = weighted_cross_entropy(
+        torch.nn.CrossEntropyLoss(),
+        torch.tensor(student[:2]),
+        torch.tensor(labels[:2]),
+        None,
+        hard_loss_scale(everyone, alpha),
+    )
+    assert math.isclose(float(hard2), (1 - alpha) * (ce[0] + ce[1]) / 2, rel_tol=1e-6)
 
 
 def test_a_batch_without_targets_adds_nothing_but_keeps_the_graph() -> None:
