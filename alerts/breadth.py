@@ -15,7 +15,9 @@ document id (in either order):
 
 :class:`BreadthFeed` reads the breadth topic in a thread of its own (every
 partition, from the beginning at each start: the book is rebuilt from the
-topic, and replaying it is harmless by construction).
+topic, and replaying it is harmless by construction). A broker error does not
+end it: it reconnects with a growing pause and reads the topic again, and
+``finsentinel_alerts_breadth_feed_up`` says whether it is reading.
 
 >>> from datetime import datetime, timezone
 >>> from alerts.testing import scored
@@ -42,7 +44,7 @@ from typing import Any, Final, Literal
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from stream.contracts.errors import BrokerError, SchemaError
 from stream.contracts.schemas import Alert, ScoredDocument, StoryBreadth, decode
@@ -175,7 +177,11 @@ class BreadthFeed:
 
     Every partition from the beginning (manual assignment, no group), so a
     restarted service rebuilds the book from the topic. A record that is not a
-    valid :class:`StoryBreadth` goes to ``dead_letter`` and is counted.
+    valid :class:`StoryBreadth` goes to ``dead_letter`` and is counted. A broker
+    error (or a dead letter that was never acknowledged) closes the consumer;
+    the feed waits ``retry_s`` (doubling up to ``max_retry_s`` while the errors
+    go on) and reads the topic again from the beginning, which the book takes
+    without counting anything twice.
     """
 
     def __init__(
@@ -186,13 +192,31 @@ class BreadthFeed:
         *,
         dead_letter: Callable[[TopicPartition, Any, SchemaError], None] | None = None,
         poll_timeout_s: float = 0.5,
+        retry_s: float = 1.0,
+        max_retry_s: float = 30.0,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.kafka = kafka
         self.topic = topic
         self.book = book
         self.dead_letter = dead_letter
         self.poll_timeout_s = poll_timeout_s
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
         self.read = 0  # records read (valid or not), for tests and /healthz
+        registry = registry if registry is not None else CollectorRegistry()
+        self.up = Gauge(
+            "finsentinel_alerts_breadth_feed_up",
+            "1 while the breadth feed reads its topic; 0 before it has the topic's "
+            "partitions and while it waits to reconnect after a broker error",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "finsentinel_alerts_breadth_feed_errors_total",
+            "Broker errors that interrupted the breadth feed (it reconnects and "
+            "reads the topic again from the beginning)",
+            registry=registry,
+        )
         self._stop = StopFlag()
         self._thread: threading.Thread | None = None
 
@@ -209,22 +233,40 @@ class BreadthFeed:
             self._thread.join(timeout=timeout_s)
 
     def _run(self) -> None:
+        delay = self.retry_s
+        while not self._stop.is_set():
+            if self._read_until_error():
+                delay = self.retry_s  # it was reading: the next error starts the pauses afresh
+            if self._stop.is_set():
+                return
+            self.errors.inc()
+            logger.warning("breadth feed on %s: reconnecting in %.1f s", self.topic, delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.max_retry_s)
+
+    def _read_until_error(self) -> bool:
+        """Read until stopped or a broker error; True if the topic was being read."""
+        reading = False
         try:
             consumer = make_consumer(self.kafka, group_id=None)
         except BrokerError:  # the feed is an enrichment: alerting goes on without it
-            logger.exception("breadth feed: no consumer for %s; breadth stays unknown", self.topic)
-            return
+            logger.exception("breadth feed: no consumer for %s; breadth stays as it is", self.topic)
+            return reading
         try:
             self._assign(consumer)
+            reading = not self._stop.is_set()
+            self.up.set(1 if reading else 0)
             while not self._stop.is_set():
                 batch = consumer.poll(timeout_ms=int(self.poll_timeout_s * 1000))
                 for tp, records in batch.items():
                     for record in records:
                         self._apply(tp, record)
         except (KafkaError, BrokerError):  # BrokerError: a dead letter was never acknowledged
-            logger.exception("breadth feed on %s stopped; breadth stays as it was", self.topic)
+            logger.exception("breadth feed on %s interrupted; breadth stays as it is", self.topic)
         finally:
+            self.up.set(0)
             consumer.close()
+        return reading
 
     def _assign(self, consumer: KafkaConsumer) -> None:
         partitions: set[int] = set()

@@ -407,7 +407,11 @@ class AlertService:
         )
         self.dispatcher.start()
         feed = BreadthFeed(
-            self.kafka, self.topics.breadth, self.breadth, dead_letter=self._dead_letter
+            self.kafka,
+            self.topics.breadth,
+            self.breadth,
+            dead_letter=self._dead_letter,
+            registry=self.registry,
         ).start()
         try:
             logger.info("%s", describe(self.settings))
