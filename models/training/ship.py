@@ -114,8 +114,10 @@ def _pseudo_note(summary: dict[str, Any] | None) -> str:
 def _soft_note(summary: dict[str, Any] | None) -> str:
     if not summary:
         return ""
+    heads = summary.get("heads") or ["sentiment", "topic"]
+    which = "both heads" if len(heads) > 1 else f"the {heads[0]} head"
     return (
-        f", {summary['train_rows_with_targets']} of them with soft targets of both heads "
+        f", {summary['train_rows_with_targets']} of them with soft targets for {which} "
         f"from teacher {summary['teacher']} (temperature {summary['temperature']}, "
         f"soft weight {summary['alpha']})"
     )

@@ -124,6 +124,9 @@ def test_distill_heads_teach_only_those_heads(
     data = json.loads((tmp_path / "run" / "data.json").read_text())
     assert data["sentiment"]["pseudo_labels"]["candidates"] > 0  # and pseudo-labels for sentiment
     assert data["topic"]["soft_labels"]["heads"] == ["topic"]
+    from models.training.ship import _training_data
+
+    assert "with soft targets for the topic head from teacher" in _training_data(tmp_path / "run")
 
 
 def _labeled(head: str, texts: list[str]) -> LabeledSet:
