@@ -215,7 +215,10 @@ def _drift_fires(
     )
     assert _value(prometheus, psi) > 0.25 > psi_before
     assert _value(prometheus, unknown) > unknown_before + 0.02
-    assert scorer.scored() == 2 * WINDOW
+    # The window can drift past 0.25 before the scorer's last batch of the 200 is in
+    # (seen once: 392 of 400 scored when the alerts fired): wait for it. A lost or
+    # repeated document is caught by the id count in part 4.
+    wait_for("every shifted document scored", lambda: scorer.scored() == 2 * WINDOW, timeout_s=60)
 
 
 def _feedback_retrain_and_gate(
