@@ -109,8 +109,10 @@ def weighted_cross_entropy(
         label_smoothing=criterion.label_smoothing,
     )
     class_w = criterion.weight[labels] if criterion.weight is not None else torch.ones_like(per_row)
-    scaled = per_row * row_weights if row_scale is None else per_row * row_weights * row_scale
-    return scaled.sum() / (class_w * row_weights).sum()
+    counted = per_row * row_weights
+    if row_scale is not None:
+        counted = counted * row_scale
+    return counted.sum() / (class_w * row_weights).sum()
 
 
 def _head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
