@@ -411,7 +411,9 @@ class Combined:
     detectors: dict[str, Detector]
     mode: Literal["all", "any"] = "all"
 
-    #: A window that any detector scores this high stays out of every detector's baseline.
+    #: A window that any detector's sustained score (what the hysteresis follows) puts
+    #: this high stays out of every detector's baseline: an onset score fades while its
+    #: burst lasts, and would let the rest of the burst into the other baselines.
     exclude_score: float | None = 0.3
     _score: FloatArray | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -421,7 +423,7 @@ class Combined:
             d.update(frame)
         self._score = None  # scores only change here: score() computes them once
         if self.exclude_score is not None:
-            stack = nan0(np.stack(list(self.scores().values())))
+            stack = nan0(np.stack([d.sustained() for d in self.detectors.values()]))
             rows = stack.max(axis=0) >= self.exclude_score
             for d in self.detectors.values():
                 d.flag(rows)

@@ -13,6 +13,7 @@ from alerts.baseline import EwmaBaseline, SeasonalProfile, alpha_from_half_life
 from alerts.detectors import Combined, CountSpike, Cusum, SeriesFrame, ShareSpike
 from alerts.hysteresis import Hysteresis
 from alerts.stats import binom_sf, negbin_sf, poisson_sf, tail_score
+from alerts.surge import CountSurge
 
 RNG = np.random.default_rng(7)
 
@@ -293,3 +294,29 @@ def test_a_lasting_new_level_is_learnt_after_max_excluded_buckets() -> None:
     for i in range(60, 200):
         det.update(SeriesFrame.of(start_s=i * 60, total=[10], negative=[8]))
     assert det.score()[0] < 0.3
+
+
+def test_a_burst_the_surge_still_sees_stays_out_of_the_share_baseline() -> None:
+    """The exclusion follows the surge's sustained score, not its fading onset score.
+
+    A thin series (one document a bucket, one in ten negative) turns all negative for
+    40 buckets: 5 documents a window, under `share`'s 8, so `share` scores 0 and
+    cannot keep the burst out of its own baseline; the surge's onset score fades
+    within a few buckets while its sustained score stays high. Before, the burst
+    entered the share baseline (0.105 -> 0.37).
+    """
+    surge = CountSurge(window_buckets=5, bucket_s=60, seasonal=False)
+    share = ShareSpike(window_buckets=5)
+    comb = Combined({"surge": surge, "share": share}, mode="any")
+    for i in range(300):
+        comb.update(SeriesFrame.of(start_s=i * 60, total=[1], negative=[int(i % 10 == 0)]))
+    before = share.get()["expected"][0]
+    onset, sustained = [], []
+    for i in range(300, 340):
+        comb.update(SeriesFrame.of(start_s=i * 60, total=[1], negative=[1]))
+        onset.append(surge.score()[0])
+        sustained.append(surge.sustained()[0])
+        assert share.score()[0] == 0.0  # below min_volume: no say of its own
+    assert max(onset[10:]) < 0.3 <= min(sustained[5:])  # the case this is about
+    assert math.isclose(before, 0.105, abs_tol=0.01)
+    assert share.get()["expected"][0] < before + 0.01  # the burst stayed out
