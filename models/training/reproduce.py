@@ -11,6 +11,10 @@ the MiniLM encoder trained on the two public data files in ``--data``, plus:
   text, committed (``python -m models.training.softlabels --model DIR``);
   ``--train-teacher`` trains a stage-1 MiniLM teacher first instead (how 0.3.0
   was built), ``--teacher DIR|FILE`` takes another checkpoint or soft-label file;
+* when the teacher is a soft-label file, its topic distributions as soft targets
+  for the topic head of every training text (:mod:`models.training.distill`,
+  ``distill_heads``/``distill_alpha`` in :data:`STUDENT_OVERRIDES`), so the
+  headlines' topic labels do not pull the head away from what the teacher knew;
 * the behavioural headline suite's train split and ``training_headlines.jsonl``
   (:mod:`models.checklist`), at loss weight ``extra_weight``.
 
@@ -63,13 +67,20 @@ STUDENT_OVERRIDES: Final[dict[str, Any]] = {
     "pseudo_label_threshold": 0.8,
     "checklist": True,
     "extra_data": (str(TRAINING_HEADLINES),),
-    "extra_weight": 1.0,
+    "extra_weight": 1.5,
+    "extra_topic_weight": 1.0,
+    # Soft targets from a soft-label teacher file (see reproduce()): topic only,
+    # since the same file gives the sentiment head its hard pseudo-labels.
+    "distill_heads": ("topic",),
+    "distill_alpha": 0.3,
+    "distill_temperature": 2.0,
 }
 #: The shipped student's teacher: 0.3.1's logits on every training text of the
 #: recipe's split (made by ``python -m models.training.softlabels --model``).
 SHIPPED_TEACHER: Final = Path(__file__).resolve().parents[1] / "teacher" / "labels_0.3.1.npz"
-#: What `make model` labels its build (0.4.0: taught by 0.3.1, news headlines, weight-only int8).
-SHIPPED_VERSION: Final = "0.4.0"
+#: What `make model` labels its build (0.4.1: 0.4.0 plus topic soft targets from 0.3.1 and the
+#: headlines' sentiment at weight 1.5).
+SHIPPED_VERSION: Final = "0.4.1"
 DATA_FILES: Final = RECIPE_FILES
 _GITIGNORE: Final = (
     "# Build outputs of `make model`: only the int8 variant is shipped.\n"
@@ -136,6 +147,8 @@ def reproduce(
         ).best_dir
     logger.info("student taught by %s (%s)", teacher, run_dir / "student")
     stage2 = {**SHIPPED_CONFIG, **STUDENT_OVERRIDES, **given, "teacher": str(teacher.resolve())}
+    if teacher.is_file():  # a soft-label file also teaches distill_heads (a checkpoint cannot)
+        stage2.setdefault("soft_labels", str(teacher.resolve()))
     result = run_training(
         TrainConfig(base_model=default_base_model(), **stage2), files, run_dir / "student"
     )

@@ -103,19 +103,29 @@ def test_bad_teacher_or_missing_head_is_a_clear_error(
         pseudo_label(toy_run / "best", only_sentiment, ("sentiment",), 0.9, 32)
 
 
-def test_reproduce_trains_a_stage1_teacher_then_the_student_with_headlines(
+@pytest.fixture
+def quick_recipe(
     toy_data: dict[str, Path],
     tiny_base_model: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> Path:
+    """`reproduce` on the tiny encoder with a quick recipe; returns its --data directory."""
     from models.training import reproduce
     from models.training import run as train
 
-    data = _data_dir(toy_data, tmp_path / "data")
     monkeypatch.setattr(train, "default_base_model", lambda: str(tiny_base_model))
     quick = {"max_length": 32, "batch_size": 16, "learning_rate": 5e-3, "val_fraction": 0.25}
     monkeypatch.setattr(reproduce, "SHIPPED_CONFIG", {**reproduce.SHIPPED_CONFIG, **quick})
+    return _data_dir(toy_data, tmp_path / "data")
+
+
+def test_reproduce_trains_a_stage1_teacher_then_the_student_with_headlines(
+    quick_recipe: Path, tmp_path: Path
+) -> None:
+    from models.training import reproduce
+
+    data = quick_recipe
     out = tmp_path / "model"
     run = tmp_path / "run"
     code = reproduce.main(
@@ -134,6 +144,36 @@ def test_reproduce_trains_a_stage1_teacher_then_the_student_with_headlines(
     assert "rows of training_headlines.jsonl" in card["training_data"]
     assert "rows of checklist:headlines.jsonl" in card["training_data"]
     assert (out / "model.int8.onnx").is_file()
+
+
+def test_reproduce_with_a_teacher_file_distills_its_topics_and_pseudo_labels_sentiment(
+    quick_recipe: Path, toy_run: Path, tiny_base_model: Path, tmp_path: Path
+) -> None:
+    """`make model`'s default: one soft-label file, hard sentiment labels and topic soft targets."""
+    from models.data import RECIPE_SEED
+    from models.training import reproduce
+    from models.training.softlabels import label_training_texts
+
+    data = quick_recipe
+    files = {head: data / name for head, name in reproduce.DATA_FILES.items()}
+    splits = split_files(files, _config(tiny_base_model, seed=RECIPE_SEED))
+    teacher = tmp_path / "labels.npz"
+    split = {"split": {"val_fraction": 0.25, "seed": RECIPE_SEED}}
+    label_training_texts(toy_run / "best", splits, teacher, meta=split)
+    out, run = tmp_path / "model", tmp_path / "run"
+    code = reproduce.main(
+        ["--data", str(data), "--out", str(out), "--run-dir", str(run),
+         "--epochs", "1", "--pseudo-label-threshold", "0.34", "--teacher", str(teacher)]
+    )  # fmt: skip
+    assert code == 0
+    student = json.loads((run / "student" / "config.json").read_text())
+    assert student["teacher"] == student["soft_labels"] == str(teacher.resolve())
+    assert student["pseudo_label_heads"] == ["sentiment"] and student["distill_heads"] == ["topic"]
+    used = json.loads((run / "student" / "data.json").read_text())
+    assert used["topic"]["soft_labels"]["train_rows_with_targets"] > 0
+    assert used["sentiment"]["pseudo_labels"]["candidates"] > 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert "soft targets for the topic head" in card["training_data"]
 
 
 def test_the_committed_teacher_file_is_made_for_the_recipes_split() -> None:
