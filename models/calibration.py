@@ -18,6 +18,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "fit_temperature_ece",
+    "log_softmax",
     "nll",
     "reliability",
 ]
@@ -25,7 +26,8 @@ __all__ = [
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
-def _log_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``log(softmax(logits / temperature))`` along the last axis, in float64."""
     z = logits.astype(np.float64) / temperature
     z -= z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -33,7 +35,7 @@ def _log_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of ``labels`` under ``softmax(logits / T)``."""
-    logp = _log_softmax(logits, temperature)
+    logp = log_softmax(logits, temperature)
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
@@ -83,7 +85,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
 
 
 def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return np.exp(_log_softmax(logits, temperature))
+    return np.exp(log_softmax(logits, temperature))
 
 
 #: Temperatures tried by :func:`fit_temperature_ece` (log-spaced).

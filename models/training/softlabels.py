@@ -17,6 +17,8 @@ texts):
 ``--model DIR`` labels with an exported model directory instead (ONNX, no torch:
 e.g. the shipped default, for another round of self-training); its logits are the
 log of its uncalibrated probabilities and its card's temperatures go with them.
+``--ensemble A.npz B.npz --out FILE`` makes one teacher of several files
+(:func:`ensemble`: the mean of their calibrated log-probabilities).
 Texts are scored in a seeded random order and the file is rewritten after each
 chunk, so a run stopped by ``--max-minutes`` leaves an unbiased partial file
 (``meta["complete"]`` says which); rows without a target train on hard labels only.
@@ -44,6 +46,7 @@ from models.labels import HEADS
 __all__ = [
     "SoftLabels",
     "candidates",
+    "ensemble",
     "label_files",
     "label_training_texts",
     "label_with_model_dir",
@@ -300,8 +303,8 @@ def teacher_temperatures(teacher: Path) -> dict[str, float]:
 
     Read from the checkpoint's ``val_logits.npz`` (written with every ``best/``);
     empty when there is none. A briefly trained large teacher is under-confident
-    (the one-epoch MPNet teacher needs T ~0.44), so its raw softmax never reaches
-    a pseudo-label threshold of 0.8.
+    (the one-epoch MPNet teacher needed T ~0.44, the 3-epoch one ~0.7), so its raw
+    softmax seldom reaches a pseudo-label threshold of 0.8.
     """
     from models.calibration import fit_temperature
 
@@ -314,6 +317,67 @@ def teacher_temperatures(teacher: Path) -> dict[str, float]:
             for head in HEADS
             if f"{head}_logits" in data.files and len(data[f"{head}_labels"])
         }
+
+
+def ensemble(members: Mapping[str, SoftLabels]) -> SoftLabels:
+    """One teacher from several files: the mean of their calibrated log-probabilities.
+
+    Each member's logits are divided by its ``meta.temperature`` (1 when it has
+    none) and turned into log-probabilities; the ensemble's logits are their
+    mean for every text that *all* members labeled (a geometric mean of the
+    members' probabilities, already calibrated: its temperatures are 1). Two
+    teachers that err on different texts (a 110M MPNet and a MiniLM) agree
+    with the labels more often than either. The members must share the split
+    and the data files; ``members`` maps a name for the card to each file.
+
+    >>> one = SoftLabels(np.array([1, 2], np.uint64), np.log([[.8, .1, .1], [.2, .2, .6]]),
+    ...                  np.zeros((2, 20)), {"split": {}, "data_sha256": {}})
+    >>> both = ensemble({"a": one, "b": one})
+    >>> np.allclose(np.exp(both.sentiment), [[.8, .1, .1], [.2, .2, .6]])
+    True
+    """
+    if len(members) < 2:
+        raise TrainingError("an ensemble needs at least two soft-label files")
+    first = next(iter(members.values()))
+    for name, labels in members.items():
+        for field in ("split", "data_sha256"):
+            if labels.meta.get(field) != first.meta.get(field):
+                raise TrainingError(
+                    f"{name}: made for another {field.replace('_', ' ')} than the first file "
+                    f"({labels.meta.get(field)} vs {first.meta.get(field)})"
+                )
+    keys = first.keys
+    for labels in members.values():
+        keys = keys[np.isin(keys, labels.keys)]
+    from models.calibration import log_softmax
+
+    logps: dict[str, list[np.ndarray]] = {head: [] for head in HEADS}
+    for labels in members.values():
+        index = {int(k): i for i, k in enumerate(labels.keys)}
+        rows = np.array([index[int(k)] for k in keys], dtype=np.int64)
+        for head in HEADS:
+            table = getattr(labels, head)[rows]
+            logps[head].append(log_softmax(table, labels.temperature(head) or 1.0))
+    means = {head: np.mean(logps[head], axis=0) for head in HEADS}
+    meta = {
+        "format": FORMAT_VERSION,
+        "teacher": "ensemble of " + " + ".join(members),
+        "members": {
+            name: {
+                "teacher": labels.meta.get("teacher_base_model") or labels.meta.get("teacher"),
+                "teacher_metrics": labels.meta.get("teacher_metrics"),
+                "temperature": labels.meta.get("temperature"),
+                "labeled": len(labels),
+            }
+            for name, labels in members.items()
+        },
+        "split": first.meta.get("split"),
+        "data_sha256": first.meta.get("data_sha256"),
+        "temperature": dict.fromkeys(HEADS, 1.0),
+        "labeled": len(keys),
+        "complete": all(bool(m.meta.get("complete", True)) for m in members.values()),
+    }
+    return SoftLabels(keys, means["sentiment"], means["topic"], meta)
 
 
 def label_files(
@@ -360,7 +424,14 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--model", type=Path, help="An exported model directory (e.g. models/default) instead."
     )
-    parser.add_argument("--data", type=Path, required=True, help="Directory with the data files.")
+    source.add_argument(
+        "--ensemble",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="Soft-label files to combine into one teacher (mean calibrated log-probabilities).",
+    )
+    parser.add_argument("--data", type=Path, help="Directory with the data files.")
     parser.add_argument("--out", type=Path, required=True, help="The .npz to write.")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="The student's split.")
     parser.add_argument("--seed", type=int, default=0, help="The student's split seed.")
@@ -375,8 +446,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.exceptions import ModelError
     from models.training.reproduce import DATA_FILES
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.ensemble is not None:
+        try:
+            labels = ensemble({path.name: SoftLabels.load(path) for path in args.ensemble})
+        except TrainingError as exc:
+            logger.error("%s", exc)
+            return 2
+        labels.save(args.out)
+        logger.info("%s ensemble soft labels written to %s", len(labels), args.out)
+        return 0
+    if args.data is None:
+        parser.error("--data is required with --teacher or --model")
     if args.threads and args.teacher is not None:  # --model runs on ONNX Runtime: no torch
         import torch
 

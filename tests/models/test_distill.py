@@ -18,7 +18,14 @@ from models.training.config import TrainConfig
 from models.training.distill import distillation_loss, hard_loss_scale, soft_loss
 from models.training.loop import weighted_cross_entropy
 from models.training.run import SplitData, run_training, split_files
-from models.training.softlabels import SoftLabels, candidates, label_training_texts, text_key
+from models.training.softlabels import (
+    SoftLabels,
+    candidates,
+    ensemble,
+    label_training_texts,
+    main,
+    text_key,
+)
 
 
 def _softmax(row: list[float], t: float) -> list[float]:
@@ -160,6 +167,56 @@ def test_soft_label_file_round_trip_and_lookup(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(TrainingError, match="not a soft-label file"):
         SoftLabels.load(tmp_path / "bad.npz")
+
+
+def _member(keys: list[int], scale: float, temperature: float | None) -> SoftLabels:
+    rng = np.random.default_rng(len(keys))
+    meta: dict[str, object] = {
+        "format": 1,
+        "split": {"val_fraction": 0.1, "seed": 0},
+        "data_sha256": {"topic": "ab"},
+        "teacher_base_model": f"t{scale}",
+    }
+    if temperature is not None:
+        meta["temperature"] = {"sentiment": temperature, "topic": temperature}
+    sent = rng.normal(0, scale, (len(keys), 3)).round(2)
+    topic = rng.normal(0, scale, (len(keys), 20)).round(2)
+    return SoftLabels(np.array(keys, dtype=np.uint64), sent, topic, meta)
+
+
+def test_an_ensemble_of_teachers_averages_their_calibrated_log_probabilities(
+    tmp_path: Path,
+) -> None:
+    a, b = _member([5, 6, 7], 2.0, 0.5), _member([7, 9, 5], 1.0, None)
+    both = ensemble({"mpnet": a, "minilm": b})
+    assert both.keys.tolist() == [5, 7]  # labeled by both, in the first file's order
+    for head, n in (("sentiment", 3), ("topic", 20)):
+        for row, (i, j) in enumerate([(0, 2), (2, 0)]):
+            by_hand = []
+            for k in range(n):
+                pa = _softmax([x / 0.5 for x in getattr(a, head)[i].tolist()], 1.0)[k]
+                pb = _softmax(getattr(b, head)[j].tolist(), 1.0)[k]
+                by_hand.append((math.log(pa) + math.log(pb)) / 2)
+            np.testing.assert_allclose(getattr(both, head)[row], by_hand, rtol=1e-9)
+    assert both.temperature("topic") == 1.0 and both.meta["teacher"] == "ensemble of mpnet + minilm"
+    assert both.meta["members"]["mpnet"]["temperature"] == {"sentiment": 0.5, "topic": 0.5}
+    other = _member([5], 1.0, None)
+    other.meta["split"] = {"val_fraction": 0.2, "seed": 0}
+    with pytest.raises(TrainingError, match="other: made for another split"):
+        ensemble({"mpnet": a, "other": other})
+    with pytest.raises(TrainingError, match="at least two"):
+        ensemble({"mpnet": a})
+    # the command line writes a file a student run accepts for the same split
+    a.save(tmp_path / "a.npz")
+    b.save(tmp_path / "b.npz")
+    out = tmp_path / "ab.npz"
+    files = [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
+    assert main(["--ensemble", *files, "--out", str(out)]) == 0
+    loaded = SoftLabels.load(out)
+    loaded.check_split(out, 0.1, 0)
+    assert loaded.keys.tolist() == [5, 7] and set(loaded.meta["members"]) == {"a.npz", "b.npz"}
+    np.testing.assert_allclose(loaded.topic, both.topic, atol=1e-2)  # float16 on disk
+    assert main(["--ensemble", files[0], "--out", str(out)]) == 2
 
 
 def _config(base: Path, **given: object) -> TrainConfig:
