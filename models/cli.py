@@ -158,6 +158,15 @@ def train(
     freeze_layers: Annotated[
         int | None, _hp("freeze_layers", "Keep the lowest N encoder layers fixed.", min=0)
     ] = None,
+    cache_frozen_layers: Annotated[
+        bool,
+        typer.Option(
+            "--cache-frozen-layers",
+            help="Compute the frozen embeddings and layers once per text, not every step "
+            "(needs --freeze-embeddings and --freeze-layers; the frozen part runs without "
+            "dropout).",
+        ),
+    ] = False,
     extra_data: Annotated[
         list[Path] | None,
         typer.Option(
@@ -224,6 +233,7 @@ def train(
             "feedback_weight": feedback_weight,
             "freeze_embeddings": freeze_embeddings or None,
             "freeze_layers": freeze_layers,
+            "cache_frozen_layers": cache_frozen_layers or None,
             "extra_data": tuple(str(p.resolve()) for p in extra_data) if extra_data else None,
             "checklist": checklist or None,
             "extra_weight": extra_weight,

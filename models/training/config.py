@@ -34,6 +34,10 @@ class TrainConfig(BaseModel):
     freeze_embeddings: bool = False
     #: Keep the lowest N encoder layers fixed (backpropagation stops above them).
     freeze_layers: Annotated[int, Field(ge=0)] = 0
+    #: Compute the frozen embeddings and lower layers once per text and keep their
+    #: output (:mod:`models.training.frozencache`): every step then runs only the
+    #: upper layers. Needs ``freeze_embeddings`` and ``freeze_layers`` >= 1.
+    cache_frozen_layers: bool = False
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     seed: int = 0
@@ -85,6 +89,15 @@ class TrainConfig(BaseModel):
     feedback: str | None = None
     #: Loss weight of a correction's row, relative to 1 for every other training row.
     feedback_weight: Annotated[float, Field(gt=0, le=100)] = 2.0
+
+    @model_validator(mode="after")
+    def _cache_needs_frozen_layers(self) -> TrainConfig:
+        if self.cache_frozen_layers and not (self.freeze_embeddings and self.freeze_layers):
+            raise ValueError(
+                "cache_frozen_layers needs freeze_embeddings and freeze_layers >= 1: only a "
+                "frozen part of the encoder can be computed once"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_teacher_kind(self) -> TrainConfig:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+
+if TYPE_CHECKING:
+    from models.training.frozencache import LowerCache
 
 __all__ = ["MultiTaskModel", "freeze_lower", "load_checkpoint", "save_checkpoint"]
 
@@ -39,6 +42,9 @@ class MultiTaskModel(nn.Module):
         # BERT takes token_type_ids, MPNet has no segment embeddings: the input is kept
         # (one ONNX signature for every encoder) and passed on only where it is used.
         self._takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
+        #: Training only: frozen lower layers computed once per text
+        #: (:func:`models.training.frozencache.cache_lower_layers`); never saved.
+        self.lower_cache: LowerCache | None = None
 
     @property
     def config(self) -> PretrainedConfig:
@@ -52,10 +58,15 @@ class MultiTaskModel(nn.Module):
         token_type_ids: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sentiment_logits, topic_logits)`` for a padded batch."""
-        types = {"token_type_ids": token_type_ids} if self._takes_token_types else {}
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, **types
-        ).last_hidden_state
+        if self.lower_cache is not None:
+            states = self.lower_cache.token_states(
+                self.encoder, input_ids, attention_mask, token_type_ids
+            )
+        else:
+            types = {"token_type_ids": token_type_ids} if self._takes_token_types else {}
+            states = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, **types
+            ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         pooled = self.dropout(pooled)

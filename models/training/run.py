@@ -30,6 +30,7 @@ from models.training.batches import HeadData
 from models.training.config import TrainConfig
 from models.training.extra import ExtraRows, add_extra_rows, extra_row_weights
 from models.training.feedback import add_feedback
+from models.training.frozencache import cache_lower_layers
 from models.training.loop import EpochResult, ProgressHook, Trainer
 from models.training.network import freeze_lower, from_pretrained
 from models.training.selftrain import (
@@ -278,6 +279,9 @@ def run_training(
             model, embeddings=config.freeze_embeddings, layers=config.freeze_layers
         )
         logger.info("froze %s encoder parameters", frozen)
+    if config.cache_frozen_layers:
+        shared = cache_lower_layers(model, config.freeze_layers)
+        logger.info("froze %s more encoder parameters the cached layers use", shared)
     extra = {
         "sentiment_labels": list(SENTIMENT_LABELS),
         "topic_labels": list(TOPIC_LABELS),

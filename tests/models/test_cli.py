@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -203,24 +204,31 @@ def test_train_with_a_teacher_but_no_topic_texts_exits_2(
     assert "no training texts without sentiment labels" in result.output
 
 
-def test_train_takes_the_defaults_it_is_not_given_from_train_config(
-    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def captured_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[Any]]:
+    """``train`` arguments, and the list that collects the configs it would train with."""
     pytest.importorskip("torch", reason="the training entry point needs the [train] extra")
     import models.training.run as training_run
     from models.exceptions import TrainingError
-    from models.training.config import TrainConfig
 
-    seen: list[TrainConfig] = []
+    seen: list[Any] = []
 
-    def capture(config: TrainConfig, *_args: object, **_kwargs: object) -> None:
+    def capture(config: Any, *_args: object, **_kwargs: object) -> None:
         seen.append(config)
         raise TrainingError("captured")
 
     monkeypatch.setattr(training_run, "run_training", capture)
     data = tmp_path / "s.csv"
     data.write_text("text,label\nAcme beats,positive\n", encoding="utf-8")
-    args = ["train", "--sentiment-data", str(data), "--base-model", str(tmp_path)]
+    return ["train", "--sentiment-data", str(data), "--base-model", str(tmp_path)], seen
+
+
+def test_train_takes_the_defaults_it_is_not_given_from_train_config(
+    app: typer.Typer, tmp_path: Path, captured_train: tuple[list[str], list[Any]]
+) -> None:
+    from models.training.config import TrainConfig
+
+    args, seen = captured_train
     result = runner.invoke(app, [*args, "--epochs", "7"])
     assert result.exit_code == 2 and "captured" in result.output
     assert seen == [TrainConfig(base_model=str(tmp_path), epochs=7)]
@@ -228,3 +236,14 @@ def test_train_takes_the_defaults_it_is_not_given_from_train_config(
     helps = {p.name: p.help or "" for p in command.params}
     for name in ("batch_size", "learning_rate", "pseudo_label_threshold"):
         assert f"[default: {TrainConfig.model_fields[name].default}]" in helps[name]
+
+
+def test_train_caches_frozen_layers_only_when_they_are_frozen(
+    app: typer.Typer, captured_train: tuple[list[str], list[Any]]
+) -> None:
+    args, seen = captured_train
+    refused = runner.invoke(app, [*args, "--cache-frozen-layers", "--freeze-layers", "2"])
+    assert refused.exit_code == 2 and "needs freeze_embeddings" in refused.output and not seen
+    frozen = ["--freeze-embeddings", "--freeze-layers", "2", "--cache-frozen-layers"]
+    assert runner.invoke(app, [*args, *frozen]).exit_code == 2
+    assert seen[0].cache_frozen_layers and seen[0].freeze_layers == 2
