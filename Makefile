@@ -70,7 +70,7 @@ model-accurate: $(VENV)/.dev
 	test -f runs/teacher/best/model.pt || $(PY) -m models.training.teacher --data $(DATA) \
 		--run-dir runs/teacher --soft-labels runs/teacher/soft_labels.npz
 	$(VENV)/bin/finsentinel export --run runs/teacher --out models/accurate \
-		--name finsentinel-mpnet-accurate --version 1.0.0
+		--name finsentinel-mpnet-accurate --version 1.1.0
 
 ## checklist: score the behavioural news-headline suite's held-out third with models/default
 ## (accuracy per event type and capability; JSON report in runs/checklist/)
