@@ -25,8 +25,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_produce_and_consume_through_session_broker(
-    kafka_settings: KafkaSettings, topics: TopicNames, group_id: str
+    kafka_settings: KafkaSettings,
+    topics: TopicNames,
+    group_id: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="kafka")  # shown if the group never forms
     producer = make_producer(kafka_settings)
     for i in range(5):
         producer.send(topics.scored, key=b"k", value=f"m{i}".encode()).get(timeout=10)
