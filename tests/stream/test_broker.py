@@ -43,8 +43,10 @@ def test_produce_and_consume_through_session_broker(
             values.extend(r.value for r in records)
         return len(values) >= 5
 
-    # The group join comes first (a few seconds; longer on a loaded machine): the
-    # suite's hang guard, not a speed limit, bounds the wait.
+    # The group join comes first (~3 s): the suite's hang guard, not a speed limit,
+    # bounds the wait. Twice in full runs on a machine also training two models the
+    # group was still unassigned after 60 s (cause not found yet: kafka's debug log
+    # is kept for the next time).
     started = time.monotonic()
     read = wait_for(all_read)
     waited, assignment = time.monotonic() - started, consumer.assignment()
