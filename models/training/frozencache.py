@@ -100,7 +100,13 @@ class LowerCache:
         missing = [i for i, key in enumerate(keys) if key not in self._states]
         if missing:
             rows = torch.tensor(missing)
-            self._fill(encoder, input_ids[rows], attention_mask[rows], token_type_ids[rows])
+            self._fill(
+                encoder,
+                [(keys[i], lengths[i]) for i in missing],
+                input_ids[rows],
+                attention_mask[rows],
+                token_type_ids[rows],
+            )
         self.computed += len(missing)
         self.reused += len(keys) - len(missing)
         width = input_ids.shape[1]
@@ -113,6 +119,7 @@ class LowerCache:
     def _fill(
         self,
         encoder: PreTrainedModel,
+        rows: list[tuple[tuple[int, ...], int]],
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor,
@@ -134,8 +141,8 @@ class LowerCache:
         finally:
             for module, mode in zip(modules, modes, strict=True):
                 module.train(mode)
-        for i, n in enumerate(attention_mask.sum(dim=1).tolist()):
-            self._states[tuple(input_ids[i, :n].tolist())] = states[i, :n].clone()
+        for i, (key, n) in enumerate(rows):  # (key, length) of each row, keyed by the caller
+            self._states[key] = states[i, :n].clone()
 
 
 def cache_lower_layers(model: MultiTaskModel, layers: int) -> int:
