@@ -24,6 +24,7 @@ from pydantic_settings import SettingsConfigDict
 
 from stream.broker import EmbeddedBroker
 from stream.contracts.errors import BrokerError, ConfigError
+from stream.kafka_joins import keep_finished_joins
 from stream.settings import ServiceSettings
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+keep_finished_joins()  # before any consumer exists: see stream.kafka_joins
 
 
 class KafkaSettings(ServiceSettings):

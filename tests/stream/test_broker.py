@@ -28,9 +28,7 @@ def test_produce_and_consume_through_session_broker(
     kafka_settings: KafkaSettings,
     topics: TopicNames,
     group_id: str,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="kafka")  # shown if the group never forms
     producer = make_producer(kafka_settings)
     for i in range(5):
         producer.send(topics.scored, key=b"k", value=f"m{i}".encode()).get(timeout=10)
@@ -43,10 +41,9 @@ def test_produce_and_consume_through_session_broker(
             values.extend(r.value for r in records)
         return len(values) >= 5
 
-    # The group join comes first (~3 s): the suite's hang guard, not a speed limit,
-    # bounds the wait. Twice in full runs on a machine also training two models the
-    # group was still unassigned after 60 s (cause not found yet: kafka's debug log
-    # is kept for the next time).
+    # The group join comes first (~3 s); the suite's hang guard, not a speed limit, bounds
+    # the wait. This test once found kafka-python 3.0.12 discarding joins that finish
+    # between polls (see stream.kafka_joins and test_kafka_joins.py).
     started = time.monotonic()
     read = wait_for(all_read)
     waited, assignment = time.monotonic() - started, consumer.assignment()
