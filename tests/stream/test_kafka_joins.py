@@ -8,9 +8,9 @@ import pytest
 from kafka.coordinator.base import BaseCoordinator
 
 from stream.contracts.topics import TopicNames
-from stream.kafka import KafkaSettings, make_consumer, make_producer
+from stream.kafka import KafkaSettings, make_consumer
 from stream.kafka_joins import keep_finished_joins
-from tests.stream.conftest import wait_for
+from tests.stream.conftest import send, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,23 +28,20 @@ def test_a_consumer_that_polls_briefly_between_long_pauses_joins_and_reads(
     # 10 ms polls 0.5 s apart: every join finishes while the consumer's thread is away
     # from poll(). Unpatched, kafka-python 3.0.12 sends a new JoinGroup each time and
     # the member stays unassigned for good (seen under CPU starvation in full runs).
-    producer = make_producer(kafka_settings)
-    for i in range(5):
-        producer.send(topics.scored, key=b"k", value=f"m{i}".encode()).get(timeout=10)
-    producer.close()
+    sent = [f"m{i}".encode() for i in range(5)]
+    send(kafka_settings, [(topics.scored, b"k", value) for value in sent])
     consumer = make_consumer(kafka_settings, group_id=group_id, topics=[topics.scored])
-    values: list[bytes] = []
+    got: list[bytes] = []
 
-    def all_read() -> bool:
-        for records in consumer.poll(timeout_ms=10).values():
-            values.extend(r.value for r in records)
+    def brief_poll_then_pause() -> bool:
+        got.extend(r.value for batch in consumer.poll(timeout_ms=10).values() for r in batch)
         time.sleep(0.5)
-        return len(values) >= 5
+        return len(got) >= len(sent)
 
     try:
-        read = wait_for(all_read)  # the suite's hang guard, not a speed limit
-        assignment = consumer.assignment()
+        joined = wait_for(brief_poll_then_pause)  # the suite's hang guard, not a speed limit
+        partitions = sorted(consumer.assignment())
     finally:
         consumer.close()
-    assert read, f"{len(values)} of 5 records; assigned: {sorted(assignment)}"
-    assert values == [f"m{i}".encode() for i in range(5)]
+    assert joined, f"{len(got)} of {len(sent)} records; assigned: {partitions}"
+    assert got == sent
