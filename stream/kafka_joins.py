@@ -14,6 +14,10 @@ every 0.5 s (``tests/stream/test_kafka_joins.py``).
 :func:`keep_finished_joins` wraps ``BaseCoordinator.join_group_async`` so that a
 join task that succeeded while nobody awaited it is applied, exactly as the
 library applies one it was awaiting; every other case is left to the library.
+A join applied late is no staler than one applied on time after a long poll: if
+the coordinator expired the member meanwhile, the next heartbeat or commit is
+refused and the member joins again (commits refused in between are redelivered
+records, never lost ones).
 It patches only a library whose join loop still has the defect (checked on its
 source), so a fixed kafka-python is left alone.
 """
