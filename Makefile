@@ -51,7 +51,7 @@ typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy finsentinel ingest models stream alerts
 
 ## model: rebuild the shipped model in models/default from the labeled data in $(DATA), the
-## headlines in models/checklist and the committed teacher labels (models/teacher/labels_0.3.1.npz)
+## headlines in models/checklist and the committed teacher labels (models/teacher/ensemble_mpnet_0.3.1.npz)
 model: $(VENV)/.dev
 	$(PY) -m models.training.reproduce --data $(DATA) --out models/default
 

@@ -177,16 +177,17 @@ def test_reproduce_with_a_teacher_file_distills_its_topics_and_pseudo_labels_sen
 
 
 def test_the_committed_teacher_file_is_made_for_the_recipes_split() -> None:
-    """`make model`'s default teacher: 0.3.1's logits, made for the recipe's split."""
+    """`make model`'s default teacher: the MPNet + 0.3.1 ensemble, made for the recipe's split."""
     from models.data import RECIPE_SEED, RECIPE_VAL_FRACTION
     from models.training.reproduce import SHIPPED_TEACHER
     from models.training.softlabels import SoftLabels
 
     labels = SoftLabels.load(SHIPPED_TEACHER)
     labels.check_split(SHIPPED_TEACHER, RECIPE_VAL_FRACTION, RECIPE_SEED)
-    assert labels.meta["complete"] and "0.3.1" in labels.meta["teacher"]
+    assert labels.meta["complete"] and "ensemble" in labels.meta["teacher"]
+    assert set(labels.meta["members"]) == {"soft_labels.npz", "labels_0.3.1.npz"}
     assert set(labels.meta["temperature"]) == {"sentiment", "topic"}
-    assert len(labels) == sum(labels.meta["labeled"].values())
+    assert len(labels) == labels.meta["labeled"]  # every training text of both files
     assert labels.sentiment.shape == (len(labels), 3) and labels.topic.shape == (len(labels), 20)
     assert np.isfinite(labels.sentiment.astype(np.float32)).all()
 
