@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["ACCURATE_CONFIG", "TEACHER_CONFIG", "main"]
-
 from models.training.reproduce import SHIPPED_TEACHER, STUDENT_OVERRIDES
+
+__all__ = ["ACCURATE_CONFIG", "TEACHER_CONFIG", "main"]
 
 logger = logging.getLogger(__name__)
 
