@@ -120,21 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.accurate == (args.soft_labels is not None):
         parser.error("give --soft-labels (the teacher) or --accurate (the accurate variant)")
+    if args.accurate and args.teacher is not None:
+        parser.error("--teacher labels with a checkpoint; --accurate trains one: give one of them")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     torch.set_num_threads(TEACHER_CONFIG["threads"])  # labeling too (a busy 2-core box)
     files = {head: args.data / name for head, name in DATA_FILES.items()}
     try:
-        if args.accurate:
-            encoder = fetch_encoder(MPNET, args.cache)
-            config = TrainConfig(base_model=str(encoder.resolve()), **ACCURATE_CONFIG)
-            run_training(config, files, args.run_dir)
-            logger.info("accurate variant trained into %s", args.run_dir)
-            return 0
         teacher = args.teacher
         if teacher is None:
             encoder = fetch_encoder(MPNET, args.cache)
-            config = TrainConfig(base_model=str(encoder.resolve()), **TEACHER_CONFIG)
+            recipe = ACCURATE_CONFIG if args.accurate else TEACHER_CONFIG
+            config = TrainConfig(base_model=str(encoder.resolve()), **recipe)
             teacher = run_training(config, files, args.run_dir).best_dir
+        if args.accurate:
+            logger.info("accurate variant trained into %s", args.run_dir)
+            return 0
         label_files(
             teacher,
             files,

@@ -25,8 +25,9 @@ def test_the_accurate_variant_learns_what_the_shipped_student_learns() -> None:
     [
         ["--data", "d"],
         ["--data", "d", "--accurate", "--soft-labels", "x.npz"],
+        ["--data", "d", "--accurate", "--teacher", "runs/teacher/best"],
     ],
-    ids=["neither", "both"],
+    ids=["neither", "both", "accurate-with-a-checkpoint"],
 )
 def test_teacher_cli_wants_soft_labels_or_accurate(
     args: list[str], capsys: pytest.CaptureFixture[str]
@@ -34,4 +35,4 @@ def test_teacher_cli_wants_soft_labels_or_accurate(
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
-    assert "--soft-labels" in capsys.readouterr().err
+    assert "--accurate" in capsys.readouterr().err
