@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --soft-labels (the teacher) or --accurate (the accurate variant)")
     if args.accurate and args.teacher is not None:
         parser.error("--teacher labels with a checkpoint; --accurate trains one: give one of them")
+    if args.accurate and (args.int8 or args.label_minutes is not None):
+        parser.error("--int8 and --label-minutes set up labeling; --accurate labels nothing")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     torch.set_num_threads(TEACHER_CONFIG["threads"])  # labeling too (a busy 2-core box)
     files = {head: args.data / name for head, name in DATA_FILES.items()}

@@ -26,8 +26,10 @@ def test_the_accurate_variant_learns_what_the_shipped_student_learns() -> None:
         ["--data", "d"],
         ["--data", "d", "--accurate", "--soft-labels", "x.npz"],
         ["--data", "d", "--accurate", "--teacher", "runs/teacher/best"],
+        ["--data", "d", "--accurate", "--int8"],
+        ["--data", "d", "--accurate", "--label-minutes", "5"],
     ],
-    ids=["neither", "both", "accurate-with-a-checkpoint"],
+    ids=["neither", "both", "accurate-with-a-checkpoint", "accurate-int8", "accurate-budget"],
 )
 def test_teacher_cli_wants_soft_labels_or_accurate(
     args: list[str], capsys: pytest.CaptureFixture[str]
