@@ -78,7 +78,6 @@ ACCURATE_CONFIG: Final[dict[str, Any]] = {
     **{key: STUDENT_OVERRIDES[key] for key in _STUDENT_TARGETS},
     "teacher": str(SHIPPED_TEACHER),
     "soft_labels": str(SHIPPED_TEACHER),
-    "epochs": 3,
     "learning_rate": 6e-5,
     "max_train_minutes": 150,
 }
@@ -120,10 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.accurate == (args.soft_labels is not None):
         parser.error("give --soft-labels (the teacher) or --accurate (the accurate variant)")
-    if args.accurate and args.teacher is not None:
-        parser.error("--teacher labels with a checkpoint; --accurate trains one: give one of them")
-    if args.accurate and (args.int8 or args.label_minutes is not None):
-        parser.error("--int8 and --label-minutes set up labeling; --accurate labels nothing")
+    labeling = {
+        "--teacher": args.teacher,
+        "--int8": args.int8,
+        "--label-minutes": args.label_minutes,
+    }
+    if args.accurate and (
+        given := [flag for flag, value in labeling.items() if value not in (None, False)]
+    ):
+        parser.error(
+            f"{', '.join(given)} set up labeling; --accurate trains a model and labels nothing"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     torch.set_num_threads(TEACHER_CONFIG["threads"])  # labeling too (a busy 2-core box)
     files = {head: args.data / name for head, name in DATA_FILES.items()}
