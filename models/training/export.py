@@ -3,7 +3,9 @@
 fp32 through the legacy TorchScript exporter (``dynamo=False``; the model uses
 eager attention so the BERT optimizer can fuse it), then onnxruntime's BERT
 graph optimizer; int8 as weight-only int8 (see :func:`export_int8`); fp16 by
-onnxruntime's float16 conversion with fp32 inputs and outputs.
+onnxruntime's float16 conversion with fp32 inputs and outputs, of the int8 file's
+dequantized weights when there is one (:func:`~models.training.weightonly.fp16_from_weight_only`,
+what models/training/package.py does) or of the fp32 file (:func:`export_fp16`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from models.modeldir import (
 from models.training.export import export_fp16, export_fp32, export_int8
 from models.training.network import MultiTaskModel
 from models.training.parity import check_parity
+from models.training.weightonly import fp16_from_weight_only
 
 __all__ = ["CardInfo", "write_model_dir"]
 
@@ -65,7 +66,13 @@ def write_model_dir(
     if "int8" in variants:
         paths["int8"] = export_int8(paths["fp32"], out_dir / VARIANT_FILES["int8"])
     if "fp16" in variants:
-        paths["fp16"] = export_fp16(paths["fp32"], out_dir / VARIANT_FILES["fp16"])
+        # From the int8 file when there is one: CUDA then scores what every CPU scorer does.
+        fp16 = out_dir / VARIANT_FILES["fp16"]
+        paths["fp16"] = (
+            fp16_from_weight_only(paths["int8"], fp16)
+            if "int8" in paths
+            else export_fp16(paths["fp32"], fp16)
+        )
     encoder = TextEncoder.from_file(out_dir / TOKENIZER_FILE, info.max_length)
     sequences = encoder.encode_truncated(parity_texts)
     parity = check_parity(

@@ -77,17 +77,27 @@ def _max_diff(a: Logits, b: Logits) -> float:
     return float(max(np.abs(a[0] - b[0]).max(), np.abs(a[1] - b[1]).max()))
 
 
-def _fp16_report(path: Path, sequences: Sequence[Sequence[int]], ref: Logits) -> dict[str, Any]:
+def _fp16_report(
+    path: Path, sequences: Sequence[Sequence[int]], ref: Logits, int8: Logits | None
+) -> dict[str, Any]:
+    """fp16 against fp32 and, when it was built from the int8 file, against int8."""
+    derived = {"derived_from": "int8" if int8 is not None else "fp32"}
     try:
         logits = onnx_logits(path, sequences)
     except Exception as exc:  # fp16 kernels are CUDA-only in parts of ORT
         logger.info("fp16 parity not checked on CPU: %s", exc)
-        return {"checked": False, "reason": f"fp16 does not run on the CPU provider: {exc}"[:300]}
-    return {
+        reason = f"fp16 does not run on the CPU provider: {exc}"[:300]
+        return {"checked": False, "reason": reason, **derived}
+    report = {
         "checked": True,
+        **derived,
         "max_abs_diff_vs_fp32": _max_diff(logits, ref),
         "argmax_agreement_vs_fp32": _agreement(logits, ref),
     }
+    if int8 is not None:
+        report["max_abs_diff_vs_int8"] = _max_diff(logits, int8)
+        report["argmax_agreement_vs_int8"] = _agreement(logits, int8)
+    return report
 
 
 def check_parity(
@@ -119,6 +129,7 @@ def check_parity(
             f"ONNX fp32 differs from PyTorch by {report['fp32_vs_torch_max_abs_diff']:.2e} "
             f"(limit {max_abs_diff:.0e})"
         )
+    int8: Logits | None = None
     if "int8" in variants:
         int8 = onnx_logits(variants["int8"], sequences)
         report["int8_vs_fp32_argmax_agreement"] = _agreement(int8, fp32)
@@ -135,6 +146,6 @@ def check_parity(
                 f"(need {min_agreement:.0%}): {gate}"
             )
     if "fp16" in variants:
-        report["fp16"] = _fp16_report(variants["fp16"], sequences, fp32)
+        report["fp16"] = _fp16_report(variants["fp16"], sequences, fp32, int8)
     logger.info("export parity: %s", report)
     return report

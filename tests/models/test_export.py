@@ -96,6 +96,9 @@ def test_an_mpnet_encoder_loads_through_the_same_classifier(tmp_path: Path) -> N
     )
     card = load_model_dir(model_dir).card
     assert set(card.files) == {"tokenizer", "fp32", "int8", "fp16"}
+    # the CUDA file is the int8 file's weights in fp16 (models/training/weightonly.py)
+    assert card.parity["fp16"]["derived_from"] == "int8"
+    assert card.parity["fp16"]["argmax_agreement_vs_int8"] == {"sentiment": 1.0, "topic": 1.0}
     texts = ["Zorg shares soar on record profit", "Zorg declares quarterly dividend"]
     labels = {}
     for variant in ("fp32", "int8", "fp16"):
