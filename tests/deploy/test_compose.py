@@ -190,7 +190,12 @@ def test_dockerfiles() -> None:
         assert re.search(r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+\n", text)
         assert re.search(r"\nUSER \$\{APP_UID\}:\$\{APP_UID\}\n", text)
         assert 'ENTRYPOINT ["finsentinel"]' in text
-        assert "COPY models/default /opt/finsentinel/models/default" in text
+        # the CPU image copies the committed model; the CUDA image the build stage's copy,
+        # to which it added the fp16 file (models/training/fp16.py)
+        copy = {"cpu": "COPY models/default", "cuda": "COPY --from=build /src/models/default"}
+        assert f"{copy[variant]} /opt/finsentinel/models/default" in text
+        if variant == "cuda":
+            assert "python -m models.training.fp16 --model models/default" in text
         assert "FINSENTINEL_SCORER_MODEL_DIR=/opt/finsentinel/models/default" in text
         ignore = (DEPLOY / "docker" / f"Dockerfile.{variant}.dockerignore").read_text()
         for src in re.findall(r"^COPY (?!--from)(\S+) ", text, flags=re.M):

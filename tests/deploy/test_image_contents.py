@@ -26,6 +26,16 @@ PACKAGES = ("finsentinel", "ingest", "models", "stream", "alerts")
 NOT_SHIPPED = ("README.md",)
 
 
+def _context_filter(directory: str, names: list[str]) -> set[str]:
+    """What the .dockerignore keeps out of the copied context (build outputs, caches)."""
+    rel = Path(directory).resolve().relative_to(REPO)
+    return {
+        n
+        for n in names
+        if n == "__pycache__" or n.endswith(".pyc") or _ignored((rel / n).as_posix())
+    }
+
+
 def _context(tmp_path: Path) -> Path:
     ignore = (DEPLOY / "docker" / "Dockerfile.cpu.dockerignore").read_text().splitlines()
     allowed = [line[1:] for line in ignore if line.startswith("!")]
@@ -37,19 +47,21 @@ def _context(tmp_path: Path) -> Path:
         if not source.exists():
             pytest.fail(f"{name} is missing from the repository: the image build would fail")
         if source.is_dir():
-            shutil.copytree(
-                source, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
+            shutil.copytree(source, context / name, ignore=_context_filter)
         else:
             shutil.copy2(source, context / name)
     return context
 
 
 def _ignored(rel: str) -> bool:
-    """True for a path the image's .dockerignore keeps out of the build context."""
+    """True for a path the image's .dockerignore keeps out of the build context (a pattern
+    that names a directory keeps out everything under it, as Docker does)."""
     lines = (DEPLOY / "docker" / "Dockerfile.cpu.dockerignore").read_text().splitlines()
     patterns = [line for line in lines if line and line[0] not in "#!*"]
-    return any(fnmatch.fnmatch(rel, pattern) for pattern in patterns)
+    return any(
+        fnmatch.fnmatch(rel, pattern) or rel.startswith(pattern.rstrip("/") + "/")
+        for pattern in patterns
+    )
 
 
 def _data_files() -> set[str]:
