@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from models.encoding import TextEncoder, pad_batch, split_windows
+from models.encoding import EncodedText, TextEncoder, pad_batch, split_windows
 from models.exceptions import ProviderError
 from models.scoring import Classifier, Prediction
 from models.training.tiny import base_tokenizer_path
@@ -206,3 +208,36 @@ def test_cpu_only_onnxruntime_build_is_reported(
 
 def test_cpu_provider_has_no_fallback_reason(clf: Classifier) -> None:
     assert clf.fallback_reason is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(min_value=2, max_value=130), min_size=1, max_size=5),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_aggregation_is_the_token_weighted_mean_of_each_texts_windows(
+    window_lengths: list[list[int]],
+) -> None:
+    """The vectorised aggregation against its definition, text by text: a window of n ids
+    (two of them special tokens) weighs max(n - 2, 1)."""
+    encoded = [
+        EncodedText(chunks=tuple(tuple(range(n)) for n in lengths), n_tokens=sum(lengths))
+        for lengths in window_lengths
+    ]
+    n_windows = sum(len(lengths) for lengths in window_lengths)
+    probs = np.random.default_rng(n_windows).dirichlet(np.ones(3), size=n_windows)
+
+    got = Classifier._aggregate(encoded, probs)
+
+    row = 0
+    for i, lengths in enumerate(window_lengths):
+        weights = [max(n - 2, 1) for n in lengths]
+        want = np.average(probs[row : row + len(lengths)], axis=0, weights=weights)
+        np.testing.assert_allclose(got[i], want, rtol=0, atol=1e-15)
+        if len(lengths) == 1:  # one window: exactly the window's probabilities as before
+            assert np.array_equal(got[i], want)
+        row += len(lengths)
+    assert Classifier._aggregate([], probs[:0]).shape == (0, 3)
