@@ -159,6 +159,14 @@ def open_session(
         attempt = _try_cuda(model_dir, device_id, variant)
         if isinstance(attempt, SessionChoice):
             logger.info("scoring on CUDA device %s with the %s variant", device_id, attempt.variant)
+            if attempt.variant == "int8" and variant is None:
+                logger.warning(
+                    "%s has no fp16 file: CUDA runs its int8 file, at about half the fp16 "
+                    "file's speed (same labels). Add it with `python -m models.training.fp16 "
+                    "--model %s` (needs onnx)",
+                    model_dir.path,
+                    model_dir.path,
+                )
             return attempt
         reason = attempt
         if require_gpu:

@@ -241,3 +241,43 @@ def test_aggregation_is_the_token_weighted_mean_of_each_texts_windows(
             assert np.array_equal(got[i], want)
         row += len(lengths)
     assert Classifier._aggregate([], probs[:0]).shape == (0, 3)
+
+
+def test_cuda_on_the_int8_file_says_how_to_add_the_fp16_file(
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No GPU here: the CUDA session is stood in for by a CPU session on the int8 file (a
+    fake of ``_try_cuda`` alone); what is tested is the choice and the operator's hint."""
+    import shutil
+
+    import onnxruntime as ort
+
+    from models import providers
+    from models.modeldir import load_model_dir
+
+    def fake_cuda(model_dir, device_id, variant):  # type: ignore[no-untyped-def]
+        chosen = providers._pick_variant(model_dir, providers._CUDA_ORDER, variant)
+        path = str(model_dir.onnx_path(chosen))
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return providers.SessionChoice(session, "CUDAExecutionProvider", chosen, None)
+
+    monkeypatch.setattr(providers, "_try_cuda", fake_cuda)
+    model_dir = load_model_dir(tiny_model_dir)  # int8 and fp32 files, no fp16
+    with caplog.at_level("WARNING", logger="models.providers"):
+        choice = providers.open_session(model_dir, provider="cuda")
+    assert choice.variant == "fp32"  # fp16 absent: fp32 before int8 on CUDA
+    assert not caplog.records
+    shipped = tmp_path / "int8-only"  # as models/default is committed: no fp32, no fp16
+    shutil.copytree(tiny_model_dir, shipped, ignore=shutil.ignore_patterns("model.onnx"))
+    model_dir = load_model_dir(shipped)
+    with caplog.at_level("WARNING", logger="models.providers"):
+        choice = providers.open_session(model_dir, provider="cuda")
+    assert choice.variant == "int8"
+    assert "python -m models.training.fp16" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="models.providers"):  # asked for int8: no hint
+        providers.open_session(model_dir, provider="cuda", variant="int8")
+    assert not caplog.records
