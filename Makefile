@@ -68,16 +68,16 @@ teacher: $(VENV)/.dev
 	$(PY) -m models.training.teacher --data $(DATA) --run-dir runs/teacher \
 		--soft-labels models/teacher/soft_labels.npz
 
-## model-accurate: the "accurate" model into models/accurate: the 110M encoder trained on what
-## the shipped student learns from (ACCURATE_CONFIG in models/training/teacher.py; ~97 min on
-## 2 cores, into runs/accurate, skipped if its checkpoint is there), exported weight-only
+## model-accurate: the "accurate" model into models/accurate: the 110M encoder trained on the
+## student's data with lighter topic distillation (ACCURATE_CONFIG in models/training/teacher.py;
+## 70-90 min on 2 cores, into runs/accurate, skipped if its checkpoint is there), exported weight-only
 ## int8 for CPU and fp16 for CUDA (from the int8 weights), its own card. Not committed;
 ## select it with --model models/accurate or FINSENTINEL_SCORER_MODEL_DIR=models/accurate.
 model-accurate: $(VENV)/.dev
 	test -f runs/accurate/best/model.pt || $(PY) -m models.training.teacher --accurate \
 		--data $(DATA) --run-dir runs/accurate
 	$(VENV)/bin/finsentinel export --run runs/accurate --out models/accurate \
-		--name finsentinel-mpnet-accurate --version 1.2.0
+		--name finsentinel-mpnet-accurate --version 1.3.0
 
 ## checklist: score the behavioural news-headline suite's held-out third with models/default
 ## (accuracy per event type and capability; JSON report in runs/checklist/)
