@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from models.exceptions import ModelDirError
 from models.modeldir import VARIANT_FILES, file_entry, load_model_dir, write_card
 from models.training.weightonly import fp16_from_weight_only
 
@@ -96,7 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True, help="the model directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    add_fp16_variant(args.model)
+    try:
+        add_fp16_variant(args.model)
+    except (ModelDirError, ValueError) as exc:  # a bad directory or a dynamic int8 file
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -163,8 +163,15 @@ def test_the_cli_runs_without_torch(tmp_path: Path) -> None:
     assert card.parity["fp16"]["n_texts"] > 400  # the whole headline suite
 
 
-def test_a_directory_without_a_weight_only_int8_file_is_an_error(tmp_path: Path) -> None:
+def test_a_missing_directory_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from models.exceptions import ModelDirError
+    from models.training.fp16 import main
 
     with pytest.raises(ModelDirError, match="does not exist"):
         add_fp16_variant(tmp_path / "missing")
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(tmp_path / "missing")])
+    assert exc.value.code == 2
+    assert "does not exist" in capsys.readouterr().err
