@@ -21,7 +21,7 @@ from onnxruntime.transformers.optimizer import optimize_model
 
 from models.encoding import pad_batch
 from models.training.network import MultiTaskModel
-from models.training.weightonly import weight_only_from_fp32
+from models.training.weightonly import fp16_from_fp32, weight_only_from_fp32
 
 __all__ = ["OPSET", "export_fp16", "export_fp32", "export_int8"]
 
@@ -120,11 +120,4 @@ def export_int8(fp32_path: Path, out: Path) -> Path:
 
 def export_fp16(fp32_path: Path, out: Path) -> Path:
     """fp16 weights and compute for CUDA, keeping fp32 inputs and outputs."""
-    from onnxruntime.transformers.onnx_model import OnnxModel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = OnnxModel(onnx.load(str(fp32_path)))
-        model.convert_float_to_float16(keep_io_types=True)
-        model.save_model_to_file(str(out))
-    return out
+    return fp16_from_fp32(onnx.load(str(fp32_path)), out)

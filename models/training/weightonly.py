@@ -44,6 +44,7 @@ from onnx import helper, numpy_helper
 
 __all__ = [
     "BLOCK",
+    "fp16_from_fp32",
     "fp16_from_weight_only",
     "fp32_from_weight_only",
     "migrate_model_dir",
@@ -274,9 +275,13 @@ def fp32_from_weight_only(model: onnx.ModelProto) -> onnx.ModelProto:
 def fp16_from_weight_only(int8_path: Path, out: Path) -> Path:
     """The CUDA variant of a weight-only int8 file: its dequantized weights in fp16, fp16
     compute, fp32 inputs and outputs (see :func:`fp32_from_weight_only` for why)."""
+    return fp16_from_fp32(fp32_from_weight_only(onnx.load(str(int8_path))), out)
+
+
+def fp16_from_fp32(fp32: onnx.ModelProto, out: Path) -> Path:
+    """onnxruntime's float16 conversion of ``fp32`` to ``out``, fp32 inputs and outputs kept."""
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    fp32 = fp32_from_weight_only(onnx.load(str(int8_path)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = OnnxModel(fp32)
