@@ -101,7 +101,11 @@ def train(
     ] = None,
     val_fraction: Annotated[float | None, _hp("val_fraction")] = None,
     patience: Annotated[int | None, _hp("patience", min=1)] = None,
-    seed: Annotated[int | None, _hp("seed")] = None,
+    seed: Annotated[int | None, _hp("seed", "Seed of the validation split (and the rest).")] = None,
+    train_seed: Annotated[
+        int | None,
+        _hp("train_seed", "Seed of initialisation, dropout and batch order only (None: --seed)."),
+    ] = None,
     max_train_minutes: Annotated[
         float | None, typer.Option(help="Stop training after this long.")
     ] = None,
@@ -196,6 +200,14 @@ def train(
             min=0.0,
         ),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Where to train: cpu, or cuda (the first GPU torch sees; faster, but not "
+            "bit-for-bit equal to a CPU run). [default: cpu]",
+            show_default=False,
+        ),
+    ] = None,
     text_column: Annotated[str, typer.Option()] = "text",
     label_column: Annotated[str, typer.Option()] = "label",
 ) -> None:
@@ -221,6 +233,7 @@ def train(
             "val_fraction": val_fraction,
             "patience": patience,
             "seed": seed,
+            "train_seed": train_seed,
             "max_train_minutes": max_train_minutes,
             "max_train_rows": max_train_rows,
             "teacher": None if teacher is None else str(teacher.resolve()),
@@ -238,6 +251,7 @@ def train(
             "checklist": checklist or None,
             "extra_weight": extra_weight,
             "extra_topic_weight": extra_topic_weight,
+            "device": device,
         }
         # Options left out take TrainConfig's defaults: they are declared there only.
         given["base_model"] = str(base_model or default_base_model())

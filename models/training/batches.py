@@ -48,6 +48,20 @@ class Batch:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def to(self, device: torch.device) -> Batch:
+        """This batch with every tensor on ``device`` (itself when already there)."""
+        if self.labels.device == device:
+            return self
+        return Batch(
+            self.head,
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.token_type_ids.to(device),
+            self.labels.to(device),
+            {head: t.to(device) for head, t in self.soft.items()},
+            None if self.weights is None else self.weights.to(device),
+        )
+
 
 def to_tensors(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, ...]:
     """Pad to the longest member and convert to int64 tensors."""

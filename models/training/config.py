@@ -40,7 +40,12 @@ class TrainConfig(BaseModel):
     cache_frozen_layers: bool = False
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    #: Seed of the validation split (and of everything else unless ``train_seed`` is given).
     seed: int = 0
+    #: Seed of the initialisation, dropout and batch order alone; None: ``seed``. Runs
+    #: that differ only here share one validation split (and its soft-label files), so
+    #: they measure how much of a result is the seed's.
+    train_seed: int | None = None
     #: Epochs without validation improvement before stopping.
     patience: Annotated[int, Field(ge=1)] = 2
     #: Stop after this much training time (the epoch in progress is validated).
@@ -49,6 +54,10 @@ class TrainConfig(BaseModel):
     max_train_rows: Annotated[int, Field(ge=1)] | None = None
     #: torch intra-op threads; None: all cores we may use.
     threads: Annotated[int, Field(ge=1)] | None = None
+    #: Where the network trains: ``cpu``, or ``cuda`` (the first visible GPU; an error
+    #: where torch sees none). GPU runs are repeatable on one GPU but not bit-for-bit
+    #: equal to CPU runs: the shipped recipes train on the CPU.
+    device: Literal["cpu", "cuda"] = "cpu"
     log_every_steps: Annotated[int, Field(ge=1)] = 50
     #: Self-training: a checkpoint directory (an earlier run's ``best/``) whose
     #: confident predictions label the other heads' training texts for the
@@ -89,6 +98,11 @@ class TrainConfig(BaseModel):
     feedback: str | None = None
     #: Loss weight of a correction's row, relative to 1 for every other training row.
     feedback_weight: Annotated[float, Field(gt=0, le=100)] = 2.0
+
+    @property
+    def effective_train_seed(self) -> int:
+        """The seed of initialisation, dropout and batch order."""
+        return self.seed if self.train_seed is None else self.train_seed
 
     @model_validator(mode="after")
     def _cache_needs_frozen_layers(self) -> TrainConfig:

@@ -52,10 +52,10 @@ def soft_loss(
     temperature: float,
 ) -> torch.Tensor:
     """The sum of :func:`distillation_loss` over the heads in ``teacher``."""
-    dtype = next(iter(student.values())).dtype
+    first = next(iter(student.values()))
     return sum(
         (distillation_loss(student[head], logits, temperature) for head, logits in teacher.items()),
-        start=torch.zeros((), dtype=dtype),
+        start=torch.zeros((), dtype=first.dtype, device=first.device),
     )
 
 
@@ -68,4 +68,8 @@ def hard_loss_scale(teacher: Mapping[str, torch.Tensor], alpha: float) -> torch.
     [0.7, 1.0]
     """
     taught = torch.stack([~torch.isnan(t).any(dim=-1) for t in teacher.values()]).any(dim=0)
-    return torch.where(taught, torch.tensor(1.0 - alpha), torch.tensor(1.0))
+    return torch.where(
+        taught,
+        torch.tensor(1.0 - alpha, device=taught.device),
+        torch.tensor(1.0, device=taught.device),
+    )

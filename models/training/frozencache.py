@@ -92,14 +92,14 @@ class LowerCache:
     ) -> torch.Tensor:
         """The encoder's last hidden states: cached lower part, then the upper layers."""
         counts = attention_mask.sum(dim=1)
-        positions = torch.arange(attention_mask.shape[1])
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
         if not torch.equal(attention_mask.bool(), positions[None, :] < counts[:, None]):
             raise ValueError("LowerCache needs right-padded batches")
         lengths = counts.tolist()
         keys = [tuple(input_ids[i, :n].tolist()) for i, n in enumerate(lengths)]
         missing = [i for i, key in enumerate(keys) if key not in self._states]
         if missing:
-            rows = torch.tensor(missing)
+            rows = torch.tensor(missing, device=input_ids.device)
             self._fill(
                 encoder,
                 [(keys[i], lengths[i]) for i in missing],

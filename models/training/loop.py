@@ -52,8 +52,12 @@ class EpochResult:
 def predict_logits(
     model: MultiTaskModel, sequences: Sequence[Sequence[int]], batch_size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both heads' logits for ``sequences`` (length-sorted batches, input order kept)."""
+    """Both heads' logits for ``sequences`` (length-sorted batches, input order kept).
+
+    The batches run where ``model``'s parameters are (CPU or GPU).
+    """
     model.eval()
+    device = next(model.parameters()).device
     order = np.argsort([len(s) for s in sequences], kind="stable")
     n_sent = model.sentiment_head.out_features
     n_topic = model.topic_head.out_features
@@ -62,8 +66,9 @@ def predict_logits(
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            s, t = model(*to_tensors([sequences[i] for i in idx]))
-            sent[idx], topic[idx] = s.numpy(), t.numpy()
+            inputs = (t.to(device) for t in to_tensors([sequences[i] for i in idx]))
+            s, t = model(*inputs)
+            sent[idx], topic[idx] = s.float().cpu().numpy(), t.float().cpu().numpy()
     return sent, topic
 
 
@@ -100,7 +105,7 @@ def weighted_cross_entropy(
     if row_weights is None and row_scale is None:
         return criterion(logits, labels)
     if row_weights is None:
-        row_weights = torch.ones(labels.shape[0], dtype=logits.dtype)
+        row_weights = torch.ones(labels.shape[0], dtype=logits.dtype, device=logits.device)
     per_row = nn.functional.cross_entropy(
         logits,
         labels,
@@ -136,18 +141,19 @@ class Trainer:
         run_dir: Path,
         checkpoint_extra: dict[str, Any],
     ) -> None:
-        self.model = model
+        self.device = torch.device(config.device)
+        self.model = model.to(self.device)
         self.config = config
         self.train_data = [d for d in train if len(d.sequences)]
         self.val_data = [d for d in validation if len(d.sequences)]
         self.run_dir = run_dir
         self.checkpoint_extra = checkpoint_extra
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = np.random.default_rng(config.effective_train_seed)
         self.losses = {
             d.head: nn.CrossEntropyLoss(
                 weight=_class_weights(d.labels, self._n_classes(d.head), config.class_weight_power),
                 label_smoothing=config.label_smoothing,
-            )
+            ).to(self.device)
             for d in self.train_data
         }
         self.best_score = -math.inf
@@ -181,8 +187,11 @@ class Trainer:
 
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
-    def _step(self, batch: Batch, optimizer: torch.optim.Optimizer, scheduler: Any) -> float:
+    def _step(self, batch: Batch, optimizer: torch.optim.Optimizer, scheduler: Any) -> torch.Tensor:
+        """One optimiser step; returns the batch's loss, detached, where it was computed
+        (reading it on the host would wait for a GPU after every step)."""
         self.model.train()
+        batch = batch.to(self.device)
         sent, topic = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids)
         logits = sent if batch.head == "sentiment" else topic
         alpha = self.config.distill_alpha
@@ -198,7 +207,7 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        return float(loss.detach())
+        return loss.detach()
 
     def validate(self) -> dict[str, dict[str, float]]:
         """Accuracy and macro-F1 of each head on its validation rows."""
@@ -236,14 +245,16 @@ class Trainer:
     ) -> tuple[EpochResult, bool]:
         started = time.monotonic()
         batches = epoch_batches(self.train_data, self.config.batch_size, self.rng)
-        total, seen, loss_sum, out_of_time = len(batches), 0, 0.0, False
+        total, seen, out_of_time = len(batches), 0, False
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         for i, batch in enumerate(batches, start=1):
             loss_sum += self._step(batch, optimizer, scheduler) * len(batch)
             seen += len(batch)
             if progress is not None:
                 progress(i, total)
             if i % self.config.log_every_steps == 0:
-                logger.info("epoch %s step %s/%s loss %.4f", epoch, i, total, loss_sum / seen)
+                mean = float(loss_sum) / seen
+                logger.info("epoch %s step %s/%s loss %.4f", epoch, i, total, mean)
             if deadline is not None and time.monotonic() > deadline:
                 logger.warning("time budget reached in epoch %s at step %s/%s", epoch, i, total)
                 out_of_time = True
@@ -251,7 +262,7 @@ class Trainer:
         metrics = self.validate()
         score = float(np.mean([m["macro_f1"] for m in metrics.values()]))
         seconds = time.monotonic() - started
-        result = EpochResult(epoch, loss_sum / max(seen, 1), metrics, score, seconds)
+        result = EpochResult(epoch, float(loss_sum) / max(seen, 1), metrics, score, seconds)
         self._record(result)
         return result, out_of_time
 

@@ -115,7 +115,9 @@ def save_checkpoint(model: MultiTaskModel, directory: Path, extra: dict[str, Any
     model.config.to_json_file(str(directory / "config.json"))
     heads = {**model.head_config, **extra}
     (directory / _HEADS).write_text(json.dumps(heads, indent=2), encoding="utf-8")
-    torch.save(model.state_dict(), directory / _WEIGHTS)
+    # host copies: a checkpoint of a GPU run loads anywhere, as one of a CPU run does
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    torch.save(state, directory / _WEIGHTS)
 
 
 def load_checkpoint(directory: Path) -> tuple[MultiTaskModel, dict[str, Any]]:

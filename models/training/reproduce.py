@@ -37,7 +37,7 @@ from typing import Any, Final
 from models.checklist.suite import TRAINING_HEADLINES
 from models.data import RECIPE_FILES, RECIPE_SEED, RECIPE_VAL_FRACTION
 
-__all__ = ["SHIPPED_CONFIG", "SHIPPED_TEACHER", "STUDENT_OVERRIDES", "main"]
+__all__ = ["SHIPPED_CONFIG", "SHIPPED_TEACHER", "STUDENT_OVERRIDES", "main", "student_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def student_config(
+    teacher: Path = SHIPPED_TEACHER, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The shipped student's :class:`TrainConfig` fields (all but ``base_model``), taught by
+    ``teacher`` (a checkpoint, or a soft-label file that also gives ``distill_heads``
+    their soft targets), with ``overrides`` on top."""
+    config = {**SHIPPED_CONFIG, **STUDENT_OVERRIDES, **(overrides or {})}
+    config["teacher"] = str(teacher.resolve())
+    if teacher.is_file():  # a soft-label file also teaches distill_heads (a checkpoint cannot)
+        config.setdefault("soft_labels", str(teacher.resolve()))
+    return config
+
+
 def reproduce(
     data: Path,
     out: Path,
@@ -152,9 +165,7 @@ def reproduce(
             TrainConfig(base_model=default_base_model(), **stage1), files, run_dir / "teacher"
         ).best_dir
     logger.info("student taught by %s (%s)", teacher, run_dir / "student")
-    stage2 = {**SHIPPED_CONFIG, **STUDENT_OVERRIDES, **given, "teacher": str(teacher.resolve())}
-    if teacher.is_file():  # a soft-label file also teaches distill_heads (a checkpoint cannot)
-        stage2.setdefault("soft_labels", str(teacher.resolve()))
+    stage2 = student_config(teacher, given)
     result = run_training(
         TrainConfig(base_model=default_base_model(), **stage2), files, run_dir / "student"
     )

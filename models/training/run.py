@@ -210,9 +210,22 @@ def _soft_targets(
     return targets, summary
 
 
+def _check_device(config: TrainConfig) -> None:
+    if config.device != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise TrainingError(
+            f"device cuda: this torch ({torch.__version__}, CUDA "
+            f"{torch.version.cuda or 'none'}) sees no GPU; train with device cpu"
+        )
+    logger.info("training on CUDA: %s", torch.cuda.get_device_name())
+
+
 def _seed_everything(config: TrainConfig) -> None:
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)  # third-party code may use the global RNG
+    if config.device == "cuda":  # cuBLAS is repeatable only with a fixed workspace
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(config.effective_train_seed)  # seeds every GPU too
+    np.random.seed(config.effective_train_seed)  # third-party code may use the global RNG
     threads = config.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -228,6 +241,7 @@ def run_training(
     progress: ProgressHook | None = None,
 ) -> TrainResult:
     """Train on ``files`` (head -> labeled file) and fill ``run_dir``."""
+    _check_device(config)
     _seed_everything(config)
     splits = split_files(files, config, text_column=text_column, label_column=label_column)
     pseudo = {}

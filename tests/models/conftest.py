@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 
 COMPANIES = [
     "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay",
@@ -86,3 +87,13 @@ def toy_run(
     run_dir = tmp_path_factory.mktemp("toy_run")
     run_training(config, toy_data, run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """The models CLI commands in a throwaway Typer app."""
+    from models.cli import register
+
+    app = typer.Typer()
+    register(app)
+    return app

@@ -11,16 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from models.cli import register
-
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
 
 
 def test_commands_are_registered(app: typer.Typer) -> None:

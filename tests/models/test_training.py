@@ -49,3 +49,30 @@ def test_split_is_deterministic_and_stratified(toy_data: dict[str, Path]) -> Non
 def test_no_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="at least one"):
         run_training(TrainConfig(base_model="unused"), {}, tmp_path)
+
+
+def test_train_seed_changes_the_run_but_not_the_validation_split(
+    toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    base = {"base_model": str(tiny_base_model), "max_length": 32, "epochs": 1, "batch_size": 16}
+    base |= {"val_fraction": 0.25, "seed": 3, "threads": 1}
+    runs = {
+        name: run_training(TrainConfig(**base, **extra), toy_data, tmp_path / name).best_dir
+        for name, extra in (
+            ("plain", {}),
+            ("same", {"train_seed": 3}),
+            ("other", {"train_seed": 4}),
+        )
+    }
+    weights = {
+        name: torch.load(best / "model.pt", weights_only=True) for name, best in runs.items()
+    }
+    name = "sentiment_head.weight"
+    # train_seed None is seed itself: the same run, bit for bit
+    assert torch.equal(weights["plain"][name], weights["same"][name])
+    assert not torch.equal(weights["plain"][name], weights["other"][name])
+    for head in ("sentiment", "topic"):  # one split for all three
+        val = {n: (tmp_path / n / f"val_{head}.csv").read_text() for n in runs}
+        assert val["plain"] == val["same"] == val["other"]
