@@ -68,8 +68,4 @@ def hard_loss_scale(teacher: Mapping[str, torch.Tensor], alpha: float) -> torch.
     [0.7, 1.0]
     """
     taught = torch.stack([~torch.isnan(t).any(dim=-1) for t in teacher.values()]).any(dim=0)
-    return torch.where(
-        taught,
-        torch.tensor(1.0 - alpha, device=taught.device),
-        torch.tensor(1.0, device=taught.device),
-    )
+    return torch.where(taught, 1.0 - alpha, 1.0)

@@ -68,7 +68,7 @@ def predict_logits(
             idx = order[start : start + batch_size]
             inputs = (t.to(device) for t in to_tensors([sequences[i] for i in idx]))
             s, t = model(*inputs)
-            sent[idx], topic[idx] = s.float().cpu().numpy(), t.float().cpu().numpy()
+            sent[idx], topic[idx] = s.cpu().numpy(), t.cpu().numpy()
     return sent, topic
 
 

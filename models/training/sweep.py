@@ -103,11 +103,8 @@ def _train_one(
     from models.training.run import run_training
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(process)d %(name)s %(message)s")
-    fields = student_config(overrides=overrides)
-    for key in ("extra_data", "pseudo_label_heads", "distill_heads"):  # JSON lists -> tuples
-        if isinstance(fields.get(key), list):
-            fields[key] = tuple(fields[key])
-    config = TrainConfig(base_model=base_model, **{**fields, "device": device})
+    fields = {**student_config(overrides=overrides), "device": device}
+    config = TrainConfig.model_validate({"base_model": base_model, **fields})  # lists -> tuples
     files = {head: Path(data) / name for head, name in DATA_FILES.items()}
     started = time.monotonic()
     result = run_training(config, files, Path(run_dir))
@@ -116,24 +113,22 @@ def _train_one(
         "overrides": overrides,
         "device": device,
         "minutes": round((time.monotonic() - started) / 60, 2),
-        "epochs": [{"epoch": e.epoch, "metrics": e.metrics} for e in result.epochs],
+        "epochs": [
+            {"epoch": e.epoch, "score": e.score, "metrics": e.metrics} for e in result.epochs
+        ],
     }
 
 
 def _best_epoch(run: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The epoch the recipe would keep: the best mean macro-F1 of both heads."""
-    best = max(
-        run["epochs"],
-        key=lambda e: statistics.fmean(m["macro_f1"] for m in e["metrics"].values()),
-    )
-    return best["metrics"]  # type: ignore[no-any-return]
+    """The epoch the run kept (the trainer's score; the first of equals, as it keeps)."""
+    return max(run["epochs"], key=lambda e: e["score"])["metrics"]  # type: ignore[no-any-return]
 
 
 def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per combination (overrides without the train seed): seeds, then mean and
     standard deviation of each figure at each run's best epoch.
 
-    >>> e = lambda s, t: [{"epoch": 1, "metrics": {
+    >>> e = lambda s, t: [{"epoch": 1, "score": (s + t) / 2, "metrics": {
     ...     "sentiment": {"accuracy": s, "macro_f1": s}, "topic": {"accuracy": t, "macro_f1": t}}}]
     >>> rows = summarise([{"overrides": {"a": 1, "train_seed": 0}, "epochs": e(0.8, 0.9)},
     ...                   {"overrides": {"a": 1, "train_seed": 1}, "epochs": e(0.9, 0.9)}])
