@@ -72,7 +72,7 @@ TEACHER_CONFIG: Final[dict[str, Any]] = {
 #: The "accurate" variant (1.3.0): the teacher's encoder settings and learning rate,
 #: the shipped student's extra data (the suite's train split, training headlines at
 #: 1.5 / 1) and the committed ensemble's topic distributions as soft targets, at
-#: alpha 0.3 where the student has 0.7, and no sentiment pseudo-labels: at 0.7 the
+#: alpha 0.3 where the student has 0.5, and no sentiment pseudo-labels: at 0.7 the
 #: MPNet lost ~1 point of tweet sentiment for its topic (1.2.0), at 0.3 it keeps
 #: both (models/README.md, experiments). 828 steps an epoch, 3 epochs: 70-90 min on
 #: 2 cores (``max_train_minutes`` is only a safety cap).
