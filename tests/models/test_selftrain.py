@@ -139,6 +139,7 @@ def test_reproduce_trains_a_stage1_teacher_then_the_student_with_headlines(
     assert code == 0
     student = json.loads((tmp_path / "run" / "student" / "config.json").read_text())
     assert student["teacher"] == str((tmp_path / "run" / "teacher" / "best").resolve())
+    assert student["train_seed"] == 0  # --train-seed reached the student's config
     teacher = json.loads((tmp_path / "run" / "teacher" / "config.json").read_text())
     assert teacher["teacher"] is None and not teacher["checklist"] and not teacher["extra_data"]
     # the student also learns the news headlines: the suite's train split and the training file
