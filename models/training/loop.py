@@ -31,7 +31,7 @@ from models.training.config import TrainConfig
 from models.training.distill import hard_loss_scale, soft_loss
 from models.training.network import MultiTaskModel, save_checkpoint
 
-__all__ = ["EpochResult", "Trainer", "predict_logits", "weighted_cross_entropy"]
+__all__ = ["EpochResult", "Trainer", "head_metrics", "predict_logits", "weighted_cross_entropy"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ def weighted_cross_entropy(
     return counted.sum() / (class_w * row_weights).sum()
 
 
-def _head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 and row count of one head's logits against its labels."""
     pred = logits.argmax(-1)
     return {
         "accuracy": float(accuracy_score(labels, pred)),
@@ -216,7 +217,7 @@ class Trainer:
         for data in self.val_data:
             sent, topic = predict_logits(self.model, data.sequences)
             logits = sent if data.head == "sentiment" else topic
-            metrics[data.head] = _head_metrics(logits, data.labels)
+            metrics[data.head] = head_metrics(logits, data.labels)
             self._val_arrays[f"{data.head}_logits"] = logits
             self._val_arrays[f"{data.head}_labels"] = data.labels
         return metrics
