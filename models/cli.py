@@ -106,6 +106,10 @@ def train(
         int | None,
         _hp("train_seed", "Seed of initialisation, dropout and batch order only (None: --seed)."),
     ] = None,
+    init_seed: Annotated[
+        int | None,
+        _hp("init_seed", "Seed of the heads' initialisation alone, shared by runs to average."),
+    ] = None,
     max_train_minutes: Annotated[
         float | None, typer.Option(help="Stop training after this long.")
     ] = None,
@@ -234,6 +238,7 @@ def train(
             "patience": patience,
             "seed": seed,
             "train_seed": train_seed,
+            "init_seed": init_seed,
             "max_train_minutes": max_train_minutes,
             "max_train_rows": max_train_rows,
             "teacher": None if teacher is None else str(teacher.resolve()),

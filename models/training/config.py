@@ -46,6 +46,10 @@ class TrainConfig(BaseModel):
     #: that differ only here share one validation split (and its soft-label files), so
     #: they measure how much of a result is the seed's.
     train_seed: int | None = None
+    #: Seed of the heads' initialisation alone; None: the train seed's stream as before.
+    #: Runs that share it and differ in ``train_seed`` (dropout, batch order) start from
+    #: one set of weights, as averaging their weights needs (:mod:`models.training.soup`).
+    init_seed: int | None = None
     #: Epochs without validation improvement before stopping.
     patience: Annotated[int, Field(ge=1)] = 2
     #: Stop after this much training time (the epoch in progress is validated).

@@ -285,9 +285,13 @@ def run_training(
         _head_data(splits, encoder, "train", soft_targets, weights),
         _head_data(splits, encoder, "validation"),
     )
+    if config.init_seed is not None:
+        torch.manual_seed(config.init_seed)
     model = from_pretrained(
         config.base_model, len(SENTIMENT_LABELS), len(TOPIC_LABELS), config.dropout
     )
+    if config.init_seed is not None:  # dropout follows the train seed again
+        torch.manual_seed(config.effective_train_seed)
     if config.freeze_embeddings or config.freeze_layers:
         frozen = freeze_lower(
             model, embeddings=config.freeze_embeddings, layers=config.freeze_layers

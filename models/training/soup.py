@@ -162,6 +162,11 @@ def soup_runs(runs: Sequence[Path], out: Path) -> dict[str, Any]:
     if len(runs) < 2:
         raise TrainingError("a soup needs at least two runs")
     configs = _check_one_recipe(runs)
+    if configs[0].get("init_seed") is None:
+        logger.warning(
+            "the members' heads started from their own train seeds (init_seed unset): "
+            "their weights may not average well (models/README.md, model soups)"
+        )
     model, extra = load_checkpoint(runs[0] / "best")
     states = [model.state_dict()]
     members = [_member(runs[0], configs[0], extra)]

@@ -18,13 +18,14 @@ from models.training.ship import export_run
 from models.training.soup import _validation_logits, average_state_dicts, soup_runs
 
 BASE = {"max_length": 32, "epochs": 2, "batch_size": 16, "val_fraction": 0.25, "threads": 1}
+BASE |= {"init_seed": 0}  # one starting point for every member (what averaging needs)
 
 
 @pytest.fixture(scope="module")
 def seed_runs(
     toy_data: dict[str, Path], tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> list[Path]:
-    """The toy recipe at train seeds 0, 1 and 2 (one validation split)."""
+    """The toy recipe at train seeds 0, 1 and 2 (one validation split, one initialisation)."""
     root = tmp_path_factory.mktemp("seed_runs")
     return [
         run_training(
@@ -133,3 +134,23 @@ def test_runs_of_another_recipe_or_split_are_refused(
         soup_runs(seed_runs[:1], tmp_path / "soup")
     with pytest.raises(TrainingError, match="not a training run"):
         soup_runs([seed_runs[0], tmp_path], tmp_path / "soup")
+
+
+def test_members_initialised_from_their_own_seeds_are_averaged_with_a_warning(
+    toy_data: dict[str, Path],
+    tiny_base_model: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    own = {k: v for k, v in BASE.items() if k != "init_seed"}
+    runs = [
+        run_training(
+            TrainConfig(base_model=str(tiny_base_model), train_seed=seed, **own),
+            toy_data,
+            tmp_path / f"own{seed}",
+        ).run_dir
+        for seed in (0, 1)
+    ]
+    with caplog.at_level("WARNING", logger="models.training.soup"):
+        soup_runs(runs, tmp_path / "soup")
+    assert "init_seed unset" in caplog.text

@@ -76,3 +76,28 @@ def test_train_seed_changes_the_run_but_not_the_validation_split(
     for head in ("sentiment", "topic"):  # one split for all three
         val = {n: (tmp_path / n / f"val_{head}.csv").read_text() for n in runs}
         assert val["plain"] == val["same"] == val["other"]
+
+
+def test_init_seed_gives_runs_of_other_train_seeds_one_starting_point(
+    toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    """What averaging weights needs (models/training/soup.py): the same heads at the start."""
+    import torch
+
+    # a learning rate so small that the trained heads are still their initialisation
+    base = {"base_model": str(tiny_base_model), "max_length": 32, "epochs": 1, "batch_size": 16}
+    base |= {"val_fraction": 0.25, "threads": 1, "learning_rate": 1e-12, "warmup_ratio": 0.0}
+    runs = {
+        name: run_training(TrainConfig(**base, **extra), toy_data, tmp_path / name).best_dir
+        for name, extra in (
+            ("shared1", {"init_seed": 7, "train_seed": 1}),
+            ("shared2", {"init_seed": 7, "train_seed": 2}),
+            ("own2", {"train_seed": 2}),
+        )
+    }
+    heads = {
+        name: torch.load(best / "model.pt", weights_only=True)["topic_head.weight"]
+        for name, best in runs.items()
+    }
+    assert torch.allclose(heads["shared1"], heads["shared2"], atol=1e-6)
+    assert not torch.allclose(heads["shared2"], heads["own2"], atol=1e-3)
