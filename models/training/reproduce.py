@@ -30,14 +30,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
 from models.checklist.suite import TRAINING_HEADLINES
 from models.data import RECIPE_FILES, RECIPE_SEED, RECIPE_VAL_FRACTION
 
-__all__ = ["SHIPPED_CONFIG", "SHIPPED_TEACHER", "STUDENT_OVERRIDES", "main", "student_config"]
+__all__ = [
+    "SHIPPED_CONFIG",
+    "SHIPPED_TEACHER",
+    "STUDENT_OVERRIDES",
+    "main",
+    "student_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +100,30 @@ SHIPPED_TEACHER: Final = (
 #: ensemble, topic KL at alpha 0.5, 5 epochs at peak learning rate 1e-4, train seed 1).
 SHIPPED_VERSION: Final = "0.6.0"
 DATA_FILES: Final = RECIPE_FILES
+#: The export's gate: int8 keeps fp32's argmax on at least this share of each head's texts.
+MIN_INT8_AGREEMENT: Final = 0.99
 _GITIGNORE: Final = (
     "# Build outputs of `make model`: only the int8 variant is shipped.\n"
     "model.onnx\nmodel.fp16.onnx\n"
 )
+
+
+def _seeds(value: str) -> tuple[int, ...]:
+    """``"0,1"`` -> ``(0, 1)`` (argparse type)."""
+    try:
+        seeds = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of seeds: {value}") from exc
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"need two or more distinct seeds: {value}")
+    return seeds
+
+
+def _positive(value: str) -> int:
+    """A count >= 1 (argparse type)."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"need a whole number >= 1: {value}")
+    return int(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,11 +136,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default=SHIPPED_VERSION)
     parser.add_argument("--epochs", type=int, default=None, help="Override (quick runs).")
     parser.add_argument("--max-train-minutes", type=float, default=None)
-    parser.add_argument(
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
         "--train-seed",
         type=int,
         default=None,
         help="Override the recipe's train seed (initialisation, dropout, batch order).",
+    )
+    seeds.add_argument(
+        "--soup-seeds",
+        type=_seeds,
+        default=(),
+        help="Train one student per seed (e.g. 1,2), all from one initialisation "
+        "(init_seed: the recipe's seed), and ship the average of their weights "
+        "(models.training.soup) instead of one student.",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=None,
+        help="Students trained at once, one process and torch thread each "
+        "(default: one per seed, at most the CPU count).",
     )
     teacher = parser.add_mutually_exclusive_group()
     teacher.add_argument(
@@ -150,6 +195,35 @@ def student_config(
     return config
 
 
+def _configure_worker_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _train(config: Any, files: dict[str, Path], run_dir: Path) -> Path:
+    """One student (a top-level function, so that a worker process can run it)."""
+    from models.training.run import run_training
+
+    return run_training(config, files, run_dir).run_dir
+
+
+def train_students(
+    configs: Sequence[Any], files: dict[str, Path], run_dirs: Sequence[Path], jobs: int
+) -> list[Path]:
+    """Train one student per config into ``run_dirs``, ``jobs`` at a time; returns the runs.
+
+    Each student runs in its own process with the torch threads its config gives, so a
+    student's weights are the same whether it trains alone or beside the others.
+    """
+    if jobs <= 1 or len(configs) == 1:
+        return [_train(c, files, d) for c, d in zip(configs, run_dirs, strict=True)]
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_configure_worker_logging
+    ) as pool:
+        futures = [pool.submit(_train, c, files, d) for c, d in zip(configs, run_dirs, strict=True)]
+        return [future.result() for future in futures]
+
+
 def reproduce(
     data: Path,
     out: Path,
@@ -158,12 +232,20 @@ def reproduce(
     version: str = SHIPPED_VERSION,
     overrides: dict[str, Any] | None = None,
     teacher: Path | None = SHIPPED_TEACHER,
+    soup_seeds: Sequence[int] = (),
+    jobs: int | None = None,
 ) -> Path:
     """Train the student (and, if ``teacher`` is None, a stage-1 teacher first), calibrate,
-    export and card the shipped model; returns ``out``."""
+    export and card the shipped model; returns ``out``.
+
+    With two or more ``soup_seeds`` the student is the weight average of one student per
+    seed (:mod:`models.training.soup`), all initialised from ``init_seed`` (the override,
+    else the recipe's seed) and trained ``jobs`` at a time.
+    """
     from models.training.config import TrainConfig
     from models.training.run import default_base_model, run_training
     from models.training.ship import export_run
+    from models.training.soup import soup_runs
 
     files = {head: data / name for head, name in DATA_FILES.items()}
     given = overrides or {}
@@ -173,17 +255,35 @@ def reproduce(
         teacher = run_training(
             TrainConfig(base_model=default_base_model(), **stage1), files, run_dir / "teacher"
         ).best_dir
-    logger.info("student taught by %s (%s)", teacher, run_dir / "student")
-    stage2 = student_config(teacher, given)
-    result = run_training(
-        TrainConfig(base_model=default_base_model(), **stage2), files, run_dir / "student"
-    )
+    student = run_dir / "student"
+    if len(soup_seeds) < 2:
+        config = TrainConfig(base_model=default_base_model(), **student_config(teacher, given))
+        logger.info("student taught by %s (%s)", teacher, student)
+        _train(config, files, student)
+        how = f"train seed {config.effective_train_seed}"
+    else:
+        if "train_seed" in given:
+            raise ValueError("give soup seeds or a train seed, not both")
+        init = {"init_seed": given.get("init_seed", SHIPPED_CONFIG["seed"])}
+        configs = [
+            TrainConfig(
+                base_model=default_base_model(),
+                **student_config(teacher, {**given, **init, "train_seed": seed}),
+            )
+            for seed in soup_seeds
+        ]
+        members = [run_dir / f"student-seed{seed}" for seed in soup_seeds]
+        logger.info("students of train seeds %s taught by %s (%s)", soup_seeds, teacher, members)
+        workers = jobs or min(len(soup_seeds), os.cpu_count() or 1)
+        soup_runs(train_students(configs, files, members, workers), student)
+        how = "weight average of the students of train seeds " + ", ".join(map(str, soup_seeds))
     export_run(
-        result.run_dir,
+        student,
         out,
         version=version,
         notes="Built by `python -m models.training.reproduce` (make model); "
-        f"teacher {teacher.name}.",
+        f"teacher {teacher.name}; {how}.",
+        min_agreement=MIN_INT8_AGREEMENT,
     )
     (out / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
     return out
@@ -214,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             version=args.version,
             overrides=overrides,
             teacher=None if args.train_teacher else args.teacher,
+            soup_seeds=args.soup_seeds,
+            jobs=args.jobs,
         )
     except ModelError as exc:
         logger.error("%s", exc)
