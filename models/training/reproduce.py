@@ -35,10 +35,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from models.checklist.suite import TRAINING_HEADLINES
 from models.data import RECIPE_FILES, RECIPE_SEED, RECIPE_VAL_FRACTION
+
+if TYPE_CHECKING:
+    from models.training.config import TrainConfig
 
 __all__ = [
     "SHIPPED_CONFIG",
@@ -46,6 +49,7 @@ __all__ = [
     "STUDENT_OVERRIDES",
     "main",
     "student_config",
+    "train_students",
 ]
 
 logger = logging.getLogger(__name__)
@@ -199,7 +203,7 @@ def _configure_worker_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def _train(config: Any, files: dict[str, Path], run_dir: Path) -> Path:
+def _train(config: TrainConfig, files: dict[str, Path], run_dir: Path) -> Path:
     """One student (a top-level function, so that a worker process can run it)."""
     from models.training.run import run_training
 
@@ -207,7 +211,7 @@ def _train(config: Any, files: dict[str, Path], run_dir: Path) -> Path:
 
 
 def train_students(
-    configs: Sequence[Any], files: dict[str, Path], run_dirs: Sequence[Path], jobs: int
+    configs: Sequence[TrainConfig], files: dict[str, Path], run_dirs: Sequence[Path], jobs: int
 ) -> list[Path]:
     """Train one student per config into ``run_dirs``, ``jobs`` at a time; returns the runs.
 
