@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,14 @@ from models.training.config import TrainConfig
 from models.training.distill import hard_loss_scale, soft_loss
 from models.training.network import MultiTaskModel, save_checkpoint
 
-__all__ = ["EpochResult", "Trainer", "head_metrics", "predict_logits", "weighted_cross_entropy"]
+__all__ = [
+    "EpochResult",
+    "Trainer",
+    "checkpoint_score",
+    "head_metrics",
+    "predict_logits",
+    "weighted_cross_entropy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +125,11 @@ def weighted_cross_entropy(
     if row_scale is not None:
         counted = counted * row_scale
     return counted.sum() / (class_w * row_weights).sum()
+
+
+def checkpoint_score(metrics: Mapping[str, Mapping[str, float]]) -> float:
+    """What chooses the best checkpoint: the mean macro-F1 of the heads."""
+    return float(np.mean([m["macro_f1"] for m in metrics.values()]))
 
 
 def head_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -261,7 +273,7 @@ class Trainer:
                 out_of_time = True
                 break
         metrics = self.validate()
-        score = float(np.mean([m["macro_f1"] for m in metrics.values()]))
+        score = checkpoint_score(metrics)
         seconds = time.monotonic() - started
         result = EpochResult(epoch, float(loss_sum) / max(seen, 1), metrics, score, seconds)
         self._record(result)

@@ -33,7 +33,7 @@ from models.data import load_labeled
 from models.encoding import TextEncoder
 from models.exceptions import TrainingError
 from models.labels import HEADS
-from models.training.loop import head_metrics, predict_logits
+from models.training.loop import checkpoint_score, head_metrics, predict_logits
 from models.training.network import MultiTaskModel, load_checkpoint, save_checkpoint
 
 __all__ = ["average_state_dicts", "main", "soup_runs"]
@@ -129,11 +129,6 @@ def _validation_logits(
     return arrays, metrics
 
 
-def _score(metrics: Mapping[str, Mapping[str, float]]) -> float:
-    """The training loop's checkpoint score: mean macro-F1 of the heads."""
-    return float(np.mean([m["macro_f1"] for m in metrics.values()]))
-
-
 def _member(run: Path, config: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """What the soup records of one member: its seed, best epoch and validation scores."""
     metrics = extra.get("metrics") or {}
@@ -142,7 +137,7 @@ def _member(run: Path, config: Mapping[str, Any], extra: Mapping[str, Any]) -> d
         "train_seed": config["seed"] if config.get("train_seed") is None else config["train_seed"],
         "best_epoch": extra.get("epoch"),
         "metrics": metrics,
-        "score": _score(metrics) if metrics else None,
+        "score": checkpoint_score(metrics) if metrics else None,
     }
 
 
@@ -194,7 +189,7 @@ def soup_runs(runs: Sequence[Path], out: Path) -> dict[str, Any]:
         for line in _member_history(run, m["train_seed"])
     ]
     (out / "metrics.jsonl").write_text("".join(line + "\n" for line in history), encoding="utf-8")
-    summary = {"members": members, "metrics": metrics, "score": _score(metrics)}
+    summary = {"members": members, "metrics": metrics, "score": checkpoint_score(metrics)}
     (out / "soup.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     logger.info(
         "soup of %s: score %.4f (members %s)",
