@@ -139,7 +139,14 @@ def train(
         list[str] | None,
         typer.Option(
             help="A head the soft targets teach (repeatable; default: both). With --teacher, "
-            "only heads that get no pseudo-labels.",
+            "only heads that get no pseudo-labels, or heads also given as --distill-own-rows.",
+        ),
+    ] = None,
+    distill_own_rows: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A --distill-head taught on its own training rows only, not on the other "
+            "head's texts (repeatable).",
         ),
     ] = None,
     distill_temperature: Annotated[
@@ -247,6 +254,7 @@ def train(
             "distill_temperature": distill_temperature,
             "distill_alpha": distill_alpha,
             "distill_heads": tuple(distill_head) if distill_head else None,
+            "distill_own_rows": tuple(distill_own_rows) if distill_own_rows else None,
             "feedback": None if feedback is None else str(feedback.resolve()),
             "feedback_weight": feedback_weight,
             "freeze_embeddings": freeze_embeddings or None,

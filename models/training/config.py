@@ -85,11 +85,17 @@ class TrainConfig(BaseModel):
     #: teacher logits become soft targets for the ``distill_heads`` of the training rows.
     soft_labels: str | None = None
     #: The heads the soft targets teach. A head taught by hard pseudo-labels
-    #: (``teacher`` + ``pseudo_label_heads``) cannot also get soft targets.
+    #: (``teacher`` + ``pseudo_label_heads``) gets soft targets too only when it is
+    #: also in ``distill_own_rows``.
     distill_heads: Annotated[tuple[Literal["sentiment", "topic"], ...], Field(min_length=1)] = (
         "sentiment",
         "topic",
     )
+    #: Heads of ``distill_heads`` taught on their own training rows only (their
+    #: people's labels and pseudo-labels), not on the other head's texts. With
+    #: pseudo-labels, the other head's texts the teacher is unsure of then stay
+    #: untaught for this head, as without distillation.
+    distill_own_rows: tuple[Literal["sentiment", "topic"], ...] = ()
     #: Softmax temperature of the soft targets (and of the student, in that term).
     distill_temperature: Annotated[float, Field(gt=0)] = 2.0
     #: Weight of the soft term; the hard cross entropy of a row with a soft target
@@ -121,10 +127,22 @@ class TrainConfig(BaseModel):
     def _one_teacher_kind(self) -> TrainConfig:
         if self.teacher is None or self.soft_labels is None:
             return self
-        both = sorted(set(self.pseudo_label_heads) & set(self.distill_heads))
+        both = sorted(
+            set(self.pseudo_label_heads) & set(self.distill_heads) - set(self.distill_own_rows)
+        )
         if both:
             raise ValueError(
-                f"the {', '.join(both)} head would get hard pseudo-labels (teacher) and soft "
-                "targets (soft_labels), not both: give one, or distill_heads without it"
+                f"the {', '.join(both)} head would get hard pseudo-labels (teacher) on some of "
+                "the other head's texts and soft targets (soft_labels) on all of them, not both: "
+                "give one, distill_heads without it, or the head in distill_own_rows"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _own_rows_are_distilled(self) -> TrainConfig:
+        stray = sorted(set(self.distill_own_rows) - set(self.distill_heads))
+        if stray:
+            raise ValueError(
+                f"distill_own_rows names {', '.join(stray)}, which distill_heads does not teach"
             )
         return self

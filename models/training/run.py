@@ -186,13 +186,15 @@ def _soft_targets(
             name: logits
             for name, logits in labels.lookup(head, data.train.texts).items()
             if name in config.distill_heads
+            and (name == head or name not in config.distill_own_rows)
         }
         overlap = np.array([t in held_out for t in data.train.texts], dtype=bool)
         for name, logits in found.items():
             logits[overlap] = np.nan
             logits /= labels.temperature(name) or 1.0
         targets[head] = found
-        with_target = int((~np.isnan(next(iter(found.values())))).any(axis=1).sum())
+        taught = [~np.isnan(logits).any(axis=1) for logits in found.values()]
+        with_target = int(np.logical_or.reduce(taught).sum()) if taught else 0
         summary[head] = {
             "file": str(path),
             "teacher": labels.meta.get("teacher_base_model") or labels.meta.get("teacher"),
@@ -200,6 +202,8 @@ def _soft_targets(
             "teacher_calibration": {h: labels.temperature(h) for h in HEADS},
             "alpha": config.distill_alpha,
             "heads": list(config.distill_heads),
+            "own_rows_only": list(config.distill_own_rows),
+            "heads_on_these_rows": sorted(found),
             "train_rows_with_targets": with_target,
             "train_rows": len(data.train),
             "validation_rows_in_file": labels.count(head, data.validation.texts),

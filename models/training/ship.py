@@ -126,7 +126,8 @@ def _pseudo_note(summary: dict[str, Any] | None) -> str:
 def _soft_note(summary: dict[str, Any] | None) -> str:
     if not summary:
         return ""
-    heads = summary.get("heads") or ["sentiment", "topic"]
+    # the heads taught on this head's rows (a head in distill_own_rows teaches its own rows only)
+    heads = summary.get("heads_on_these_rows") or summary.get("heads") or ["sentiment", "topic"]
     which = "both heads" if len(heads) > 1 else f"the {heads[0]} head"
     return (
         f", {summary['train_rows_with_targets']} of them with soft targets for {which} "

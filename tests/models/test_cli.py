@@ -129,6 +129,11 @@ def test_train_takes_one_kind_of_teacher(
     assert result.exit_code == 2
     assert "sentiment head would get hard pseudo-labels" in result.output
     assert "--:" not in result.output
+    # unless its soft targets stay on its own rows
+    result = runner.invoke(
+        app, [*args, "--distill-head", "sentiment", "--distill-own-rows", "sentiment"]
+    )
+    assert "would get hard pseudo-labels" not in result.output
 
 
 def test_train_with_a_missing_soft_label_file_exits_2(

@@ -17,7 +17,8 @@ from models.exceptions import TrainingError
 from models.training.config import TrainConfig
 from models.training.distill import distillation_loss, hard_loss_scale, soft_loss
 from models.training.loop import weighted_cross_entropy
-from models.training.run import SplitData, run_training, split_files
+from models.training.run import SplitData, _soft_targets, run_training, split_files
+from models.training.selftrain import extend_train, pseudo_label_from_file
 from models.training.softlabels import (
     SoftLabels,
     candidates,
@@ -106,18 +107,40 @@ def test_config_takes_one_kind_of_teacher_per_head() -> None:
     # hard pseudo-labels for sentiment, soft targets for topic: one teacher kind per head
     both = TrainConfig(base_model="x", teacher="t", soft_labels="s.npz", distill_heads=("topic",))
     assert both.pseudo_label_heads == ("sentiment",) and both.distill_heads == ("topic",)
+    # both kinds for one head only where its soft targets stay on its own rows
+    own = TrainConfig(
+        base_model="x",
+        teacher="t",
+        soft_labels="s.npz",
+        distill_heads=("topic", "sentiment"),
+        distill_own_rows=("sentiment",),
+    )
+    assert own.distill_own_rows == ("sentiment",)
+    with pytest.raises(ValidationError, match=r"distill_own_rows names sentiment"):
+        TrainConfig(
+            base_model="x",
+            soft_labels="s.npz",
+            distill_heads=("topic",),
+            distill_own_rows=("sentiment",),
+        )
 
 
-def test_distill_heads_teach_only_those_heads(
+def _toy_soft_labels(
     toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
-) -> None:
-    from models.training.run import _soft_targets
-
+) -> tuple[dict[str, SplitData], Path]:
+    """The toy split, and the toy run's logits on its training texts as a soft-label file."""
     splits = split_files(toy_data, _config(tiny_base_model))
     out = tmp_path / "soft.npz"
     label_training_texts(
         toy_run / "best", splits, out, meta={"split": {"val_fraction": 0.25, "seed": 0}}
     )
+    return splits, out
+
+
+def test_distill_heads_teach_only_those_heads(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    splits, out = _toy_soft_labels(toy_run, toy_data, tiny_base_model, tmp_path)
     config = _config(
         tiny_base_model, teacher=str(out), soft_labels=str(out), distill_heads=("topic",)
     )
@@ -134,6 +157,43 @@ def test_distill_heads_teach_only_those_heads(
     from models.training.ship import _training_data
 
     assert "with soft targets for the topic head from teacher" in _training_data(tmp_path / "run")
+
+
+def test_distill_own_rows_keeps_a_head_off_the_other_heads_texts(
+    toy_run: Path, toy_data: dict[str, Path], tiny_base_model: Path, tmp_path: Path
+) -> None:
+    splits, out = _toy_soft_labels(toy_run, toy_data, tiny_base_model, tmp_path)
+    config = _config(
+        tiny_base_model,
+        teacher=str(out),
+        soft_labels=str(out),
+        distill_heads=("topic", "sentiment"),
+        distill_own_rows=("sentiment",),
+    )
+    people = len(splits["sentiment"].train)
+    pseudo = pseudo_label_from_file(SoftLabels.load(out), splits, ("sentiment",), 0.01)
+    assert len(pseudo["sentiment"].rows) > 0
+    splits = extend_train(splits, pseudo)  # appended after the people's rows
+    targets, summary = _soft_targets(out, config, splits)
+    assert {head: sorted(t) for head, t in targets.items()} == {
+        "sentiment": ["sentiment", "topic"],  # people's sentiment rows learn both heads
+        "topic": ["topic"],  # the topic texts never learn the teacher's sentiment
+    }
+    sentiment = targets["sentiment"]["sentiment"]
+    assert not np.isnan(sentiment[:people]).all(axis=1).any()  # every people's row is taught
+    # the pseudo-labeled topic texts keep their hard label alone: no sentiment target there
+    assert np.isnan(sentiment[people:]).all()
+    assert summary["topic"]["heads_on_these_rows"] == ["topic"]
+    assert summary["sentiment"]["own_rows_only"] == ["sentiment"]
+    run_training(config, toy_data, tmp_path / "run")
+    data = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert data["sentiment"]["soft_labels"]["heads_on_these_rows"] == ["sentiment", "topic"]
+    assert data["sentiment"]["pseudo_labels"]["candidates"] > 0
+    from models.training.ship import _training_data
+
+    note = _training_data(tmp_path / "run")
+    assert "with soft targets for both heads" in note  # the sentiment file's rows
+    assert "with soft targets for the topic head" in note  # the topic file's rows
 
 
 def _labeled(head: str, texts: list[str]) -> LabeledSet:
