@@ -91,10 +91,10 @@ class TrainConfig(BaseModel):
         "sentiment",
         "topic",
     )
-    #: Heads of ``distill_heads`` taught on their own training rows only (their
-    #: people's labels and pseudo-labels), not on the other head's texts. With
-    #: pseudo-labels, the other head's texts the teacher is unsure of then stay
-    #: untaught for this head, as without distillation.
+    #: Heads of ``distill_heads`` taught on the rows of their own file only (people's
+    #: labels), never on the other head's texts: those keep their hard pseudo-labels
+    #: (a soft-label file keys a text under its own file's head, so a pseudo-labeled
+    #: row finds no target), or nothing where the teacher is unsure.
     distill_own_rows: tuple[Literal["sentiment", "topic"], ...] = ()
     #: Softmax temperature of the soft targets (and of the student, in that term).
     distill_temperature: Annotated[float, Field(gt=0)] = 2.0
